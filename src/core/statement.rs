@@ -1,0 +1,506 @@
+//! in-toto Statement v1 and the ledger's predicates.
+//!
+//! Statements are JSON (`application/vnd.in-toto+json`). The ledger signs the
+//! exact bytes it writes here and later parses them strictly: unknown fields,
+//! duplicate fields and unknown predicate types are refused, because a field
+//! we do not understand is a claim we cannot check.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::FormatError;
+use super::digest::{DIGEST_ALGORITHM, Digest};
+use super::hash::EntryHash;
+use super::keys::KeyId;
+
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// Build statements use SLSA Provenance v1.
+pub const PREDICATE_BUILD: &str = "https://slsa.dev/provenance/v1";
+pub const PREDICATE_VALIDATION: &str = "https://provledger.dev/validation/v1";
+pub const PREDICATE_POLICY: &str = "https://provledger.dev/policy/v1";
+/// `buildType` of the SLSA provenance the ledger writes.
+pub const BUILD_TYPE: &str = "https://provledger.dev/build/container-image/v1";
+/// Longest check, artifact or environment name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Most subjects on one statement.
+pub const MAX_SUBJECTS: usize = 256;
+
+/// What a statement is about, and so which role may sign it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Build,
+    Validation,
+    Promotion,
+    Policy,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Build, Role::Validation, Role::Promotion, Role::Policy];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Build => "build",
+            Role::Validation => "validation",
+            Role::Promotion => "promotion",
+            Role::Policy => "policy",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reference to a ledger entry by index and hash: both must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryRef {
+    pub index: u64,
+    pub hash: EntryHash,
+}
+
+/// An in-toto subject. `digest` holds `{"sha256": "<hex>"}`; it is empty only
+/// for a dev-only statement about a tag-only reference, which deliberately
+/// matches no artifact for any in-toto verifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    pub name: String,
+    pub digest: BTreeMap<String, String>,
+}
+
+impl Subject {
+    pub fn pinned(name: String, digest: Digest) -> Subject {
+        Subject { name, digest: BTreeMap::from([(DIGEST_ALGORITHM.to_string(), digest.hex())]) }
+    }
+
+    pub fn tag_only(name: String) -> Subject {
+        Subject { name, digest: BTreeMap::new() }
+    }
+
+    /// The sha256 digest, `None` for a tag-only subject; an error for any
+    /// other digest set.
+    pub fn sha256(&self) -> Result<Option<Digest>, FormatError> {
+        match self.digest.len() {
+            0 => Ok(None),
+            1 => match self.digest.get(DIGEST_ALGORITHM) {
+                Some(hex) => Ok(Some(Digest::from_hex(hex)?)),
+                None => Err(FormatError::Statement(format!(
+                    "subject {:?}: only sha256 digests are accepted",
+                    self.name
+                ))),
+            },
+            _ => Err(FormatError::Statement(format!("subject {:?}: exactly one digest (sha256) expected", self.name))),
+        }
+    }
+}
+
+/// The statement as it is on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireStatement {
+    #[serde(rename = "_type")]
+    type_: String,
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: serde_json::Value,
+}
+
+// ---------------------------------------------------------------- build (SLSA)
+
+/// SLSA Provenance v1, as far as the ledger writes and reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildPredicate {
+    pub build_definition: BuildDefinition,
+    pub run_details: RunDetails,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildDefinition {
+    pub build_type: String,
+    pub external_parameters: ExternalParameters,
+    pub internal_parameters: InternalParameters,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_dependencies: Vec<ResourceDescriptor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalParameters {
+    /// The image reference exactly as the build lane gave it, normalised.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiRun>,
+}
+
+/// The CI run that produced or checked an artifact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CiRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+impl CiRun {
+    pub fn is_empty(&self) -> bool {
+        self == &CiRun::default()
+    }
+}
+
+/// What the ledger itself asserts about how the record was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LedgerFlags {
+    /// Made from a tag-only reference under `--allow-tag`: never evidence for
+    /// a promotion gate.
+    pub dev_only: bool,
+    /// The digest was confirmed by asking a registry (`false` with `--offline`).
+    pub registry_confirmed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InternalParameters {
+    pub provledger: LedgerFlags,
+}
+
+/// An SLSA ResourceDescriptor (used for the source revision).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceDescriptor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub digest: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunDetails {
+    pub builder: Builder,
+    pub metadata: BuildMetadata,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Builder {
+    pub id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub finished_on: String,
+}
+
+impl BuildPredicate {
+    /// The git commit the image was built from, if the build lane gave one.
+    pub fn git_commit(&self) -> Option<&str> {
+        self.build_definition
+            .resolved_dependencies
+            .iter()
+            .find_map(|r| r.digest.get("gitCommit").map(String::as_str))
+    }
+
+    pub fn flags(&self) -> &LedgerFlags {
+        &self.build_definition.internal_parameters.provledger
+    }
+
+    fn check(&self) -> Result<(), FormatError> {
+        if self.build_definition.build_type != BUILD_TYPE {
+            return Err(FormatError::Statement(format!(
+                "unknown buildType {:?}",
+                self.build_definition.build_type
+            )));
+        }
+        if self.run_details.builder.id.is_empty() {
+            return Err(FormatError::Statement("builder id is empty".into()));
+        }
+        check_timestamp(&self.run_details.metadata.finished_on)?;
+        if let Some(a) = &self.build_definition.external_parameters.artifact {
+            check_name("artifact", a)?;
+        }
+        for r in &self.build_definition.resolved_dependencies {
+            if let Some(sha) = r.digest.get("gitCommit") {
+                check_git_sha(sha)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- validation
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    Pass,
+    Fail,
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CheckResult::Pass => "pass",
+            CheckResult::Fail => "fail",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    pub result: CheckResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// Gate outcomes for one exact digest, bound to the build entry they checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidationPredicate {
+    /// The build entry validated; absent only on a dev-only statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<EntryRef>,
+    pub checks: Vec<Check>,
+    pub provledger: LedgerFlags,
+    /// RFC 3339, UTC.
+    pub validated_on: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiRun>,
+}
+
+impl ValidationPredicate {
+    fn check(&self) -> Result<(), FormatError> {
+        if self.checks.is_empty() {
+            return Err(FormatError::Statement("a validation names no check".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.checks {
+            check_name("check", &c.name)?;
+            if !seen.insert(c.name.as_str()) {
+                return Err(FormatError::Statement(format!("check {:?} appears twice", c.name)));
+            }
+        }
+        if self.build.is_none() && !self.provledger.dev_only {
+            return Err(FormatError::Statement("a validation must name the build entry it validated".into()));
+        }
+        check_timestamp(&self.validated_on)
+    }
+}
+
+// ---------------------------------------------------------------- policy
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyKey {
+    pub name: String,
+    pub id: KeyId,
+    pub algorithm: String,
+    /// The 32-byte public key, lowercase hex.
+    pub public: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyEnvironment {
+    pub name: String,
+    pub required_checks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<String>,
+}
+
+/// The trust policy. Semantic rules (unique names, ids matching keys, no
+/// `requires` cycle, ...) are checked by `policy::Policy::from_predicate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyPredicate {
+    pub version: u32,
+    pub keys: Vec<PolicyKey>,
+    pub environments: Vec<PolicyEnvironment>,
+    /// Distinct policy-role signatures a policy change needs.
+    pub policy_threshold: u32,
+    /// The policy entry this one replaces; absent only in the genesis entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<EntryRef>,
+}
+
+// ---------------------------------------------------------------- statement
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Predicate {
+    Build(BuildPredicate),
+    Validation(ValidationPredicate),
+    Policy(PolicyPredicate),
+}
+
+impl Predicate {
+    pub fn predicate_type(&self) -> &'static str {
+        match self {
+            Predicate::Build(_) => PREDICATE_BUILD,
+            Predicate::Validation(_) => PREDICATE_VALIDATION,
+            Predicate::Policy(_) => PREDICATE_POLICY,
+        }
+    }
+
+    /// The role a signer needs for this statement.
+    pub fn role(&self) -> Role {
+        match self {
+            Predicate::Build(_) => Role::Build,
+            Predicate::Validation(_) => Role::Validation,
+            Predicate::Policy(_) => Role::Policy,
+        }
+    }
+
+    pub fn is_dev_only(&self) -> bool {
+        match self {
+            Predicate::Build(b) => b.flags().dev_only,
+            Predicate::Validation(v) => v.provledger.dev_only,
+            Predicate::Policy(_) => false,
+        }
+    }
+}
+
+/// A parsed in-toto Statement v1 with one of the ledger's predicates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub subjects: Vec<Subject>,
+    pub predicate: Predicate,
+}
+
+impl Statement {
+    /// The exact payload bytes to sign (compact JSON).
+    pub fn to_payload(&self) -> Vec<u8> {
+        let predicate = match &self.predicate {
+            Predicate::Build(p) => serde_json::to_value(p),
+            Predicate::Validation(p) => serde_json::to_value(p),
+            Predicate::Policy(p) => serde_json::to_value(p),
+        }
+        .expect("predicate serialises");
+        let wire = WireStatement {
+            type_: STATEMENT_TYPE.to_string(),
+            subject: self.subjects.clone(),
+            predicate_type: self.predicate.predicate_type().to_string(),
+            predicate,
+        };
+        serde_json::to_vec(&wire).expect("statement serialises")
+    }
+
+    /// Parses and checks a payload: statement type, subjects, predicate type
+    /// and the predicate's own rules.
+    pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
+        let wire: WireStatement =
+            serde_json::from_slice(payload).map_err(|e| FormatError::Statement(format!("statement JSON: {e}")))?;
+        if wire.type_ != STATEMENT_TYPE {
+            return Err(FormatError::Statement(format!("_type is {:?}, expected {STATEMENT_TYPE}", wire.type_)));
+        }
+        let predicate = match wire.predicate_type.as_str() {
+            PREDICATE_BUILD => Predicate::Build(from_predicate(wire.predicate)?),
+            PREDICATE_VALIDATION => Predicate::Validation(from_predicate(wire.predicate)?),
+            PREDICATE_POLICY => Predicate::Policy(from_predicate(wire.predicate)?),
+            other if other.starts_with("https://provledger.dev/") => {
+                return Err(FormatError::NewerVersion(format!("predicate type {other}")));
+            }
+            other => return Err(FormatError::Statement(format!("unknown predicate type {other:?}"))),
+        };
+        let statement = Statement { subjects: wire.subject, predicate };
+        statement.check()?;
+        Ok(statement)
+    }
+
+    fn check(&self) -> Result<(), FormatError> {
+        if self.subjects.is_empty() {
+            return Err(FormatError::Statement("statement has no subject".into()));
+        }
+        if self.subjects.len() > MAX_SUBJECTS {
+            return Err(FormatError::Statement(format!("more than {MAX_SUBJECTS} subjects")));
+        }
+        let dev_only = self.predicate.is_dev_only();
+        for s in &self.subjects {
+            if s.name.is_empty() {
+                return Err(FormatError::Statement("subject without a name".into()));
+            }
+            if s.sha256()?.is_none() && !dev_only {
+                return Err(FormatError::Statement(format!(
+                    "subject {:?} has no digest (a tag-only reference is accepted only in a dev-only statement)",
+                    s.name
+                )));
+            }
+        }
+        match &self.predicate {
+            Predicate::Build(b) => b.check(),
+            Predicate::Validation(v) => v.check(),
+            Predicate::Policy(_) => Ok(()),
+        }
+    }
+
+    /// The sha256 digests of the subjects (tag-only subjects have none).
+    pub fn subject_digests(&self) -> Vec<Digest> {
+        self.subjects.iter().filter_map(|s| s.sha256().ok().flatten()).collect()
+    }
+}
+
+fn from_predicate<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, FormatError> {
+    serde_json::from_value(v).map_err(|e| FormatError::Statement(format!("predicate: {e}")))
+}
+
+/// Names of checks, artifacts and environments: `[a-z0-9][a-z0-9._-]*`, at
+/// most [`MAX_NAME_LEN`] bytes.
+pub fn check_name(what: &str, name: &str) -> Result<(), FormatError> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::Statement(format!(
+            "{what} name {name:?} is not valid (lowercase letters, digits, '.', '_', '-'; at most {MAX_NAME_LEN})"
+        )))
+    }
+}
+
+/// A git commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex characters.
+pub fn check_git_sha(sha: &str) -> Result<(), FormatError> {
+    if (sha.len() == 40 || sha.len() == 64) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(FormatError::Statement(format!("git revision {sha:?} is not 40 or 64 lowercase hex characters")))
+    }
+}
+
+fn check_timestamp(t: &str) -> Result<(), FormatError> {
+    humantime::parse_rfc3339(t)
+        .map(|_| ())
+        .map_err(|e| FormatError::Statement(format!("timestamp {t:?}: {e}")))
+}
+
+/// RFC 3339 UTC with seconds, the form every timestamp in a statement takes.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds)).to_string()
+}

@@ -1,0 +1,9 @@
+//! provledger: an append-only, signed, hash-chained provenance ledger for
+//! container releases.
+//!
+//! Layers, lowest first; a lower layer never imports a higher one:
+//! [`core`] (formats, no I/O) → [`policy`] → [`verify`] (the chain rules) →
+//! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
+
+pub mod core;
+pub mod policy;

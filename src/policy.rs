@@ -1,0 +1,347 @@
+//! The trust policy: which key may sign which statements, the ordered
+//! environments and the checks each requires.
+//!
+//! A policy is data carried by a signed policy statement in the chain; this
+//! module turns that data into a [`Policy`] only after checking every rule, and
+//! reads the human-written TOML form. It does no I/O of its own: key files are
+//! read through a callback so that the caller decides where paths lead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::core::FormatError;
+use crate::core::keys::{ALGORITHM, KeyId, PUBLIC_KEY_PREFIX, PublicKey, SECRET_KEY_PREFIX};
+use crate::core::statement::{PolicyEnvironment, PolicyKey, PolicyPredicate, Role, check_name};
+
+/// Version of the policy predicate this build understands.
+pub const POLICY_VERSION: u32 = 1;
+/// Most keys in one policy.
+pub const MAX_KEYS: usize = 256;
+/// Most environments in one policy.
+pub const MAX_ENVIRONMENTS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `where_` is `file:line` when the policy came from a file.
+    #[error("{where_}: {message}")]
+    Invalid { where_: String, message: String },
+    #[error("policy written by a newer provledger (policy version {0}); upgrade provledger")]
+    NewerVersion(u32),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+}
+
+fn invalid(where_: &str, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid { where_: where_.to_string(), message: message.into() }
+}
+
+/// A key as the policy knows it.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    pub name: String,
+    pub public: PublicKey,
+    pub roles: BTreeSet<Role>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    pub required_checks: Vec<String>,
+    pub requires: Option<String>,
+}
+
+/// A policy whose every rule holds. Built only by [`Policy::from_predicate`].
+#[derive(Clone, Debug)]
+pub struct Policy {
+    keys: BTreeMap<KeyId, KeyInfo>,
+    environments: Vec<Environment>,
+    policy_threshold: u32,
+}
+
+impl Policy {
+    /// Checks a policy predicate; `where_` names it in errors (an entry index
+    /// or a file).
+    pub fn from_predicate(p: &PolicyPredicate, where_: &str) -> Result<Policy, PolicyError> {
+        if p.version > POLICY_VERSION {
+            return Err(PolicyError::NewerVersion(p.version));
+        }
+        if p.version != POLICY_VERSION {
+            return Err(invalid(where_, format!("unknown policy version {}", p.version)));
+        }
+        if p.keys.is_empty() {
+            return Err(invalid(where_, "the policy names no key"));
+        }
+        if p.keys.len() > MAX_KEYS {
+            return Err(invalid(where_, format!("more than {MAX_KEYS} keys")));
+        }
+        let mut keys = BTreeMap::new();
+        let mut names = BTreeSet::new();
+        for k in &p.keys {
+            check_name("key", &k.name).map_err(|e| invalid(where_, e.to_string()))?;
+            if !names.insert(k.name.as_str()) {
+                return Err(invalid(where_, format!("key name {:?} appears twice", k.name)));
+            }
+            if k.algorithm != ALGORITHM {
+                return Err(invalid(where_, format!("key {:?}: algorithm {:?} is not supported (ed25519 only)", k.name, k.algorithm)));
+            }
+            let public = PublicKey::from_hex(&k.public).map_err(|e| invalid(where_, format!("key {:?}: {e}", k.name)))?;
+            if public.id() != k.id {
+                return Err(invalid(where_, format!("key {:?}: id {} does not match its public key", k.name, k.id)));
+            }
+            if k.roles.is_empty() {
+                return Err(invalid(where_, format!("key {:?} has no role", k.name)));
+            }
+            let roles: BTreeSet<Role> = k.roles.iter().copied().collect();
+            if roles.len() != k.roles.len() {
+                return Err(invalid(where_, format!("key {:?} lists a role twice", k.name)));
+            }
+            if keys.insert(k.id, KeyInfo { name: k.name.clone(), public, roles }).is_some() {
+                return Err(invalid(where_, format!("key {:?}: the same public key is listed twice", k.name)));
+            }
+        }
+        let policy_keys = keys.values().filter(|k| k.roles.contains(&Role::Policy)).count();
+        if policy_keys == 0 {
+            return Err(invalid(where_, "no key holds the policy role: the ledger could never change its policy again"));
+        }
+        if p.policy_threshold == 0 || p.policy_threshold as usize > policy_keys {
+            return Err(invalid(
+                where_,
+                format!("policy_threshold {} must be between 1 and the {policy_keys} policy key(s)", p.policy_threshold),
+            ));
+        }
+        let environments = check_environments(&p.environments, where_)?;
+        Ok(Policy { keys, environments, policy_threshold: p.policy_threshold })
+    }
+
+    pub fn key(&self, id: &KeyId) -> Option<&KeyInfo> {
+        self.keys.get(id)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = (&KeyId, &KeyInfo)> {
+        self.keys.iter()
+    }
+
+    pub fn environments(&self) -> &[Environment] {
+        &self.environments
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// Distinct signatures with the given role a statement needs.
+    pub fn threshold(&self, role: Role) -> usize {
+        match role {
+            Role::Policy => self.policy_threshold as usize,
+            _ => 1,
+        }
+    }
+}
+
+fn check_environments(envs: &[PolicyEnvironment], where_: &str) -> Result<Vec<Environment>, PolicyError> {
+    if envs.len() > MAX_ENVIRONMENTS {
+        return Err(invalid(where_, format!("more than {MAX_ENVIRONMENTS} environments")));
+    }
+    let mut seen = BTreeSet::new();
+    for e in envs {
+        check_name("environment", &e.name).map_err(|err| invalid(where_, err.to_string()))?;
+        if !seen.insert(e.name.as_str()) {
+            return Err(invalid(where_, format!("environment {:?} is defined twice", e.name)));
+        }
+        let mut checks = BTreeSet::new();
+        for c in &e.required_checks {
+            check_name("check", c).map_err(|err| invalid(where_, format!("environment {:?}: {err}", e.name)))?;
+            if !checks.insert(c.as_str()) {
+                return Err(invalid(where_, format!("environment {:?} requires check {c:?} twice", e.name)));
+            }
+        }
+    }
+    for e in envs {
+        if let Some(r) = &e.requires
+            && !seen.contains(r.as_str())
+        {
+            return Err(invalid(where_, format!("environment {:?} requires unknown environment {r:?}", e.name)));
+        }
+    }
+    // Follow each `requires` chain; more steps than environments is a cycle.
+    for e in envs {
+        let mut path = vec![e.name.as_str()];
+        let mut cur = e;
+        while let Some(next) = &cur.requires {
+            if path.contains(&next.as_str()) {
+                path.push(next);
+                return Err(invalid(where_, format!("environments form a requires cycle: {}", path.join(" -> "))));
+            }
+            path.push(next);
+            cur = envs.iter().find(|x| &x.name == next).expect("checked above");
+        }
+    }
+    Ok(envs
+        .iter()
+        .map(|e| Environment { name: e.name.clone(), required_checks: e.required_checks.clone(), requires: e.requires.clone() })
+        .collect())
+}
+
+// ---------------------------------------------------------------- TOML form
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlPolicy {
+    #[serde(default)]
+    policy_threshold: Option<u32>,
+    #[serde(default)]
+    keys: BTreeMap<String, Spanned<TomlKey>>,
+    #[serde(default)]
+    environments: Vec<Spanned<TomlEnvironment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlKey {
+    public: Spanned<String>,
+    roles: Vec<Role>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlEnvironment {
+    name: String,
+    #[serde(default)]
+    required_checks: Vec<String>,
+    #[serde(default)]
+    requires: Option<String>,
+}
+
+/// Reads a policy file. `file` names it in errors; `read_key` returns the
+/// text of a public key file named relative to the policy file. Every rule of
+/// [`Policy::from_predicate`] is checked, with `file:line` in the message.
+pub fn parse_policy_toml(
+    text: &str,
+    file: &str,
+    read_key: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<PolicyPredicate, PolicyError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let parsed: TomlPolicy = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
+        invalid(&format!("{file}:{line}"), e.message().to_string())
+    })?;
+    let mut keys = Vec::new();
+    for (name, key) in parsed.keys {
+        let key_line = line_of(key.span().start);
+        let key = key.into_inner();
+        let public_text = key.public.get_ref();
+        if public_text.starts_with(SECRET_KEY_PREFIX) {
+            // Never echo it: the message goes to logs.
+            return Err(invalid(
+                &format!("{file}:{key_line}"),
+                format!("key {name:?}: a secret key is written where a public key belongs; remove it from the file and rotate that key"),
+            ));
+        }
+        let public_text = if public_text.starts_with(PUBLIC_KEY_PREFIX) {
+            public_text.clone()
+        } else {
+            read_key(public_text).map_err(|e| invalid(&format!("{file}:{}", line_of(key.public.span().start)), e))?
+        };
+        let public: PublicKey =
+            public_text.parse().map_err(|e: FormatError| invalid(&format!("{file}:{}", line_of(key.public.span().start)), format!("key {name:?}: {e}")))?;
+        keys.push(PolicyKey { name, id: public.id(), algorithm: ALGORITHM.to_string(), public: public.to_hex(), roles: key.roles });
+    }
+    let environments = parsed
+        .environments
+        .into_iter()
+        .map(|e| {
+            let e = e.into_inner();
+            PolicyEnvironment { name: e.name, required_checks: e.required_checks, requires: e.requires }
+        })
+        .collect();
+    let predicate = PolicyPredicate {
+        version: POLICY_VERSION,
+        keys,
+        environments,
+        policy_threshold: parsed.policy_threshold.unwrap_or(1),
+        previous: None,
+    };
+    // Semantic errors name the line of the environment or key involved when
+    // they can; the message itself names the item.
+    Policy::from_predicate(&predicate, file).map_err(|e| match e {
+        PolicyError::Invalid { message, .. } => {
+            let line = locate(text, &message).map(line_of).unwrap_or(0);
+            invalid(&format!("{file}:{line}"), message)
+        }
+        other => other,
+    })?;
+    Ok(predicate)
+}
+
+/// Finds the first quoted name of a message in the text, for a line number.
+fn locate(text: &str, message: &str) -> Option<usize> {
+    let start = message.find('"')? + 1;
+    let end = start + message[start..].find('"')?;
+    let needle = &message[start..end];
+    text.find(&format!("\"{needle}\"")).or_else(|| text.find(&format!("keys.{needle}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::keys::SecretKey;
+
+    fn read(_: &str) -> Result<String, String> {
+        Err("no files in this test".into())
+    }
+
+    fn policy_text(extra_env: &str) -> String {
+        let root = SecretKey::from_seed(&[1; 32]).public();
+        let ci = SecretKey::from_seed(&[2; 32]).public();
+        format!(
+            "[keys.root]\npublic = \"{root}\"\nroles = [\"policy\"]\n\n[keys.ci]\npublic = \"{ci}\"\nroles = [\"build\"]\n\n\
+             [[environments]]\nname = \"dev\"\nrequired_checks = [\"unit\"]\n{extra_env}"
+        )
+    }
+
+    #[test]
+    fn parses_and_checks() {
+        let p = parse_policy_toml(&policy_text(""), "p.toml", &mut read).unwrap();
+        let policy = Policy::from_predicate(&p, "p").unwrap();
+        assert_eq!(policy.environments().len(), 1);
+        assert_eq!(policy.keys().count(), 2);
+        assert_eq!(policy.threshold(Role::Policy), 1);
+    }
+
+    #[test]
+    fn unknown_role_names_line() {
+        let text = policy_text("").replace("roles = [\"build\"]", "roles = [\"deploy\"]");
+        let e = parse_policy_toml(&text, "p.toml", &mut read).unwrap_err().to_string();
+        assert!(e.starts_with("p.toml:7:"), "{e}");
+        assert!(e.contains("deploy"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_environment_and_cycle() {
+        let dup = policy_text("\n[[environments]]\nname = \"dev\"\n");
+        let e = parse_policy_toml(&dup, "p.toml", &mut read).unwrap_err().to_string();
+        assert!(e.contains("defined twice"), "{e}");
+        let cyc = policy_text("requires = \"prod\"\n\n[[environments]]\nname = \"prod\"\nrequires = \"dev\"\n");
+        let e = parse_policy_toml(&cyc, "p.toml", &mut read).unwrap_err().to_string();
+        assert!(e.contains("cycle"), "{e}");
+        let unknown = policy_text("requires = \"qa\"\n");
+        let e = parse_policy_toml(&unknown, "p.toml", &mut read).unwrap_err().to_string();
+        assert!(e.contains("unknown environment \"qa\""), "{e}");
+    }
+
+    #[test]
+    fn refuses_policy_without_policy_key_and_secret_key_text() {
+        let text = policy_text("").replace("roles = [\"policy\"]", "roles = [\"promotion\"]");
+        let e = parse_policy_toml(&text, "p.toml", &mut read).unwrap_err().to_string();
+        assert!(e.contains("no key holds the policy role"), "{e}");
+        let sk = SecretKey::from_seed(&[1; 32]);
+        let text = format!("[keys.root]\npublic = \"{}\"\nroles = [\"policy\"]\n", sk.to_text().trim());
+        // A secret key pasted inline is refused without being echoed.
+        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}"))).unwrap_err().to_string();
+        assert!(e.contains("secret key is written where a public key belongs"), "{e}");
+        assert!(!e.contains(&sk.to_text().trim()[40..]), "{e}");
+    }
+}
