@@ -7,3 +7,8 @@
 
 pub mod core;
 pub mod policy;
+pub mod verify;
+pub mod store;
+pub mod ledger;
+pub mod keyfile;
+pub mod record;

@@ -1,0 +1,154 @@
+//! CLI errors and the one mapping from errors to exit codes.
+
+use std::process::ExitCode;
+
+use provledger::keyfile::KeyFileError;
+use provledger::ledger::LedgerError;
+use provledger::policy::PolicyError;
+use provledger::store::StoreError;
+use provledger::verify::{Failure, VerifyError};
+
+/// Exit codes, part of the command-line contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Ok = 0,
+    Operational = 1,
+    Usage = 2,
+    Denied = 3,
+    Verification = 4,
+}
+
+impl Code {
+    pub fn exit(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Code::Ok => "ok",
+            Code::Operational => "error",
+            Code::Usage => "usage",
+            Code::Denied => "denied",
+            Code::Verification => "verification-failed",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub code: Code,
+    pub message: String,
+    /// What to do next, for people.
+    pub hint: Option<String>,
+    /// The entry involved, when there is one.
+    pub index: Option<u64>,
+}
+
+impl CliError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        CliError { code, message: message.into(), hint: None, index: None }
+    }
+    pub fn operational(message: impl Into<String>) -> Self {
+        CliError::new(Code::Operational, message)
+    }
+    pub fn denied(message: impl Into<String>) -> Self {
+        CliError::new(Code::Denied, message)
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An entry refused while appending: policy refusals are denials (3),
+    /// anything else an operational error (1).
+    pub fn from_append(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Verify(v) => {
+                let code = match v.failure {
+                    Failure::Denied => Code::Denied,
+                    _ => Code::Operational,
+                };
+                CliError { code, message: format!("refused: {v}"), hint: None, index: Some(v.index) }
+            }
+            other => other.into(),
+        }
+    }
+
+    /// A failure met while verifying: the chain does not hold (4), unless it
+    /// is a newer format or I/O (1).
+    pub fn from_verify(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Verify(v) => verify_failure(v),
+            LedgerError::Stored { index, source } => {
+                CliError { code: Code::Verification, message: format!("verification failed: entry {index}: {source}"), hint: None, index: Some(index) }
+            }
+            LedgerError::Store(StoreError::Corrupt(m)) => CliError::new(Code::Verification, format!("verification failed: {m}")),
+            other => other.into(),
+        }
+    }
+
+    pub fn print(&self, json: bool) {
+        if json {
+            let v = serde_json::json!({
+                "ok": false,
+                "error": {
+                    "code": self.code as u8,
+                    "kind": self.code.kind(),
+                    "message": self.message,
+                    "index": self.index,
+                    "hint": self.hint,
+                }
+            });
+            println!("{v}");
+        } else {
+            eprintln!("provledger: {}", self.message);
+            if let Some(h) = &self.hint {
+                eprintln!("hint: {h}");
+            }
+        }
+    }
+}
+
+pub fn verify_failure(v: VerifyError) -> CliError {
+    let code = match v.failure {
+        Failure::Newer | Failure::Io => Code::Operational,
+        Failure::Denied | Failure::Invalid => Code::Verification,
+    };
+    CliError { code, message: format!("verification failed: {v}"), hint: None, index: Some(v.index) }
+}
+
+impl From<LedgerError> for CliError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Store(s) => s.into(),
+            LedgerError::Verify(v) => verify_failure(v),
+            LedgerError::Empty => CliError::operational(e.to_string()).hint("create it with `provledger init --root-key KEY --policy POLICY.toml`"),
+            LedgerError::Stored { index, .. } => CliError { index: Some(index), ..CliError::new(Code::Verification, e.to_string()) }
+                .hint("run `provledger verify` to locate the damage"),
+            other => CliError::operational(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::NotALedger(_) => CliError::operational(e.to_string()),
+            StoreError::Corrupt(_) => CliError::new(Code::Verification, e.to_string()).hint("run `provledger verify` to locate the damage"),
+            StoreError::Locked(..) => CliError::operational(e.to_string()).hint("retry when the other command has finished, or raise --lock-timeout"),
+            _ => CliError::operational(e.to_string()),
+        }
+    }
+}
+
+impl From<KeyFileError> for CliError {
+    fn from(e: KeyFileError) -> Self {
+        CliError::operational(e.to_string())
+    }
+}
+
+impl From<PolicyError> for CliError {
+    fn from(e: PolicyError) -> Self {
+        CliError::operational(format!("policy: {e}"))
+    }
+}

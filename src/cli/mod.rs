@@ -1,0 +1,534 @@
+//! The command-line interface: the only place that prints or sets exit codes.
+
+mod ci_env;
+mod error;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
+use provledger::core::hash::EntryHash;
+use provledger::core::image_ref::ImageRef;
+use provledger::core::keys::SecretKey;
+use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
+use provledger::keyfile;
+use provledger::ledger::Ledger;
+use provledger::policy::parse_policy_toml;
+use provledger::record::{self, BuildInput, ValidationInput};
+use provledger::store::SledStore;
+use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
+
+use ci_env::CiEnv;
+pub use error::{CliError, Code};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+#[derive(Parser)]
+#[command(name = "provledger", version, about = "Append-only, signed, hash-chained provenance ledger for container releases")]
+pub struct Cli {
+    /// Ledger directory [default: $PROVLEDGER_DIR, else ./.provledger]
+    #[arg(long, global = true, env = "PROVLEDGER_DIR")]
+    ledger: Option<PathBuf>,
+    /// Print data, and errors, as JSON
+    #[arg(long, global = true)]
+    json: bool,
+    /// Accept secret key files that group or others can read
+    #[arg(long, global = true)]
+    insecure_key_permissions: bool,
+    /// Seconds to wait for another process holding the ledger
+    #[arg(long, global = true, default_value_t = 10)]
+    lock_timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate and inspect keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create a ledger whose genesis entry is the policy; prints the genesis hash
+    Init {
+        /// Secret key(s) with the policy role in the policy file
+        #[arg(long = "root-key", required = true)]
+        root_keys: Vec<PathBuf>,
+        #[arg(long)]
+        policy: PathBuf,
+        /// The ledger's own key, for signed checkpoints (kept in the ledger directory, mode 0600)
+        #[arg(long)]
+        log_key: Option<PathBuf>,
+    },
+    /// Append a signed statement
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Verify the whole chain; exit 4 naming the first bad entry
+    Verify {
+        /// Expected genesis hash (lowercase hex)
+        #[arg(long)]
+        genesis: Option<String>,
+    },
+    /// List entries (verified as they are read)
+    Log,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new ed25519 secret key to PATH (mode 0600) and its public key to PATH.pub
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the key id of a public (or secret) key file
+    Id { file: PathBuf },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Secret key to sign with
+    #[arg(long, required = true)]
+    key: PathBuf,
+    /// Do not contact the registry; the statement records that the digest was not registry-confirmed
+    #[arg(long)]
+    offline: bool,
+    /// Accept a tag-only reference (development only; the record is marked dev-only)
+    #[arg(long)]
+    allow_tag: bool,
+}
+
+#[derive(Args)]
+struct CiFlags {
+    /// CI run URL [default: from the CI environment]
+    #[arg(long)]
+    ci_run_url: Option<String>,
+    #[arg(long)]
+    ci_run_id: Option<String>,
+    #[arg(long)]
+    ci_workflow: Option<String>,
+    /// Source repository URL
+    #[arg(long)]
+    ci_repository: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Record a build: image digest, tag, source revision, CI run
+    Build {
+        #[command(flatten)]
+        common: Common,
+        /// Image reference, with digest (REPO[:TAG]@sha256:...)
+        #[arg(long)]
+        image: String,
+        /// Source revision (40 or 64 hex characters)
+        #[arg(long)]
+        git_sha: Option<String>,
+        /// Artifact name within the release (e.g. backend)
+        #[arg(long)]
+        artifact: Option<String>,
+        /// Builder identity (URI)
+        #[arg(long)]
+        builder_id: Option<String>,
+        #[command(flatten)]
+        ci: CiFlags,
+    },
+    /// Record validation gate outcomes for one exact digest
+    Validation {
+        #[command(flatten)]
+        common: Common,
+        /// Image reference with digest
+        #[arg(long)]
+        image: String,
+        /// NAME=pass|fail, repeated
+        #[arg(long = "check", required = true)]
+        checks: Vec<String>,
+        /// NAME=URL evidence link for a check, repeated
+        #[arg(long = "evidence")]
+        evidence: Vec<String>,
+        #[command(flatten)]
+        ci: CiFlags,
+    },
+    /// Record a policy change (rotation, revocation, new checks)
+    Policy {
+        /// Secret key(s) holding the policy role under the policy in force
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        #[arg(long)]
+        policy: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { Code::Usage } else { Code::Ok };
+            let _ = e.print();
+            return code.exit();
+        }
+    };
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => Code::Ok.exit(),
+        Err(e) => {
+            e.print(json);
+            e.code.exit()
+        }
+    }
+}
+
+struct Ctx {
+    ledger_dir: PathBuf,
+    json: bool,
+    insecure_keys: bool,
+    lock_wait: Duration,
+}
+
+impl Ctx {
+    fn open(&self) -> Result<Ledger<SledStore>> {
+        Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?))
+    }
+
+    fn secret(&self, path: &Path) -> Result<SecretKey> {
+        Ok(keyfile::read_secret(path, self.insecure_keys)?)
+    }
+
+    fn emit(&self, value: serde_json::Value, human: impl FnOnce()) {
+        if self.json {
+            println!("{value}");
+        } else {
+            human();
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        ledger_dir: cli.ledger.unwrap_or_else(|| PathBuf::from(".provledger")),
+        json: cli.json,
+        insecure_keys: cli.insecure_key_permissions,
+        lock_wait: Duration::from_secs(cli.lock_timeout),
+    };
+    match cli.command {
+        Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
+        Command::Key(KeyCommand::Id { file }) => key_id(&ctx, &file),
+        Command::Init { root_keys, policy, log_key } => init(&ctx, &root_keys, &policy, log_key.as_deref()),
+        Command::Record(RecordCommand::Build { common, image, git_sha, artifact, builder_id, ci }) => {
+            record_build(&ctx, common, &image, git_sha, artifact, builder_id, ci)
+        }
+        Command::Record(RecordCommand::Validation { common, image, checks, evidence, ci }) => {
+            record_validation(&ctx, common, &image, &checks, &evidence, ci)
+        }
+        Command::Record(RecordCommand::Policy { keys, policy }) => record_policy(&ctx, &keys, &policy),
+        Command::Verify { genesis } => verify(&ctx, genesis.as_deref()),
+        Command::Log => log(&ctx),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+}
+
+fn key_generate(ctx: &Ctx, out: &Path) -> Result<()> {
+    let key = SecretKey::generate();
+    let pub_path = keyfile::write_new_key(out, &key)?;
+    let id = key.id();
+    ctx.emit(json!({"secret": out, "public": pub_path, "key_id": id.to_string()}), || {
+        println!("wrote secret key {} (mode 0600) and public key {}", out.display(), pub_path.display());
+        println!("key id {id}");
+    });
+    Ok(())
+}
+
+fn key_id(ctx: &Ctx, file: &Path) -> Result<()> {
+    let public = match keyfile::read_public(file) {
+        Ok(p) => p,
+        Err(public_err) => match keyfile::read_secret(file, ctx.insecure_keys) {
+            Ok(s) => s.public(),
+            Err(keyfile::KeyFileError::Format { .. }) => return Err(public_err.into()),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let id = public.id();
+    ctx.emit(json!({"key_id": id.to_string(), "public": public.to_string()}), || println!("{id}"));
+    Ok(())
+}
+
+/// Reads and checks a policy file; key paths are relative to it.
+fn read_policy(path: &Path) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
+    let source = std::fs::read(path).map_err(|e| CliError::operational(format!("{}: {e}", path.display())))?;
+    let text = std::str::from_utf8(&source).map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut read_key = |rel: &str| -> std::result::Result<String, String> {
+        let p = base.join(rel);
+        keyfile::read_public(&p).map(|k| k.to_string()).map_err(|e| e.to_string())
+    };
+    let predicate = parse_policy_toml(text, &path.display().to_string(), &mut read_key)?;
+    Ok((predicate, source))
+}
+
+fn sign(statement: &Statement, keys: &[&SecretKey]) -> Envelope {
+    Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), keys)
+}
+
+fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key: Option<&Path>) -> Result<()> {
+    let (predicate, source) = read_policy(policy_path)?;
+    let keys = root_keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
+    let log_key = log_key.map(|p| ctx.secret(p)).transpose()?;
+    let statement = record::policy_statement(predicate, &source);
+    let envelope = sign(&statement, &keys.iter().collect::<Vec<_>>());
+    // Check the genesis entry before anything is created on disk.
+    let (probe, _) = provledger::core::entry::UnverifiedEntry::build(0, EntryHash::ZERO, now(), envelope.clone());
+    ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(|e| CliError::from_append(e.into()))?;
+    let store = SledStore::create(&ctx.ledger_dir, ctx.lock_wait)?;
+    let ledger = Ledger::new(store);
+    let result = (|| -> Result<VerifiedEntry> {
+        if let Some(k) = &log_key {
+            let p = ctx.ledger_dir.join("log.key");
+            keyfile::write_new_key(&p, k)?;
+        }
+        ledger.init(envelope, now()).map_err(CliError::from_append)
+    })();
+    let genesis = match result {
+        Ok(v) => v,
+        Err(e) => {
+            drop(ledger);
+            let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
+            let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key"));
+            let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key.pub"));
+            return Err(e);
+        }
+    };
+    let hash = genesis.hash();
+    ctx.emit(json!({"genesis": hash.to_string(), "ledger": ctx.ledger_dir}), || println!("{hash}"));
+    Ok(())
+}
+
+fn parse_image(text: &str, allow_tag: bool) -> Result<ImageRef> {
+    let image: ImageRef = text.parse().map_err(|e| CliError::operational(format!("{e}")))?;
+    let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
+    if !image.is_pinned() && !allow {
+        return Err(CliError::denied(format!("image reference {image} has no digest: a tag can move, so it identifies nothing"))
+            .hint("pass REPO:TAG@sha256:<digest>; for local development only, --allow-tag (or ALLOW_TAG=1 / DEV_MODE=1) records it as dev-only"));
+    }
+    Ok(image)
+}
+
+fn require_offline(offline: bool) -> Result<()> {
+    if offline {
+        return Ok(());
+    }
+    Err(CliError::operational("this provledger cannot query registries yet, so the digest cannot be registry-confirmed")
+        .hint("pass --offline: the record then states that no registry confirmed the digest"))
+}
+
+fn ci_run(flags: CiFlags, env: &CiEnv) -> CiRun {
+    CiRun {
+        run_url: flags.ci_run_url.or_else(|| env.run.run_url.clone()),
+        run_id: flags.ci_run_id.or_else(|| env.run.run_id.clone()),
+        workflow: flags.ci_workflow.or_else(|| env.run.workflow.clone()),
+        repository: flags.ci_repository.or_else(|| env.run.repository.clone()),
+    }
+}
+
+fn record_build(
+    ctx: &Ctx,
+    common: Common,
+    image: &str,
+    git_sha: Option<String>,
+    artifact: Option<String>,
+    builder_id: Option<String>,
+    ci: CiFlags,
+) -> Result<()> {
+    let image = parse_image(image, common.allow_tag)?;
+    require_offline(common.offline)?;
+    let env = CiEnv::from_env();
+    let git_sha = git_sha.or_else(|| env.git_sha.clone()).map(|s| s.to_ascii_lowercase());
+    if let Some(s) = &git_sha {
+        check_git_sha(s).map_err(|e| CliError::operational(e.to_string()))?;
+    }
+    if let Some(a) = &artifact {
+        check_name("artifact", a).map_err(|e| CliError::operational(e.to_string()))?;
+    }
+    let key = ctx.secret(&common.key)?;
+    let ledger = ctx.open()?;
+    let run = ci_run(ci, &env);
+    let statement = record::build_statement(BuildInput {
+        source_repository: run.repository.clone(),
+        image,
+        artifact,
+        git_sha,
+        builder_id: builder_id.or(env.builder_id),
+        ci: run,
+        registry_confirmed: false,
+        registry: None,
+        time: now(),
+    });
+    append(ctx, &ledger, sign(&statement, &[&key]))
+}
+
+fn parse_checks(checks: &[String], evidence: &[String]) -> Result<Vec<Check>> {
+    let mut out: Vec<Check> = Vec::new();
+    for c in checks {
+        let (name, result) = c
+            .split_once('=')
+            .ok_or_else(|| CliError::operational(format!("--check {c:?}: expected NAME=pass or NAME=fail")))?;
+        let result = match result {
+            "pass" => CheckResult::Pass,
+            "fail" => CheckResult::Fail,
+            other => return Err(CliError::operational(format!("--check {name}: result {other:?} is neither pass nor fail"))),
+        };
+        check_name("check", name).map_err(|e| CliError::operational(format!("--check: {e}")))?;
+        if out.iter().any(|x| x.name == name) {
+            return Err(CliError::operational(format!("--check {name} is given twice")));
+        }
+        out.push(Check { name: name.to_string(), result, evidence: None });
+    }
+    for e in evidence {
+        let (name, url) =
+            e.split_once('=').ok_or_else(|| CliError::operational(format!("--evidence {e:?}: expected NAME=URL")))?;
+        let check = out
+            .iter_mut()
+            .find(|c| c.name == name)
+            .ok_or_else(|| CliError::operational(format!("--evidence {name}: no --check {name} given")))?;
+        check.evidence = Some(url.to_string());
+    }
+    Ok(out)
+}
+
+fn record_validation(ctx: &Ctx, common: Common, image: &str, checks: &[String], evidence: &[String], ci: CiFlags) -> Result<()> {
+    let image = parse_image(image, common.allow_tag)?;
+    require_offline(common.offline)?;
+    let checks = parse_checks(checks, evidence)?;
+    let key = ctx.secret(&common.key)?;
+    let ledger = ctx.open()?;
+    let build = match image.digest() {
+        Some(d) => {
+            let (r, _) = ledger.latest_build_for(&d)?.ok_or_else(|| {
+                CliError::denied(format!("no build entry for {d} in the ledger: a validation must name the build it checked"))
+                    .hint("record the build first with `provledger record build`")
+            })?;
+            Some(r)
+        }
+        None => None,
+    };
+    let statement = record::validation_statement(ValidationInput {
+        image,
+        build,
+        checks,
+        ci: ci_run(ci, &CiEnv::from_env()),
+        registry_confirmed: false,
+        registry: None,
+        time: now(),
+    });
+    append(ctx, &ledger, sign(&statement, &[&key]))
+}
+
+fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path) -> Result<()> {
+    let (mut predicate, source) = read_policy(policy_path)?;
+    let keys = keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
+    let ledger = ctx.open()?;
+    let (current, _) = ledger.policy()?;
+    predicate.previous = Some(current);
+    let statement = record::policy_statement(predicate, &source);
+    append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()))
+}
+
+fn kind(statement: &Statement) -> &'static str {
+    match statement.predicate {
+        Predicate::Build(_) => "build",
+        Predicate::Validation(_) => "validation",
+        Predicate::Policy(_) => "policy",
+    }
+}
+
+fn subjects_json(statement: &Statement) -> Vec<String> {
+    statement
+        .subjects
+        .iter()
+        .map(|s| match s.sha256() {
+            Ok(Some(d)) => d.to_string(),
+            _ => format!("{} (tag-only)", s.name),
+        })
+        .collect()
+}
+
+fn entry_json(v: &VerifiedEntry, with_envelope: bool) -> serde_json::Value {
+    let mut j = json!({
+        "index": v.index(),
+        "hash": v.hash().to_string(),
+        "prev_hash": v.entry().prev_hash.to_string(),
+        "integrated_time": v.entry().integrated_time,
+        "kind": kind(v.statement()),
+        "subjects": subjects_json(v.statement()),
+        "signers": v.signers().iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "dev_only": v.statement().predicate.is_dev_only(),
+    });
+    if with_envelope {
+        j["envelope"] = v.entry().envelope.to_json_value();
+    }
+    j
+}
+
+fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<()> {
+    let v = ledger.append(envelope, now()).map_err(CliError::from_append)?;
+    ctx.emit(entry_json(&v, false), || {
+        let dev = if v.statement().predicate.is_dev_only() { " [dev-only]" } else { "" };
+        println!("recorded entry {} ({}){dev} {}", v.index(), kind(v.statement()), subjects_json(v.statement()).join(" "));
+        println!("entry hash {}", v.hash());
+    });
+    Ok(())
+}
+
+fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
+    let genesis = genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    let ledger = ctx.open()?;
+    let report = ledger.verify(genesis.as_ref(), |_| {}).map_err(CliError::from_verify)?;
+    let g = report.genesis.map(|g| g.to_string()).unwrap_or_default();
+    ctx.emit(json!({"ok": true, "entries": report.entries, "genesis": g, "head": report.head.to_string()}), || {
+        println!("ok: {} entries verified", report.entries);
+        println!("genesis {g}");
+        println!("head    {}", report.head);
+    });
+    Ok(())
+}
+
+fn log(ctx: &Ctx) -> Result<()> {
+    let ledger = ctx.open()?;
+    let policy = ledger.policy()?.1;
+    let mut rows = Vec::new();
+    let result = ledger.verify(None, |v| rows.push(v.clone()));
+    if ctx.json {
+        println!("{}", serde_json::Value::Array(rows.iter().map(|v| entry_json(v, true)).collect()));
+    } else {
+        println!("{:>6}  {:<12}  {:<10}  {:<16}  SUBJECTS", "INDEX", "HASH", "KIND", "SIGNER");
+        for v in &rows {
+            let signer = v
+                .signers()
+                .iter()
+                .map(|id| policy_name(&policy, id).unwrap_or_else(|| id.short()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let dev = if v.statement().predicate.is_dev_only() { " [dev-only]" } else { "" };
+            println!(
+                "{:>6}  {:<12}  {:<10}  {:<16}  {}{dev}",
+                v.index(),
+                &v.hash().to_string()[..12],
+                kind(v.statement()),
+                signer,
+                subjects_json(v.statement()).join(" ")
+            );
+        }
+    }
+    result.map(|_| ()).map_err(CliError::from_verify)
+}
+
+fn policy_name(policy: &provledger::policy::Policy, id: &provledger::core::keys::KeyId) -> Option<String> {
+    policy.key(id).map(|k| format!("{} {}", k.name, id.short()))
+}

@@ -1,0 +1,112 @@
+//! Builders for the statements the ledger records: what a build lane, a
+//! validation lane or a policy owner asserts, turned into an in-toto
+//! Statement ready to sign. Pure: inputs in, statement out.
+
+use std::collections::BTreeMap;
+
+use crate::core::digest::Digest;
+use crate::core::image_ref::ImageRef;
+use crate::core::statement::{
+    BUILD_TYPE, BuildDefinition, BuildMetadata, BuildPredicate, Builder, Check, CiRun, EntryRef, ExternalParameters,
+    InternalParameters, LedgerFlags, PolicyPredicate, Predicate, ResourceDescriptor, RunDetails, Statement, Subject,
+    ValidationPredicate, rfc3339,
+};
+
+/// Builder id used when the build lane names none.
+pub const UNSPECIFIED_BUILDER: &str = "https://provledger.dev/builders/unspecified";
+
+/// What a build lane reports.
+#[derive(Clone, Debug)]
+pub struct BuildInput {
+    pub image: ImageRef,
+    pub artifact: Option<String>,
+    pub git_sha: Option<String>,
+    pub source_repository: Option<String>,
+    pub builder_id: Option<String>,
+    pub ci: CiRun,
+    pub registry_confirmed: bool,
+    pub registry: Option<String>,
+    pub time: u64,
+}
+
+fn subject_for(image: &ImageRef) -> Subject {
+    match image.digest() {
+        Some(d) => Subject::pinned(image.name(), d),
+        None => Subject::tag_only(image.to_string()),
+    }
+}
+
+/// A build statement (SLSA Provenance v1). A tag-only image makes it dev-only.
+pub fn build_statement(input: BuildInput) -> Statement {
+    let dev_only = !input.image.is_pinned();
+    let resolved_dependencies = input
+        .git_sha
+        .map(|sha| ResourceDescriptor {
+            uri: input.source_repository.as_ref().map(|r| format!("git+{r}")),
+            digest: BTreeMap::from([("gitCommit".to_string(), sha)]),
+        })
+        .into_iter()
+        .collect();
+    let invocation_id = input.ci.run_url.clone().or_else(|| input.ci.run_id.clone());
+    Statement {
+        subjects: vec![subject_for(&input.image)],
+        predicate: Predicate::Build(BuildPredicate {
+            build_definition: BuildDefinition {
+                build_type: BUILD_TYPE.to_string(),
+                external_parameters: ExternalParameters {
+                    image: input.image.to_string(),
+                    tag: input.image.tag().map(str::to_string),
+                    artifact: input.artifact,
+                    ci: (!input.ci.is_empty()).then_some(input.ci),
+                },
+                internal_parameters: InternalParameters {
+                    provledger: LedgerFlags { dev_only, registry_confirmed: input.registry_confirmed, registry: input.registry },
+                },
+                resolved_dependencies,
+            },
+            run_details: RunDetails {
+                builder: Builder { id: input.builder_id.unwrap_or_else(|| UNSPECIFIED_BUILDER.to_string()) },
+                metadata: BuildMetadata { invocation_id, finished_on: rfc3339(input.time) },
+            },
+        }),
+    }
+}
+
+/// What a validation lane reports.
+#[derive(Clone, Debug)]
+pub struct ValidationInput {
+    pub image: ImageRef,
+    /// The build entry validated (required unless the image is tag-only).
+    pub build: Option<EntryRef>,
+    pub checks: Vec<Check>,
+    pub ci: CiRun,
+    pub registry_confirmed: bool,
+    pub registry: Option<String>,
+    pub time: u64,
+}
+
+pub fn validation_statement(input: ValidationInput) -> Statement {
+    let dev_only = !input.image.is_pinned();
+    Statement {
+        subjects: vec![subject_for(&input.image)],
+        predicate: Predicate::Validation(ValidationPredicate {
+            build: input.build,
+            checks: input.checks,
+            provledger: LedgerFlags { dev_only, registry_confirmed: input.registry_confirmed, registry: input.registry },
+            validated_on: rfc3339(input.time),
+            ci: (!input.ci.is_empty()).then_some(input.ci),
+        }),
+    }
+}
+
+/// Subject name of policy statements.
+pub const POLICY_SUBJECT: &str = "provledger-policy";
+
+/// A policy statement. Its subject is the policy source file (by digest), so
+/// an auditor can match the file a policy was made from.
+pub fn policy_statement(predicate: PolicyPredicate, source: &[u8]) -> Statement {
+    Statement {
+        subjects: vec![Subject::pinned(POLICY_SUBJECT.to_string(), Digest::of(source))],
+        predicate: Predicate::Policy(predicate),
+    }
+}

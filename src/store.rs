@@ -1,0 +1,283 @@
+//! Durable storage of the chain: the [`Store`] trait and its sled
+//! implementation.
+//!
+//! A store keeps bytes and indexes; it never decides what may be appended
+//! (that is `verify`'s job, driven by `ledger`). Every append writes the
+//! entries, the subject and envelope indexes and the new head in one sled
+//! transaction, then flushes before returning, so an acknowledged append is on
+//! disk and a crash leaves either all of it or none.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::core::digest::Digest;
+use crate::core::hash::EntryHash;
+
+/// Store format version written by this build.
+pub const STORE_VERSION: u32 = 1;
+/// Name of the sled database inside a ledger directory.
+pub const DB_DIR: &str = "store";
+
+const TREE_ENTRIES: &str = "entries";
+const TREE_META: &str = "meta";
+const TREE_SUBJECTS: &str = "subjects";
+const TREE_ENVELOPES: &str = "envelopes";
+const META_VERSION: &[u8] = b"store_version";
+const META_HEAD: &[u8] = b"head";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{0} is not a provledger ledger (no {DB_DIR}/ inside); run `provledger init` or pass --ledger")]
+    NotALedger(PathBuf),
+    #[error("{0} already holds a ledger")]
+    AlreadyExists(PathBuf),
+    #[error("ledger store written by a newer provledger (store version {0}); upgrade provledger")]
+    NewerVersion(u32),
+    #[error("ledger at {0} is in use by another process (waited {1:?} for its lock)")]
+    Locked(PathBuf, Duration),
+    #[error("the ledger head moved during the append (another writer?); nothing was written")]
+    HeadMoved,
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store I/O at {path}: {source}")]
+    Io { path: PathBuf, source: sled::Error },
+}
+
+/// The newest entry and what the next append needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Number of entries; the next index.
+    pub count: u64,
+    pub hash: EntryHash,
+    pub last_time: u64,
+    /// Index of the policy entry in force.
+    pub policy_index: u64,
+}
+
+impl Head {
+    const LEN: usize = 8 + 32 + 8 + 8;
+
+    fn encode(&self) -> [u8; Head::LEN] {
+        let mut out = [0u8; Head::LEN];
+        out[..8].copy_from_slice(&self.count.to_be_bytes());
+        out[8..40].copy_from_slice(self.hash.as_bytes());
+        out[40..48].copy_from_slice(&self.last_time.to_be_bytes());
+        out[48..].copy_from_slice(&self.policy_index.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Result<Head, StoreError> {
+        if b.len() != Head::LEN {
+            return Err(StoreError::Corrupt(format!("head record of {} bytes", b.len())));
+        }
+        let u = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
+        Ok(Head {
+            count: u(0..8),
+            hash: EntryHash::from_slice(&b[8..40]).expect("32 bytes"),
+            last_time: u(40..48),
+            policy_index: u(48..56),
+        })
+    }
+}
+
+/// One entry to append, with what the indexes need.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub index: u64,
+    pub bytes: Vec<u8>,
+    pub subjects: Vec<Digest>,
+    pub envelope_fingerprint: [u8; 32],
+}
+
+pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + 'a>;
+
+/// What the ledger needs from storage.
+pub trait Store {
+    /// The head, or `None` for a store with no entry yet.
+    fn head(&self) -> Result<Option<Head>, StoreError>;
+    fn get(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries in index order from `start`, each with the index it is stored under.
+    fn entries_from(&self, start: u64) -> EntryIter<'_>;
+    /// Indexes of the entries with `digest` among their subjects, ascending.
+    fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError>;
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
+    /// Number of (digest, entry) pairs in the subject index.
+    fn subject_index_len(&self) -> Result<u64, StoreError>;
+    /// Appends `entries` and sets `new_head`, atomically and durably, only if
+    /// the current head is still `expected`.
+    fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError>;
+}
+
+/// The sled store of a ledger directory.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    entries: sled::Tree,
+    meta: sled::Tree,
+    subjects: sled::Tree,
+    envelopes: sled::Tree,
+}
+
+impl SledStore {
+    /// Creates a new, empty store in `dir` (which may exist but must not hold
+    /// a store).
+    pub fn create(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+        let db_path = dir.join(DB_DIR);
+        if db_path.exists() {
+            return Err(StoreError::AlreadyExists(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e.into() })?;
+        let store = SledStore::open_db(dir, lock_wait)?;
+        store.meta.insert(META_VERSION, &STORE_VERSION.to_be_bytes()).map_err(|e| store.io(e))?;
+        store.db.flush().map_err(|e| store.io(e))?;
+        Ok(store)
+    }
+
+    /// Opens the store of an existing ledger directory.
+    pub fn open(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+        if !dir.join(DB_DIR).is_dir() {
+            return Err(StoreError::NotALedger(dir.to_path_buf()));
+        }
+        let store = SledStore::open_db(dir, lock_wait)?;
+        match store.meta.get(META_VERSION).map_err(|e| store.io(e))? {
+            None => return Err(StoreError::NotALedger(dir.to_path_buf())),
+            Some(v) => {
+                let v: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt("store version record".into()))?;
+                let v = u32::from_be_bytes(v);
+                if v > STORE_VERSION {
+                    return Err(StoreError::NewerVersion(v));
+                }
+                if v != STORE_VERSION {
+                    return Err(StoreError::Corrupt(format!("unknown store version {v}")));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn open_db(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+        let db_path = dir.join(DB_DIR);
+        let started = Instant::now();
+        let db = loop {
+            match sled::Config::new().path(&db_path).open() {
+                Ok(db) => break db,
+                // sled holds an exclusive file lock while a process has the
+                // store open; another writer waits for it, within a bound.
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+                    if started.elapsed() >= lock_wait {
+                        return Err(StoreError::Locked(dir.to_path_buf(), lock_wait));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(StoreError::Io { path: db_path, source: e }),
+            }
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::Io { path: db_path.clone(), source: e });
+        Ok(SledStore {
+            entries: tree(TREE_ENTRIES)?,
+            meta: tree(TREE_META)?,
+            subjects: tree(TREE_SUBJECTS)?,
+            envelopes: tree(TREE_ENVELOPES)?,
+            path: db_path.clone(),
+            db,
+        })
+    }
+
+    fn io(&self, source: sled::Error) -> StoreError {
+        StoreError::Io { path: self.path.clone(), source }
+    }
+
+    /// Bypasses every check and index: overwrites or inserts raw entry bytes.
+    /// For tamper tests and forensic tools only; `verify` will notice.
+    #[doc(hidden)]
+    pub fn raw_put(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.entries.insert(index.to_be_bytes(), bytes).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// Bypasses every check and index: removes raw entry bytes.
+    #[doc(hidden)]
+    pub fn raw_remove(&self, index: u64) -> Result<(), StoreError> {
+        self.entries.remove(index.to_be_bytes()).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+}
+
+fn subject_key(digest: &Digest, index: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(digest.as_bytes());
+    k[32..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn index_of(key: &[u8]) -> Result<u64, StoreError> {
+    let b: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt(format!("entry key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+impl Store for SledStore {
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        self.meta.get(META_HEAD).map_err(|e| self.io(e))?.map(|v| Head::decode(&v)).transpose()
+    }
+
+    fn get(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.entries.get(index.to_be_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+    }
+
+    fn entries_from(&self, start: u64) -> EntryIter<'_> {
+        Box::new(self.entries.range(start.to_be_bytes()..).map(move |r| {
+            let (k, v) = r.map_err(|e| self.io(e))?;
+            Ok((index_of(&k)?, v.to_vec()))
+        }))
+    }
+
+    fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError> {
+        self.subjects
+            .scan_prefix(digest.as_bytes())
+            .map(|r| {
+                let (k, _) = r.map_err(|e| self.io(e))?;
+                index_of(&k[32..])
+            })
+            .collect()
+    }
+
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
+        self.envelopes.contains_key(fingerprint).map_err(|e| self.io(e))
+    }
+
+    fn subject_index_len(&self) -> Result<u64, StoreError> {
+        Ok(self.subjects.len() as u64)
+    }
+
+    fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError> {
+        let expected = expected.map(Head::encode);
+        let result = (&self.entries, &self.meta, &self.subjects, &self.envelopes).transaction(|(e, m, s, v)| {
+            let current = m.get(META_HEAD)?;
+            if current.as_deref() != expected.as_ref().map(|h| h.as_slice()) {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            for entry in entries {
+                e.insert(&entry.index.to_be_bytes(), entry.bytes.as_slice())?;
+                for d in &entry.subjects {
+                    s.insert(&subject_key(d, entry.index)[..], &[][..])?;
+                }
+                v.insert(&entry.envelope_fingerprint, &entry.index.to_be_bytes())?;
+            }
+            m.insert(META_HEAD, &new_head.encode()[..])?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => return Err(StoreError::HeadMoved),
+            Err(TransactionError::Storage(e)) => return Err(self.io(e)),
+        }
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+}

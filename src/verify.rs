@@ -1,0 +1,357 @@
+//! The chain rules. [`ChainState::verify_next`] is the one place that decides
+//! whether an entry may follow a chain prefix; appends and audits both go
+//! through it, so a ledger can never hold an entry that `verify` would refuse.
+//!
+//! Depends only on the format core and the policy; never on the store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::core::FormatError;
+use crate::core::digest::Digest;
+use crate::core::dsse::PAYLOAD_TYPE_IN_TOTO;
+use crate::core::entry::UnverifiedEntry;
+use crate::core::hash::EntryHash;
+use crate::core::keys::KeyId;
+use crate::core::statement::{EntryRef, Predicate, Statement};
+use crate::policy::{Policy, PolicyError};
+
+/// Why an entry was refused, which decides the exit code of the command that
+/// met it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The policy does not allow it: unknown key, wrong role, tag-only.
+    Denied,
+    /// The bytes do not hold: signature, link, encoding, binding.
+    Invalid,
+    /// Written by a newer provledger.
+    Newer,
+    /// The prefix could not be read.
+    Io,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("entry {index}: {reason}")]
+pub struct VerifyError {
+    pub index: u64,
+    pub failure: Failure,
+    pub reason: String,
+}
+
+impl VerifyError {
+    pub fn new(index: u64, failure: Failure, reason: impl Into<String>) -> Self {
+        VerifyError { index, failure, reason: reason.into() }
+    }
+
+    fn format(index: u64, e: FormatError) -> Self {
+        let failure = if matches!(e, FormatError::NewerVersion(_)) { Failure::Newer } else { Failure::Invalid };
+        VerifyError::new(index, failure, e.to_string())
+    }
+
+    fn policy(index: u64, e: PolicyError) -> Self {
+        let failure = match e {
+            PolicyError::NewerVersion(_) => Failure::Newer,
+            _ => Failure::Invalid,
+        };
+        VerifyError::new(index, failure, e.to_string())
+    }
+}
+
+/// What a later entry may need to know about a build entry.
+#[derive(Clone, Debug)]
+pub struct BuildSummary {
+    pub hash: EntryHash,
+    pub digests: Vec<Digest>,
+    pub dev_only: bool,
+}
+
+/// Read access to the chain prefix before the entry being checked.
+pub trait Prefix {
+    /// The build entry at `index`, or `None` if that entry is not a build.
+    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String>;
+    /// Whether an entry with this envelope fingerprint is already in the chain.
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String>;
+}
+
+/// An entry that holds at its place in the chain. Only [`ChainState::verify_next`]
+/// makes one.
+#[derive(Clone, Debug)]
+pub struct VerifiedEntry {
+    entry: UnverifiedEntry,
+    statement: Statement,
+    signers: Vec<KeyId>,
+    new_policy: Option<Arc<Policy>>,
+}
+
+impl VerifiedEntry {
+    pub fn index(&self) -> u64 {
+        self.entry.index
+    }
+    pub fn hash(&self) -> EntryHash {
+        self.entry.hash()
+    }
+    pub fn entry(&self) -> &UnverifiedEntry {
+        &self.entry
+    }
+    pub fn statement(&self) -> &Statement {
+        &self.statement
+    }
+    /// Key ids whose signatures verified, in envelope order.
+    pub fn signers(&self) -> &[KeyId] {
+        &self.signers
+    }
+    pub fn entry_ref(&self) -> EntryRef {
+        EntryRef { index: self.index(), hash: self.hash() }
+    }
+    pub fn build_summary(&self) -> Option<BuildSummary> {
+        match &self.statement.predicate {
+            Predicate::Build(b) => Some(BuildSummary {
+                hash: self.hash(),
+                digests: self.statement.subject_digests(),
+                dev_only: b.flags().dev_only,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Where the chain stands: what the next entry must link to, and the policy
+/// in force.
+#[derive(Clone, Debug)]
+pub struct ChainState {
+    pub next_index: u64,
+    pub head: EntryHash,
+    pub last_time: u64,
+    policy: Option<(EntryRef, Arc<Policy>)>,
+}
+
+impl Default for ChainState {
+    fn default() -> Self {
+        ChainState::empty()
+    }
+}
+
+impl ChainState {
+    /// The state before the genesis entry.
+    pub fn empty() -> ChainState {
+        ChainState { next_index: 0, head: EntryHash::ZERO, last_time: 0, policy: None }
+    }
+
+    /// Resumes from a known head whose policy entry is already verified.
+    pub fn resume(next_index: u64, head: EntryHash, last_time: u64, policy_entry: EntryRef, policy: Arc<Policy>) -> Self {
+        ChainState { next_index, head, last_time, policy: Some((policy_entry, policy)) }
+    }
+
+    /// The policy in force and the entry that set it (`None` before genesis).
+    pub fn policy(&self) -> Option<(&EntryRef, &Arc<Policy>)> {
+        self.policy.as_ref().map(|(r, p)| (r, p))
+    }
+
+    /// Checks that `entry` may follow this state. Every rule of the chain is
+    /// here: index, link, time, encoding, statement, signatures, roles,
+    /// policy transitions, bindings to earlier entries, no replays.
+    pub fn verify_next(&self, entry: UnverifiedEntry, prefix: &dyn Prefix) -> Result<VerifiedEntry, VerifyError> {
+        let index = self.next_index;
+        let err = |f: Failure, r: String| VerifyError::new(index, f, r);
+        if entry.index != index {
+            let why = if entry.index > index {
+                format!("entry {index} is missing (found index {} in its place)", entry.index)
+            } else {
+                format!("index {} is out of order (expected {index})", entry.index)
+            };
+            return Err(err(Failure::Invalid, why));
+        }
+        if entry.prev_hash != self.head {
+            let why = if index == 0 {
+                "genesis entry must have an all-zero prev_hash".to_string()
+            } else {
+                format!("prev_hash {} does not match entry {} hash {}", entry.prev_hash, index - 1, self.head)
+            };
+            return Err(err(Failure::Invalid, why));
+        }
+        if entry.integrated_time < self.last_time {
+            return Err(err(
+                Failure::Invalid,
+                format!("integrated_time {} is before the previous entry's {}", entry.integrated_time, self.last_time),
+            ));
+        }
+        if entry.envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
+            return Err(err(Failure::Invalid, format!("payload type {:?} is not {PAYLOAD_TYPE_IN_TOTO}", entry.envelope.payload_type)));
+        }
+        let statement = Statement::parse(&entry.envelope.payload).map_err(|e| VerifyError::format(index, e))?;
+
+        // The policy that judges the signatures, and the one in force after.
+        let (judge, new_policy) = match (&self.policy, &statement.predicate) {
+            (None, Predicate::Policy(p)) => {
+                if p.previous.is_some() {
+                    return Err(err(Failure::Invalid, "genesis policy must not name a previous policy".into()));
+                }
+                let policy = Arc::new(Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?);
+                (policy.clone(), Some(policy))
+            }
+            (None, _) => return Err(err(Failure::Invalid, "entry 0 must be a policy statement (the genesis policy)".into())),
+            (Some((current_ref, current)), Predicate::Policy(p)) => {
+                if p.previous != Some(*current_ref) {
+                    return Err(err(
+                        Failure::Invalid,
+                        format!(
+                            "policy change must name the policy in force (entry {} {}) as previous",
+                            current_ref.index, current_ref.hash
+                        ),
+                    ));
+                }
+                let policy = Arc::new(Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?);
+                (current.clone(), Some(policy))
+            }
+            (Some((_, current)), _) => (current.clone(), None),
+        };
+
+        let role = statement.predicate.role();
+        let message = entry.envelope.pae();
+        let mut signers = Vec::with_capacity(entry.envelope.signatures.len());
+        let mut lacking_role = Vec::new();
+        let mut with_role = 0usize;
+        for sig in &entry.envelope.signatures {
+            let id = KeyId::parse(&sig.keyid).map_err(|e| err(Failure::Invalid, format!("signature key id: {e}")))?;
+            let Some(key) = judge.key(&id) else {
+                return Err(err(Failure::Denied, format!("key {id} is not in the policy in force")));
+            };
+            if !key.public.verify(&message, &sig.sig) {
+                return Err(err(Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
+            }
+            if signers.contains(&id) {
+                return Err(err(Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
+            }
+            signers.push(id);
+            if key.roles.contains(&role) {
+                with_role += 1;
+            } else {
+                lacking_role.push(format!("key {id} ({}) does not hold the {role} role", key.name));
+            }
+        }
+        let needed = judge.threshold(role);
+        if with_role < needed {
+            let mut why = lacking_role.join("; ");
+            if why.is_empty() || needed > 1 {
+                if !why.is_empty() {
+                    why.push_str("; ");
+                }
+                why.push_str(&format!("{with_role} signature(s) with the {role} role, {needed} needed"));
+            }
+            return Err(err(Failure::Denied, why));
+        }
+        if let Predicate::Validation(v) = &statement.predicate
+            && let Some(build) = &v.build
+        {
+            if build.index >= index {
+                return Err(err(Failure::Invalid, format!("validation names build entry {}, which is not before it", build.index)));
+            }
+            let summary = prefix
+                .build_at(build.index)
+                .map_err(|e| err(Failure::Io, e))?
+                .ok_or_else(|| err(Failure::Invalid, format!("validation names entry {}, which is not a build", build.index)))?;
+            if summary.hash != build.hash {
+                return Err(err(
+                    Failure::Invalid,
+                    format!("validation names build entry {} with hash {}, but its hash is {}", build.index, build.hash, summary.hash),
+                ));
+            }
+            for d in statement.subject_digests() {
+                if !summary.digests.contains(&d) {
+                    return Err(err(Failure::Invalid, format!("validated digest {d} is not a subject of build entry {}", build.index)));
+                }
+            }
+        }
+
+        if prefix.has_envelope(&entry.envelope_fingerprint()).map_err(|e| err(Failure::Io, e))? {
+            return Err(err(Failure::Invalid, "the same signed statement is already in the ledger (replayed envelope)".into()));
+        }
+        Ok(VerifiedEntry { entry, statement, signers, new_policy })
+    }
+
+    /// Moves past a verified entry.
+    pub fn advance(&mut self, v: &VerifiedEntry) {
+        debug_assert_eq!(v.index(), self.next_index);
+        self.next_index += 1;
+        self.head = v.hash();
+        self.last_time = v.entry.integrated_time;
+        if let Some(p) = &v.new_policy {
+            self.policy = Some((v.entry_ref(), p.clone()));
+        }
+    }
+}
+
+/// A prefix held in memory, for verifying a chain from its first entry.
+#[derive(Default)]
+pub struct MemPrefix {
+    builds: HashMap<u64, BuildSummary>,
+    envelopes: HashSet<[u8; 32]>,
+}
+
+impl MemPrefix {
+    pub fn record(&mut self, v: &VerifiedEntry) {
+        if let Some(b) = v.build_summary() {
+            self.builds.insert(v.index(), b);
+        }
+        self.envelopes.insert(v.entry.envelope_fingerprint());
+    }
+}
+
+impl Prefix for MemPrefix {
+    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String> {
+        Ok(self.builds.get(&index).cloned())
+    }
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
+        Ok(self.envelopes.contains(fingerprint))
+    }
+}
+
+/// The outcome of a whole-chain verification.
+#[derive(Clone, Debug)]
+pub struct ChainReport {
+    pub entries: u64,
+    pub genesis: Option<EntryHash>,
+    pub head: EntryHash,
+    pub state: ChainState,
+}
+
+/// Verifies a whole chain from entry 0, in order. `entries` yields each
+/// stored entry's bytes with the index it is stored under. Stops at the first
+/// failure, naming the entry.
+pub fn verify_chain<I>(entries: I, expected_genesis: Option<&EntryHash>, mut on_entry: impl FnMut(&VerifiedEntry)) -> Result<ChainReport, VerifyError>
+where
+    I: IntoIterator<Item = Result<(u64, Vec<u8>), VerifyError>>,
+{
+    let mut state = ChainState::empty();
+    let mut prefix = MemPrefix::default();
+    let mut genesis = None;
+    for item in entries {
+        let (stored_at, bytes) = item?;
+        let expected = state.next_index;
+        if stored_at != expected {
+            let why = if stored_at > expected {
+                format!("entry {expected} is missing")
+            } else {
+                format!("entry stored under index {stored_at} is out of order")
+            };
+            return Err(VerifyError::new(expected, Failure::Invalid, why));
+        }
+        let entry = UnverifiedEntry::decode(&bytes).map_err(|e| VerifyError::format(expected, e))?;
+        let v = state.verify_next(entry, &prefix)?;
+        if expected == 0 {
+            if let Some(want) = expected_genesis
+                && v.hash() != *want
+            {
+                return Err(VerifyError::new(0, Failure::Invalid, format!("genesis hash is {}, expected {want}", v.hash())));
+            }
+            genesis = Some(v.hash());
+        }
+        on_entry(&v);
+        prefix.record(&v);
+        state.advance(&v);
+    }
+    if state.next_index == 0 && expected_genesis.is_some() {
+        return Err(VerifyError::new(0, Failure::Invalid, "the ledger is empty: no genesis entry"));
+    }
+    Ok(ChainReport { entries: state.next_index, genesis, head: state.head, state })
+}

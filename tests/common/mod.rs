@@ -1,0 +1,123 @@
+//! Shared helpers: a temp ledger, the example keys copied with mode 0600,
+//! and the real `provledger` binary.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub const KEYS: [&str; 5] = ["root", "ci", "qa", "release", "ledger"];
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A temp dir holding the example keys (0600) and policy, no ledger yet.
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            let to = dir.path().join(entry.file_name());
+            std::fs::copy(entry.path(), &to).unwrap();
+            let mode = if to.extension().is_some_and(|e| e == "key") { 0o600 } else { 0o644 };
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        Env { dir }
+    }
+
+    /// With a ledger initialised from the example policy.
+    pub fn initialised() -> (Env, String) {
+        let env = Env::new();
+        let out = env.ok(&["init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+        let genesis = out.trim().to_string();
+        assert_eq!(genesis.len(), 64, "init prints the genesis hash: {out}");
+        (env, genesis)
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        self.path(&format!("{name}.key"))
+    }
+
+    pub fn ledger(&self) -> PathBuf {
+        self.dir.path().join("ledger")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("provledger").unwrap();
+        c.env("PROVLEDGER_DIR", self.ledger());
+        for v in ["ALLOW_TAG", "DEV_MODE", "GITHUB_ACTIONS", "GITLAB_CI", "CI_RUN_URL", "GIT_SHA", "PROVLEDGER_SERVER"] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// Runs and returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs, asserting exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "provledger {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    /// Runs, asserting the exit code; returns stdout + stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let (got, out, err) = self.run(args);
+        assert_eq!(got, code, "provledger {args:?}: expected exit {code}, got {got}:\n{out}\n{err}");
+        format!("{out}{err}")
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// The verified head hash and entry count.
+    pub fn head(&self) -> (String, u64) {
+        let v = self.json(&["verify"]);
+        (v["head"].as_str().unwrap().to_string(), v["entries"].as_u64().unwrap())
+    }
+
+    pub fn build(&self, image: &str) -> Value {
+        self.json(&["record", "build", "--key", &self.key("ci"), "--image", image, "--offline", "--git-sha", GIT_SHA])
+    }
+
+    pub fn validate(&self, image: &str, checks: &[&str]) -> Value {
+        let key = self.key("qa");
+        let mut args = vec!["record", "validation", "--key", &key, "--offline"];
+        args.extend(["--image", image]);
+        for c in checks {
+            args.extend(["--check", c]);
+        }
+        self.json(&args)
+    }
+}
+
+pub const GIT_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A distinct, valid digest per seed.
+pub fn digest(seed: &str) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(seed.as_bytes())))
+}
+
+pub fn image(seed: &str) -> String {
+    format!("registry.example.com/acme/app:1.0@{}", digest(seed))
+}

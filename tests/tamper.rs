@@ -1,0 +1,150 @@
+//! Tampering through the store API: whatever is changed, removed, swapped or
+//! cut, `provledger verify` exits 4 and names the entry.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Env, image};
+use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
+use provledger::keyfile::read_secret;
+use provledger::ledger::{Ledger, LedgerError};
+use provledger::record::{self, BuildInput};
+use provledger::store::{SledStore, Store};
+use provledger::verify::Failure;
+
+/// A ledger of 6 entries: policy, builds and validations.
+fn ledger() -> Env {
+    let (env, _) = Env::initialised();
+    for i in 0..2 {
+        let img = image(&format!("t{i}"));
+        env.build(&img);
+        env.validate(&img, &["unit=pass"]);
+    }
+    env.build(&image("last"));
+    assert_eq!(env.head().1, 6);
+    env
+}
+
+fn store(env: &Env) -> SledStore {
+    SledStore::open(&env.ledger(), Duration::from_secs(5)).unwrap()
+}
+
+fn verify_fails_at(env: &Env, index: u64) -> String {
+    let out = env.fails(4, &["verify"]);
+    assert!(out.contains(&format!("entry {index}")), "expected entry {index} to be named:\n{out}");
+    out
+}
+
+#[test]
+fn one_changed_byte_in_any_entry_is_caught() {
+    let env = ledger();
+    let originals: Vec<Vec<u8>> = {
+        let s = store(&env);
+        (0..6).map(|i| s.get(i).unwrap().unwrap()).collect()
+    };
+    for (index, original) in originals.iter().enumerate() {
+        // A few positions per entry: the header, the middle, the signature end.
+        for pos in [1, original.len() / 2, original.len() - 3] {
+            let mut bad = original.clone();
+            bad[pos] ^= 0x20;
+            store(&env).raw_put(index as u64, &bad).unwrap();
+            verify_fails_at(&env, index as u64);
+            store(&env).raw_put(index as u64, original).unwrap();
+        }
+    }
+    env.ok(&["verify"]);
+}
+
+#[test]
+fn a_deleted_entry_is_caught() {
+    let env = ledger();
+    store(&env).raw_remove(3).unwrap();
+    let out = verify_fails_at(&env, 3);
+    assert!(out.contains("missing"), "{out}");
+}
+
+#[test]
+fn swapped_entries_are_caught() {
+    let env = ledger();
+    let s = store(&env);
+    let (a, b) = (s.get(2).unwrap().unwrap(), s.get(4).unwrap().unwrap());
+    s.raw_put(2, &b).unwrap();
+    s.raw_put(4, &a).unwrap();
+    drop(s);
+    verify_fails_at(&env, 2);
+}
+
+#[test]
+fn truncation_is_caught() {
+    let env = ledger();
+    let s = store(&env);
+    s.raw_remove(5).unwrap();
+    s.raw_remove(4).unwrap();
+    drop(s);
+    let out = verify_fails_at(&env, 4);
+    assert!(out.contains("head records 6 entries"), "{out}");
+}
+
+#[test]
+fn an_appended_foreign_entry_is_caught() {
+    let env = ledger();
+    let s = store(&env);
+    let copy = s.get(5).unwrap().unwrap();
+    s.raw_put(6, &copy).unwrap();
+    drop(s);
+    verify_fails_at(&env, 6);
+}
+
+fn build_envelope(dir: &Path, seed: &str, time: u64) -> Envelope {
+    let key = read_secret(&dir.join("ci.key"), false).unwrap();
+    let statement = record::build_statement(BuildInput {
+        image: image(seed).parse().unwrap(),
+        artifact: None,
+        git_sha: None,
+        source_repository: None,
+        builder_id: None,
+        ci: Default::default(),
+        registry_confirmed: false,
+        registry: None,
+        time,
+    });
+    Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), &[&key])
+}
+
+#[test]
+fn a_replayed_envelope_is_refused_and_nothing_written() {
+    let env = ledger();
+    let ledger = Ledger::new(store(&env));
+    let envelope = build_envelope(env.dir.path(), "replay", 1_700_000_000);
+    ledger.append(envelope.clone(), 1_800_000_000).unwrap();
+    let head = ledger.store().head().unwrap();
+    let err = ledger.append(envelope, 1_800_000_001).unwrap_err();
+    match err {
+        LedgerError::Verify(v) => {
+            assert_eq!(v.index, 7);
+            assert_eq!(v.failure, Failure::Invalid);
+            assert!(v.reason.contains("already in the ledger"), "{}", v.reason);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(ledger.store().head().unwrap(), head);
+}
+
+#[test]
+fn a_batch_is_all_or_nothing() {
+    let env = ledger();
+    let ledger = Ledger::new(store(&env));
+    let head = ledger.store().head().unwrap();
+    let good = build_envelope(env.dir.path(), "batch-good", 1);
+    let mut bad = build_envelope(env.dir.path(), "batch-bad", 1);
+    bad.payload.push(b' ');
+    assert!(ledger.append_batch(vec![good.clone(), bad], 1_900_000_000).is_err());
+    assert_eq!(ledger.store().head().unwrap(), head);
+    let done = ledger.append_batch(vec![good, build_envelope(env.dir.path(), "batch-2", 1)], 1_900_000_000).unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!(ledger.store().head().unwrap().unwrap().count, head.unwrap().count + 2);
+    drop(ledger);
+    env.ok(&["verify"]);
+}
