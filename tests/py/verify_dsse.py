@@ -5,6 +5,7 @@ LOG_JSON is the output of `provledger log --json`; KEYS_JSON maps key id -> hex 
 Every envelope must verify; the same envelope with its payload changed must not.
 """
 import base64
+import copy
 import json
 import sys
 
@@ -20,12 +21,12 @@ for entry in entries:
     keyid = env["signatures"][0]["keyid"]
     key = SSlibKey(keyid, "ed25519", "ed25519", {"public": keys[keyid]})
     try:
-        Envelope.from_dict(env).verify([key], 1)
+        Envelope.from_dict(copy.deepcopy(env)).verify([key], 1)
         passed += 1
     except VerificationError as e:
         print(f"entry {entry['index']}: genuine envelope rejected: {e}")
         failed += 1
-    tampered = dict(env)
+    tampered = copy.deepcopy(env)
     payload = bytearray(base64.b64decode(env["payload"]))
     payload[-1] ^= 0x01
     tampered["payload"] = base64.b64encode(bytes(payload)).decode()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The main job: a build -> validate -> audit story on an embedded ledger with
+# the example keys. Everything happens in a temp directory, removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet --bin provledger
+PL="$PWD/target/debug/provledger"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# Git does not keep file modes: secret keys must be 0600 to be accepted.
+cp keys-example/* "$WORK/"
+chmod 600 "$WORK"/*.key
+export PROVLEDGER_DIR="$WORK/ledger"
+K="$WORK"
+
+step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# Runs a command that must be refused with the given exit code.
+refused() {
+    local want=$1; shift
+    printf '\n== refused (exit %s expected)\n$ %s\n' "$want" "$*"
+    set +e; "$@" 2>&1; local got=$?; set -e
+    [ "$got" = "$want" ] || { echo "expected exit $want, got $got" >&2; exit 1; }
+    echo "-> exit $got, as the contract says"
+}
+
+DIGEST="sha256:$(printf 'acme backend 1.4.2' | sha256sum | cut -c1-64)"
+IMAGE="registry.example.com/acme/backend:1.4.2@$DIGEST"
+GIT_SHA=3f2c1e0d9b8a7f6e5d4c3b2a1908f7e6d5c4b3a2
+
+echo "== init: the genesis entry is the policy, signed by the root key"
+GENESIS=$("$PL" init --root-key "$K/root.key" --policy "$K/policy.toml")
+echo "genesis hash: $GENESIS   (auditors need only this)"
+
+step "CI records the build (offline: no registry lookup, and the record says so)" \
+    "$PL" record build --key "$K/ci.key" --image "$IMAGE" --git-sha "$GIT_SHA" --artifact backend \
+    --ci-run-url https://ci.example.com/acme/backend/runs/812 --ci-run-id 812 --ci-workflow release.yml --offline
+
+refused 3 "$PL" record build --key "$K/ci.key" --image registry.example.com/acme/backend:1.4.2 --offline
+refused 3 "$PL" record validation --key "$K/ci.key" --image "$IMAGE" --check unit=pass --offline
+
+step "the validation lane records gate outcomes for the exact digest" \
+    "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check unit=pass --check integration=pass \
+    --check e2e=pass --check vuln-scan=pass --evidence vuln-scan=https://ci.example.com/acme/backend/runs/813/scan --offline
+
+step "the log: every entry verified as it is read" "$PL" log
+step "audit: verify the whole chain against the genesis hash" "$PL" verify --genesis "$GENESIS"
+refused 4 "$PL" verify --genesis 0000000000000000000000000000000000000000000000000000000000000000
+echo
+echo "done: build and validation recorded, chain verified."

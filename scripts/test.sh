@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian machine,
+# then runs the whole suite, clippy and rustfmt. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+    [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# Python venv with securesystemslib, the independent DSSE verifier.
+VENV=target/pyvenv
+if ! "$VENV/bin/python" -c 'import securesystemslib, cryptography' 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+        apt_install python3-venv
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'securesystemslib[crypto]==1.6.*'
+fi
+export PROVLEDGER_PYTHON="$PWD/$VENV/bin/python"
+
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
+
+cargo test --locked
+cargo clippy --locked --all-targets -- -D warnings
+cargo fmt --check
