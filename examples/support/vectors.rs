@@ -1,0 +1,245 @@
+//! Builds the format test vectors of `ledger-format/vectors/`. Shared by the
+//! generator (`cargo run --example gen_vectors`) and by the test that checks
+//! the committed files are exactly what this code produces.
+
+use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
+use provledger::core::entry::UnverifiedEntry;
+use provledger::core::hash::{EntryHash, sha256};
+use provledger::core::keys::SecretKey;
+use provledger::core::statement::{Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyPredicate, Role, Statement, Subject};
+use provledger::record::{self, BuildInput, ValidationInput};
+use serde_json::{Value, json};
+
+pub const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+pub fn key(name: &str) -> SecretKey {
+    SecretKey::from_seed(&sha256(format!("provledger test vector key {name}").as_bytes()))
+}
+
+fn policy_key(name: &str, roles: &[Role]) -> PolicyKey {
+    let k = key(name).public();
+    PolicyKey { name: name.into(), id: k.id(), algorithm: "ed25519".into(), public: k.to_hex(), roles: roles.to_vec() }
+}
+
+pub fn policy(previous: Option<EntryRef>, ci_name: &str) -> Statement {
+    let predicate = PolicyPredicate {
+        version: 1,
+        keys: vec![
+            policy_key("root", &[Role::Policy]),
+            policy_key(ci_name, &[Role::Build]),
+            policy_key("qa", &[Role::Validation]),
+            policy_key("release", &[Role::Promotion]),
+        ],
+        environments: vec![PolicyEnvironment { name: "dev".into(), required_checks: vec!["unit".into()], requires: None }],
+        policy_threshold: 1,
+        previous,
+    };
+    record::policy_statement(predicate, b"vector policy")
+}
+
+pub fn digest(n: u32) -> provledger::core::digest::Digest {
+    provledger::core::digest::Digest::of(format!("vector image {n}").as_bytes())
+}
+
+pub fn build(n: u32) -> Statement {
+    record::build_statement(BuildInput {
+        image: format!("registry.example.com/acme/app:1.{n}@{}", digest(n)).parse().unwrap(),
+        artifact: Some("app".into()),
+        git_sha: Some(hex::encode(&sha256(&n.to_be_bytes())[..20])),
+        source_repository: Some("https://git.example.com/acme/app".into()),
+        builder_id: Some("https://ci.example.com/builders/release".into()),
+        ci: Default::default(),
+        registry_confirmed: false,
+        registry: None,
+        time: T0 + n as u64,
+    })
+}
+
+pub fn validation(n: u32, build: EntryRef) -> Statement {
+    record::validation_statement(ValidationInput {
+        image: format!("registry.example.com/acme/app@{}", digest(n)).parse().unwrap(),
+        build: Some(build),
+        checks: vec![Check { name: "unit".into(), result: CheckResult::Pass, evidence: None }],
+        ci: Default::default(),
+        registry_confirmed: false,
+        registry: None,
+        time: T0 + 100 + n as u64,
+    })
+}
+
+pub fn sign(s: &Statement, signer: &str) -> Envelope {
+    Envelope::sign(PAYLOAD_TYPE_IN_TOTO, s.to_payload(), &[&key(signer)])
+}
+
+/// A chain under construction: bytes of each entry, in order.
+#[derive(Default, Clone)]
+pub struct Chain {
+    pub entries: Vec<Vec<u8>>,
+    pub hashes: Vec<EntryHash>,
+}
+
+impl Chain {
+    pub fn push(&mut self, envelope: Envelope) -> EntryRef {
+        let index = self.entries.len() as u64;
+        let prev = self.hashes.last().copied().unwrap_or(EntryHash::ZERO);
+        let (e, bytes) = UnverifiedEntry::build(index, prev, T0 + 1000 + index, envelope);
+        self.push_raw(bytes, e.hash())
+    }
+
+    pub fn push_raw(&mut self, bytes: Vec<u8>, hash: EntryHash) -> EntryRef {
+        self.entries.push(bytes);
+        self.hashes.push(hash);
+        EntryRef { index: self.entries.len() as u64 - 1, hash }
+    }
+}
+
+/// The valid chain every reject case departs from.
+pub fn valid_chain() -> (Chain, EntryRef) {
+    let mut c = Chain::default();
+    let p0 = c.push(sign(&policy(None, "ci"), "root"));
+    let b1 = c.push(sign(&build(1), "ci"));
+    c.push(sign(&validation(1, b1), "qa"));
+    // Rotate the ci key to ci2.
+    c.push(sign(&policy(Some(p0), "ci2"), "root"));
+    c.push(sign(&build(2), "ci2"));
+    (c, b1)
+}
+
+fn vector(id: &str, description: &str, chain: &Chain, expect: &str, reject_at: Option<u64>, reason: Option<&str>) -> (String, Value) {
+    let mut v = json!({
+        "id": id,
+        "description": description,
+        "expect": expect,
+        "entries": chain.entries.iter().map(hex::encode).collect::<Vec<_>>(),
+    });
+    if expect == "accept" {
+        v["entry_hashes"] = json!(chain.hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+        v["genesis"] = json!(chain.hashes[0].to_string());
+    } else {
+        v["reject_at"] = json!(reject_at);
+        v["reason"] = json!(reason);
+    }
+    (format!("{id}.json"), v)
+}
+
+/// Replaces the entry at the end of `chain` with one built from `envelope`.
+fn chain_with(prefix_len: usize, envelope: Envelope) -> Chain {
+    let (full, _) = valid_chain();
+    let mut c = Chain { entries: full.entries[..prefix_len].to_vec(), hashes: full.hashes[..prefix_len].to_vec() };
+    c.push(envelope);
+    c
+}
+
+pub fn all() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let (valid, b1) = valid_chain();
+    out.push(vector(
+        "accept-chain",
+        "policy genesis, build, validation bound to it, key rotation, build by the new key",
+        &valid,
+        "accept",
+        None,
+        None,
+    ));
+
+    let mut bad_sig = sign(&build(3), "ci");
+    bad_sig.signatures[0].sig[10] ^= 0x01;
+    out.push(vector("reject-bad-signature", "one bit of the ed25519 signature flipped", &chain_with(2, bad_sig), "reject", Some(2), Some("does not verify")));
+
+    let mut wrong_prev = valid.clone();
+    let (e, bytes) = UnverifiedEntry::build(2, EntryHash::from_bytes([0x11; 32]), T0 + 1002, sign(&validation(1, b1), "qa"));
+    wrong_prev.entries[2] = bytes;
+    wrong_prev.hashes[2] = e.hash();
+    wrong_prev.entries.truncate(3);
+    wrong_prev.hashes.truncate(3);
+    out.push(vector("reject-wrong-prev-hash", "entry 2 links to a hash that is not entry 1's", &wrong_prev, "reject", Some(2), Some("prev_hash")));
+
+    let mut non_canonical = valid.clone();
+    non_canonical.entries.truncate(2);
+    non_canonical.hashes.truncate(2);
+    let mut b = non_canonical.entries[1].clone();
+    // "index": 1 written as 0x18 0x01 (a one-byte argument for a value < 24).
+    assert_eq!(&b[..8], &[0xa5, 0x65, b'i', b'n', b'd', b'e', b'x', 0x01]);
+    b.splice(7..8, [0x18, 0x01]);
+    non_canonical.entries[1] = b;
+    out.push(vector("reject-non-canonical-cbor", "entry 1's index encoded with a non-minimal integer", &non_canonical, "reject", Some(1), Some("canonical")));
+
+    out.push(vector(
+        "reject-wrong-role",
+        "a validation signed by the ci key, which holds only the build role",
+        &chain_with(2, sign(&validation(1, b1), "ci")),
+        "reject",
+        Some(2),
+        Some("does not hold the validation role"),
+    ));
+
+    let mut tag_only = build(4);
+    tag_only.subjects = vec![Subject::tag_only("registry.example.com/acme/app:1.4".into())];
+    out.push(vector(
+        "reject-tag-only-subject",
+        "a build whose subject has no digest, not marked dev-only",
+        &chain_with(1, sign(&tag_only, "ci")),
+        "reject",
+        Some(1),
+        Some("has no digest"),
+    ));
+
+    let mut newer = valid.clone();
+    newer.entries.truncate(2);
+    newer.hashes.truncate(2);
+    let mut b = newer.entries[1].clone();
+    assert_eq!(&b[8..17], &[0x67, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x01]);
+    b[16] = 0x02;
+    newer.entries[1] = b;
+    out.push(vector("reject-unknown-version", "entry version 2: written by a newer provledger", &newer, "reject", Some(1), Some("newer provledger")));
+
+    out.push(vector(
+        "reject-replayed-envelope",
+        "the build envelope of entry 1 appended again",
+        &chain_with(3, sign(&build(1), "ci")),
+        "reject",
+        Some(3),
+        Some("already in the ledger"),
+    ));
+
+    let wrong_build = EntryRef { index: b1.index, hash: EntryHash::from_bytes([0x22; 32]) };
+    out.push(vector(
+        "reject-validation-wrong-build-hash",
+        "a validation naming entry 1 with a hash that is not entry 1's",
+        &chain_with(2, sign(&validation(1, wrong_build), "qa")),
+        "reject",
+        Some(2),
+        Some("but its hash is"),
+    ));
+
+    let p0 = EntryRef { index: 0, hash: valid.hashes[0] };
+    out.push(vector(
+        "reject-policy-change-without-policy-role",
+        "a policy change signed by the release key",
+        &chain_with(3, sign(&policy(Some(p0), "ci2"), "release")),
+        "reject",
+        Some(3),
+        Some("does not hold the policy role"),
+    ));
+
+    out.push(vector(
+        "reject-old-key-after-rotation",
+        "a build signed by the ci key after the policy replaced it",
+        &chain_with(4, sign(&build(5), "ci")),
+        "reject",
+        Some(4),
+        Some("not in the policy in force"),
+    ));
+
+    let mut genesis_build = Chain::default();
+    genesis_build.push(sign(&build(1), "ci"));
+    out.push(vector("reject-genesis-not-policy", "entry 0 is a build", &genesis_build, "reject", Some(0), Some("must be a policy statement")));
+
+    let mut keys = serde_json::Map::new();
+    for name in ["root", "ci", "ci2", "qa", "release"] {
+        let k = key(name);
+        keys.insert(name.into(), json!({"seed_derivation": format!("SHA-256(\"provledger test vector key {name}\")"), "public": k.public().to_hex(), "id": k.id().to_string()}));
+    }
+    out.push(("keys.json".into(), Value::Object(keys)));
+    out
+}
