@@ -1,1 +1,103 @@
-fn main() {}
+//! Criterion benchmarks: entry encode/decode, durable sign+append, whole-chain
+//! verification, and raw ed25519 verification as the ceiling, in one run.
+//!
+//! `cargo bench --bench ledger`
+
+#[path = "../examples/support/vectors.rs"]
+#[allow(dead_code)]
+mod vectors;
+
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use provledger::core::entry::UnverifiedEntry;
+use provledger::core::hash::EntryHash;
+use provledger::ledger::Ledger;
+use provledger::store::SledStore;
+use provledger::verify::verify_chain;
+
+const CHAIN_LEN: u32 = 1000;
+
+/// A valid chain: genesis policy, then builds and validations of each.
+fn chain(n: u32) -> Vec<Vec<u8>> {
+    let mut c = vectors::Chain::default();
+    c.push(vectors::sign(&vectors::policy(None, "ci"), "root"));
+    let mut i = 0;
+    while (c.entries.len() as u32) < n {
+        let b = c.push(vectors::sign(&vectors::build(i), "ci"));
+        c.push(vectors::sign(&vectors::validation(i, b), "qa"));
+        i += 1;
+    }
+    c.entries.truncate(n as usize);
+    c.entries
+}
+
+fn entry_codec(c: &mut Criterion) {
+    let envelope = vectors::sign(&vectors::build(1), "ci");
+    let (_, bytes) = UnverifiedEntry::build(1, EntryHash::ZERO, 1, envelope.clone());
+    let mut g = c.benchmark_group("entry");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encode", |b| b.iter(|| UnverifiedEntry::build(1, EntryHash::ZERO, 1, envelope.clone())));
+    g.bench_function("decode", |b| b.iter(|| UnverifiedEntry::decode(&bytes).unwrap()));
+    g.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap());
+    ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
+    let ci = vectors::key("ci");
+    let mut n = 0u32;
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(30);
+    g.bench_function("sign_and_append_durable", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                vectors::build(1_000_000 + n)
+            },
+            |statement| {
+                let env = provledger::core::dsse::Envelope::sign(
+                    provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO,
+                    statement.to_payload(),
+                    &[&ci],
+                );
+                ledger.append(env, 2).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let entries = chain(CHAIN_LEN);
+    let mut g = c.benchmark_group("verify");
+    g.throughput(Throughput::Elements(CHAIN_LEN as u64));
+    g.sample_size(10);
+    g.bench_function("chain_1000_entries", |b| {
+        b.iter(|| {
+            let items = entries.iter().enumerate().map(|(i, e)| Ok((i as u64, e.clone())));
+            verify_chain(items, None, |_| {}).unwrap()
+        })
+    });
+    g.finish();
+
+    // The ceiling: one strict ed25519 verification of a statement-sized message.
+    let key = vectors::key("ci");
+    let message = vectors::sign(&vectors::build(1), "ci").pae();
+    let sig = key.sign(&message);
+    let public = key.public();
+    let mut g = c.benchmark_group("ed25519");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("verify_strict", |b| b.iter(|| assert!(public.verify(&message, &sig))));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = entry_codec, append, verify
+}
+criterion_main!(benches);

@@ -83,7 +83,8 @@ pub fn read_secret(path: &Path, allow_insecure: bool) -> Result<SecretKey, KeyFi
     let meta = std::fs::metadata(path).map_err(io(path))?;
     let mode = meta.permissions().mode() & 0o777;
     let text = read_small(path)?;
-    let key = SecretKey::from_text(&text).map_err(|source| KeyFileError::Format { path: path.to_path_buf(), source })?;
+    let key =
+        SecretKey::from_text(&text).map_err(|source| KeyFileError::Format { path: path.to_path_buf(), source })?;
     if mode & 0o077 != 0 && !allow_insecure {
         return Err(KeyFileError::Permissions { path: path.to_path_buf(), mode });
     }

@@ -14,7 +14,9 @@ use crate::core::hash::EntryHash;
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::policy::Policy;
 use crate::store::{Head, NewEntry, Store, StoreError};
-use crate::verify::{BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, verify_chain};
+use crate::verify::{
+    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, verify_chain,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,7 +65,8 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
     }
 
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
-        Ok(self.pending.has_envelope(fingerprint)? || self.store.has_envelope(fingerprint).map_err(|e| e.to_string())?)
+        Ok(self.pending.has_envelope(fingerprint)?
+            || self.store.has_envelope(fingerprint).map_err(|e| e.to_string())?)
     }
 }
 
@@ -91,7 +94,11 @@ impl<S: Store> Ledger<S> {
         };
         let policy_entry = self.read(head.policy_index)?;
         let Predicate::Policy(p) = &policy_entry.statement.predicate else {
-            return Err(StoreError::Corrupt(format!("head names entry {} as the policy, but it is not one", head.policy_index)).into());
+            return Err(StoreError::Corrupt(format!(
+                "head names entry {} as the policy, but it is not one",
+                head.policy_index
+            ))
+            .into());
         };
         let policy = Policy::from_predicate(p, &format!("entry {}", head.policy_index))
             .map_err(|e| VerifyError::new(head.policy_index, Failure::Invalid, e.to_string()))?;
@@ -160,12 +167,10 @@ impl<S: Store> Ledger<S> {
 
     /// Reads and parses one stored entry.
     pub fn read(&self, index: u64) -> Result<StoredEntry, LedgerError> {
-        let bytes = self
-            .store
-            .get(index)?
-            .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
+        let bytes = self.store.get(index)?.ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
         let entry = UnverifiedEntry::decode(&bytes).map_err(|source| LedgerError::Stored { index, source })?;
-        let statement = Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
+        let statement =
+            Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
         Ok(StoredEntry { entry, statement })
     }
 
@@ -184,17 +189,24 @@ impl<S: Store> Ledger<S> {
     pub fn genesis_hash(&self) -> Result<Option<EntryHash>, LedgerError> {
         match self.store.get(0)? {
             None => Ok(None),
-            Some(b) => Ok(Some(UnverifiedEntry::decode(&b).map_err(|source| LedgerError::Stored { index: 0, source })?.hash())),
+            Some(b) => {
+                Ok(Some(UnverifiedEntry::decode(&b).map_err(|source| LedgerError::Stored { index: 0, source })?.hash()))
+            }
         }
     }
 
     /// Verifies the whole stored chain from entry 0, that the head record
     /// matches it, and that the subject index holds exactly its subjects.
     /// `on_entry` sees each entry once it has verified.
-    pub fn verify(&self, genesis: Option<&EntryHash>, mut on_entry: impl FnMut(&VerifiedEntry)) -> Result<ChainReport, LedgerError> {
+    pub fn verify(
+        &self,
+        genesis: Option<&EntryHash>,
+        mut on_entry: impl FnMut(&VerifiedEntry),
+    ) -> Result<ChainReport, LedgerError> {
         let head = self.store.head()?;
         let mut subject_pairs: Vec<(Digest, u64)> = Vec::new();
-        let entries = self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
+        let entries =
+            self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
         let report = verify_chain(entries, genesis, |v| {
             let mut ds = v.statement().subject_digests();
             ds.sort();
@@ -206,13 +218,18 @@ impl<S: Store> Ledger<S> {
             if report.entries == 0 {
                 return Err(LedgerError::Empty);
             }
-            return Err(VerifyError::new(0, Failure::Invalid, "entries are stored but the head record is missing").into());
+            return Err(
+                VerifyError::new(0, Failure::Invalid, "entries are stored but the head record is missing").into()
+            );
         };
         if report.entries < head.count {
             return Err(VerifyError::new(
                 report.entries,
                 Failure::Invalid,
-                format!("entry {} is missing: the head records {} entries, the chain ends after {}", report.entries, head.count, report.entries),
+                format!(
+                    "entry {} is missing: the head records {} entries, the chain ends after {}",
+                    report.entries, head.count, report.entries
+                ),
             )
             .into());
         }
@@ -235,7 +252,12 @@ impl<S: Store> Ledger<S> {
         }
         for (d, index) in &subject_pairs {
             if !self.store.entries_for_subject(d)?.contains(index) {
-                return Err(VerifyError::new(*index, Failure::Invalid, format!("subject index lacks {d} for this entry")).into());
+                return Err(VerifyError::new(
+                    *index,
+                    Failure::Invalid,
+                    format!("subject index lacks {d} for this entry"),
+                )
+                .into());
             }
         }
         let indexed = self.store.subject_index_len()?;

@@ -6,9 +6,9 @@
 //! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
 
 pub mod core;
-pub mod policy;
-pub mod verify;
-pub mod store;
-pub mod ledger;
 pub mod keyfile;
+pub mod ledger;
+pub mod policy;
 pub mod record;
+pub mod store;
+pub mod verify;

@@ -85,9 +85,13 @@ impl Policy {
                 return Err(invalid(where_, format!("key name {:?} appears twice", k.name)));
             }
             if k.algorithm != ALGORITHM {
-                return Err(invalid(where_, format!("key {:?}: algorithm {:?} is not supported (ed25519 only)", k.name, k.algorithm)));
+                return Err(invalid(
+                    where_,
+                    format!("key {:?}: algorithm {:?} is not supported (ed25519 only)", k.name, k.algorithm),
+                ));
             }
-            let public = PublicKey::from_hex(&k.public).map_err(|e| invalid(where_, format!("key {:?}: {e}", k.name)))?;
+            let public =
+                PublicKey::from_hex(&k.public).map_err(|e| invalid(where_, format!("key {:?}: {e}", k.name)))?;
             if public.id() != k.id {
                 return Err(invalid(where_, format!("key {:?}: id {} does not match its public key", k.name, k.id)));
             }
@@ -104,12 +108,18 @@ impl Policy {
         }
         let policy_keys = keys.values().filter(|k| k.roles.contains(&Role::Policy)).count();
         if policy_keys == 0 {
-            return Err(invalid(where_, "no key holds the policy role: the ledger could never change its policy again"));
+            return Err(invalid(
+                where_,
+                "no key holds the policy role: the ledger could never change its policy again",
+            ));
         }
         if p.policy_threshold == 0 || p.policy_threshold as usize > policy_keys {
             return Err(invalid(
                 where_,
-                format!("policy_threshold {} must be between 1 and the {policy_keys} policy key(s)", p.policy_threshold),
+                format!(
+                    "policy_threshold {} must be between 1 and the {policy_keys} policy key(s)",
+                    p.policy_threshold
+                ),
             ));
         }
         let environments = check_environments(&p.environments, where_)?;
@@ -181,7 +191,11 @@ fn check_environments(envs: &[PolicyEnvironment], where_: &str) -> Result<Vec<En
     }
     Ok(envs
         .iter()
-        .map(|e| Environment { name: e.name.clone(), required_checks: e.required_checks.clone(), requires: e.requires.clone() })
+        .map(|e| Environment {
+            name: e.name.clone(),
+            required_checks: e.required_checks.clone(),
+            requires: e.requires.clone(),
+        })
         .collect())
 }
 
@@ -237,7 +251,9 @@ pub fn parse_policy_toml(
             // Never echo it: the message goes to logs.
             return Err(invalid(
                 &format!("{file}:{key_line}"),
-                format!("key {name:?}: a secret key is written where a public key belongs; remove it from the file and rotate that key"),
+                format!(
+                    "key {name:?}: a secret key is written where a public key belongs; remove it from the file and rotate that key"
+                ),
             ));
         }
         let public_text = if public_text.starts_with(PUBLIC_KEY_PREFIX) {
@@ -245,9 +261,16 @@ pub fn parse_policy_toml(
         } else {
             read_key(public_text).map_err(|e| invalid(&format!("{file}:{}", line_of(key.public.span().start)), e))?
         };
-        let public: PublicKey =
-            public_text.parse().map_err(|e: FormatError| invalid(&format!("{file}:{}", line_of(key.public.span().start)), format!("key {name:?}: {e}")))?;
-        keys.push(PolicyKey { name, id: public.id(), algorithm: ALGORITHM.to_string(), public: public.to_hex(), roles: key.roles });
+        let public: PublicKey = public_text.parse().map_err(|e: FormatError| {
+            invalid(&format!("{file}:{}", line_of(key.public.span().start)), format!("key {name:?}: {e}"))
+        })?;
+        keys.push(PolicyKey {
+            name,
+            id: public.id(),
+            algorithm: ALGORITHM.to_string(),
+            public: public.to_hex(),
+            roles: key.roles,
+        });
     }
     let environments = parsed
         .environments

@@ -60,7 +60,11 @@ pub fn build_statement(input: BuildInput) -> Statement {
                     ci: (!input.ci.is_empty()).then_some(input.ci),
                 },
                 internal_parameters: InternalParameters {
-                    provledger: LedgerFlags { dev_only, registry_confirmed: input.registry_confirmed, registry: input.registry },
+                    provledger: LedgerFlags {
+                        dev_only,
+                        registry_confirmed: input.registry_confirmed,
+                        registry: input.registry,
+                    },
                 },
                 resolved_dependencies,
             },
@@ -92,7 +96,11 @@ pub fn validation_statement(input: ValidationInput) -> Statement {
         predicate: Predicate::Validation(ValidationPredicate {
             build: input.build,
             checks: input.checks,
-            provledger: LedgerFlags { dev_only, registry_confirmed: input.registry_confirmed, registry: input.registry },
+            provledger: LedgerFlags {
+                dev_only,
+                registry_confirmed: input.registry_confirmed,
+                registry: input.registry,
+            },
             validated_on: rfc3339(input.time),
             ci: (!input.ci.is_empty()).then_some(input.ci),
         }),

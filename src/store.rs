@@ -146,7 +146,8 @@ impl SledStore {
         match store.meta.get(META_VERSION).map_err(|e| store.io(e))? {
             None => return Err(StoreError::NotALedger(dir.to_path_buf())),
             Some(v) => {
-                let v: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt("store version record".into()))?;
+                let v: [u8; 4] =
+                    v.as_ref().try_into().map_err(|_| StoreError::Corrupt("store version record".into()))?;
                 let v = u32::from_be_bytes(v);
                 if v > STORE_VERSION {
                     return Err(StoreError::NewerVersion(v));
@@ -167,7 +168,9 @@ impl SledStore {
                 Ok(db) => break db,
                 // sled holds an exclusive file lock while a process has the
                 // store open; another writer waits for it, within a bound.
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+                {
                     if started.elapsed() >= lock_wait {
                         return Err(StoreError::Locked(dir.to_path_buf(), lock_wait));
                     }

@@ -138,7 +138,13 @@ impl ChainState {
     }
 
     /// Resumes from a known head whose policy entry is already verified.
-    pub fn resume(next_index: u64, head: EntryHash, last_time: u64, policy_entry: EntryRef, policy: Arc<Policy>) -> Self {
+    pub fn resume(
+        next_index: u64,
+        head: EntryHash,
+        last_time: u64,
+        policy_entry: EntryRef,
+        policy: Arc<Policy>,
+    ) -> Self {
         ChainState { next_index, head, last_time, policy: Some((policy_entry, policy)) }
     }
 
@@ -176,7 +182,10 @@ impl ChainState {
             ));
         }
         if entry.envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
-            return Err(err(Failure::Invalid, format!("payload type {:?} is not {PAYLOAD_TYPE_IN_TOTO}", entry.envelope.payload_type)));
+            return Err(err(
+                Failure::Invalid,
+                format!("payload type {:?} is not {PAYLOAD_TYPE_IN_TOTO}", entry.envelope.payload_type),
+            ));
         }
         let statement = Statement::parse(&entry.envelope.payload).map_err(|e| VerifyError::format(index, e))?;
 
@@ -186,10 +195,14 @@ impl ChainState {
                 if p.previous.is_some() {
                     return Err(err(Failure::Invalid, "genesis policy must not name a previous policy".into()));
                 }
-                let policy = Arc::new(Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?);
+                let policy = Arc::new(
+                    Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?,
+                );
                 (policy.clone(), Some(policy))
             }
-            (None, _) => return Err(err(Failure::Invalid, "entry 0 must be a policy statement (the genesis policy)".into())),
+            (None, _) => {
+                return Err(err(Failure::Invalid, "entry 0 must be a policy statement (the genesis policy)".into()));
+            }
             (Some((current_ref, current)), Predicate::Policy(p)) => {
                 if p.previous != Some(*current_ref) {
                     return Err(err(
@@ -200,7 +213,9 @@ impl ChainState {
                         ),
                     ));
                 }
-                let policy = Arc::new(Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?);
+                let policy = Arc::new(
+                    Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?,
+                );
                 (current.clone(), Some(policy))
             }
             (Some((_, current)), _) => (current.clone(), None),
@@ -244,27 +259,38 @@ impl ChainState {
             && let Some(build) = &v.build
         {
             if build.index >= index {
-                return Err(err(Failure::Invalid, format!("validation names build entry {}, which is not before it", build.index)));
+                return Err(err(
+                    Failure::Invalid,
+                    format!("validation names build entry {}, which is not before it", build.index),
+                ));
             }
-            let summary = prefix
-                .build_at(build.index)
-                .map_err(|e| err(Failure::Io, e))?
-                .ok_or_else(|| err(Failure::Invalid, format!("validation names entry {}, which is not a build", build.index)))?;
+            let summary = prefix.build_at(build.index).map_err(|e| err(Failure::Io, e))?.ok_or_else(|| {
+                err(Failure::Invalid, format!("validation names entry {}, which is not a build", build.index))
+            })?;
             if summary.hash != build.hash {
                 return Err(err(
                     Failure::Invalid,
-                    format!("validation names build entry {} with hash {}, but its hash is {}", build.index, build.hash, summary.hash),
+                    format!(
+                        "validation names build entry {} with hash {}, but its hash is {}",
+                        build.index, build.hash, summary.hash
+                    ),
                 ));
             }
             for d in statement.subject_digests() {
                 if !summary.digests.contains(&d) {
-                    return Err(err(Failure::Invalid, format!("validated digest {d} is not a subject of build entry {}", build.index)));
+                    return Err(err(
+                        Failure::Invalid,
+                        format!("validated digest {d} is not a subject of build entry {}", build.index),
+                    ));
                 }
             }
         }
 
         if prefix.has_envelope(&entry.envelope_fingerprint()).map_err(|e| err(Failure::Io, e))? {
-            return Err(err(Failure::Invalid, "the same signed statement is already in the ledger (replayed envelope)".into()));
+            return Err(err(
+                Failure::Invalid,
+                "the same signed statement is already in the ledger (replayed envelope)".into(),
+            ));
         }
         Ok(VerifiedEntry { entry, statement, signers, new_policy })
     }
@@ -318,7 +344,11 @@ pub struct ChainReport {
 /// Verifies a whole chain from entry 0, in order. `entries` yields each
 /// stored entry's bytes with the index it is stored under. Stops at the first
 /// failure, naming the entry.
-pub fn verify_chain<I>(entries: I, expected_genesis: Option<&EntryHash>, mut on_entry: impl FnMut(&VerifiedEntry)) -> Result<ChainReport, VerifyError>
+pub fn verify_chain<I>(
+    entries: I,
+    expected_genesis: Option<&EntryHash>,
+    mut on_entry: impl FnMut(&VerifiedEntry),
+) -> Result<ChainReport, VerifyError>
 where
     I: IntoIterator<Item = Result<(u64, Vec<u8>), VerifyError>>,
 {
@@ -342,7 +372,11 @@ where
             if let Some(want) = expected_genesis
                 && v.hash() != *want
             {
-                return Err(VerifyError::new(0, Failure::Invalid, format!("genesis hash is {}, expected {want}", v.hash())));
+                return Err(VerifyError::new(
+                    0,
+                    Failure::Invalid,
+                    format!("genesis hash is {}, expected {want}", v.hash()),
+                ));
             }
             genesis = Some(v.hash());
         }

@@ -83,7 +83,10 @@ fn wrong_role_signers_are_refused_and_head_unchanged() {
     env.build(&img);
     let before = env.head();
     // A validation signed by the ci key.
-    let out = env.fails(3, &["record", "validation", "--key", &env.key("ci"), "--image", &img, "--check", "unit=pass", "--offline"]);
+    let out = env.fails(
+        3,
+        &["record", "validation", "--key", &env.key("ci"), "--image", &img, "--check", "unit=pass", "--offline"],
+    );
     assert!(out.contains("does not hold the validation role") && out.contains("(ci)"), "{out}");
     // A build signed by the qa key.
     let out = env.fails(3, &["record", "build", "--key", &env.key("qa"), "--image", &image("other"), "--offline"]);
@@ -93,7 +96,8 @@ fn wrong_role_signers_are_refused_and_head_unchanged() {
     assert!(out.contains("does not hold the policy role"), "{out}");
     // A key the policy does not know at all.
     env.ok(&["key", "generate", "--out", &env.path("stranger.key")]);
-    let out = env.fails(3, &["record", "build", "--key", &env.path("stranger.key"), "--image", &image("x"), "--offline"]);
+    let out =
+        env.fails(3, &["record", "build", "--key", &env.path("stranger.key"), "--image", &image("x"), "--offline"]);
     assert!(out.contains("is not in the policy in force"), "{out}");
     assert_eq!(env.head(), before);
 }
@@ -110,13 +114,27 @@ fn tag_only_references_are_refused_unless_dev_mode() {
     assert_eq!(v["dev_only"], true);
     for var in ["ALLOW_TAG", "DEV_MODE"] {
         let tag = format!("acme/app:{var}");
-        let out = env.cmd().env(var, "1").args(["record", "build", "--key", &env.key("ci"), "--image", &tag, "--offline", "--json"]).output().unwrap();
+        let out = env
+            .cmd()
+            .env(var, "1")
+            .args(["record", "build", "--key", &env.key("ci"), "--image", &tag, "--offline", "--json"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{var}: {}", String::from_utf8_lossy(&out.stdout));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["dev_only"], true);
     }
     // A pinned reference is never dev-only, flag or not.
-    let v = env.json(&["record", "build", "--key", &env.key("ci"), "--image", &image("pinned"), "--offline", "--allow-tag"]);
+    let v = env.json(&[
+        "record",
+        "build",
+        "--key",
+        &env.key("ci"),
+        "--image",
+        &image("pinned"),
+        "--offline",
+        "--allow-tag",
+    ]);
     assert_eq!(v["dev_only"], false);
     env.ok(&["verify"]);
 }
@@ -126,7 +144,20 @@ fn validation_needs_a_build_of_that_digest() {
     let (env, _) = Env::initialised();
     env.build(&image("built"));
     let before = env.head();
-    let out = env.fails(3, &["record", "validation", "--key", &env.key("qa"), "--image", &image("never-built"), "--check", "unit=pass", "--offline"]);
+    let out = env.fails(
+        3,
+        &[
+            "record",
+            "validation",
+            "--key",
+            &env.key("qa"),
+            "--image",
+            &image("never-built"),
+            "--check",
+            "unit=pass",
+            "--offline",
+        ],
+    );
     assert!(out.contains("no build entry for") && out.contains(&digest("never-built")), "{out}");
     assert_eq!(env.head(), before);
 }
@@ -137,12 +168,18 @@ fn bad_input_is_refused_with_exit_1() {
     let before = env.head();
     let k = env.key("ci");
     for (args, needle) in [
-        (vec!["record", "build", "--key", &k, "--image", "registry.example.com/app@sha256:ABC", "--offline"], "invalid digest"),
+        (
+            vec!["record", "build", "--key", &k, "--image", "registry.example.com/app@sha256:ABC", "--offline"],
+            "invalid digest",
+        ),
         (vec!["record", "build", "--key", &k, "--image", "Registry.example.com/App:1", "--offline"], "lowercase"),
         (vec!["record", "build", "--key", &k, "--image", "", "--offline"], "empty"),
         (vec!["record", "build", "--key", &k, "--image", &image("a"), "--offline", "--git-sha", "xyz"], "git revision"),
         (vec!["record", "build", "--key", &k, "--image", &image("a")], "--offline"),
-        (vec!["record", "validation", "--key", &k, "--image", &image("a"), "--check", "unit=maybe", "--offline"], "neither pass nor fail"),
+        (
+            vec!["record", "validation", "--key", &k, "--image", &image("a"), "--check", "unit=maybe", "--offline"],
+            "neither pass nor fail",
+        ),
     ] {
         let out = env.fails(1, &args);
         assert!(out.contains(needle), "{args:?}: {out}");
@@ -178,7 +215,9 @@ fn policy_changes_rotate_keys_and_keep_history_valid() {
     // The old build, signed before the rotation, still verifies.
     assert_eq!(env.json(&["verify"])["entries"], 4);
     // A policy that would leave no policy key is refused.
-    let locked = std::fs::read_to_string(env.path("policy.toml")).unwrap().replace("roles = [\"policy\"]", "roles = [\"build\"]");
+    let locked = std::fs::read_to_string(env.path("policy.toml"))
+        .unwrap()
+        .replace("roles = [\"policy\"]", "roles = [\"build\"]");
     std::fs::write(env.path("locked.toml"), locked).unwrap();
     let out = env.fails(1, &["record", "policy", "--key", &env.key("root"), "--policy", &env.path("locked.toml")]);
     assert!(out.contains("no key holds the policy role"), "{out}");
@@ -187,7 +226,9 @@ fn policy_changes_rotate_keys_and_keep_history_valid() {
 #[test]
 fn policy_file_errors_name_file_and_line() {
     let env = Env::new();
-    let text = std::fs::read_to_string(env.path("policy.toml")).unwrap().replace("roles = [\"build\"]", "roles = [\"deploy\"]");
+    let text = std::fs::read_to_string(env.path("policy.toml"))
+        .unwrap()
+        .replace("roles = [\"build\"]", "roles = [\"deploy\"]");
     std::fs::write(env.path("bad.toml"), &text).unwrap();
     let line = text.lines().position(|l| l.contains("deploy")).unwrap() + 1;
     let out = env.fails(1, &["init", "--root-key", &env.key("root"), "--policy", &env.path("bad.toml")]);
@@ -214,7 +255,14 @@ fn secret_keys_are_0600_and_loose_permissions_are_refused() {
     assert!(out.contains("chmod 600"), "{out}");
     let secret = std::fs::read_to_string(env.key("root")).unwrap();
     assert!(!out.contains(&secret.trim()[31..]), "error output must not contain key material");
-    env.ok(&["init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml"), "--insecure-key-permissions"]);
+    env.ok(&[
+        "init",
+        "--root-key",
+        &env.key("root"),
+        "--policy",
+        &env.path("policy.toml"),
+        "--insecure-key-permissions",
+    ]);
     // A public key where a secret key belongs.
     let out = env.fails(1, &["record", "build", "--key", &env.path("ci.key.pub"), "--image", &image("p"), "--offline"]);
     assert!(out.contains("public key where a secret key was expected"), "{out}");
@@ -223,7 +271,8 @@ fn secret_keys_are_0600_and_loose_permissions_are_refused() {
 #[test]
 fn errors_are_json_with_json() {
     let (env, _) = Env::initialised();
-    let (code, out, _) = env.run(&["record", "build", "--key", &env.key("qa"), "--image", &image("j"), "--offline", "--json"]);
+    let (code, out, _) =
+        env.run(&["record", "build", "--key", &env.key("qa"), "--image", &image("j"), "--offline", "--json"]);
     assert_eq!(code, 3);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
@@ -255,5 +304,8 @@ fn ci_context_comes_from_github_actions_environment() {
     assert_eq!(ext["ci"]["runUrl"], "https://github.example/acme/app/actions/runs/42");
     assert_eq!(ext["ci"]["runId"], "42");
     assert_eq!(st["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], GIT_SHA);
-    assert_eq!(st["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"], "git+https://github.example/acme/app");
+    assert_eq!(
+        st["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"],
+        "git+https://github.example/acme/app"
+    );
 }

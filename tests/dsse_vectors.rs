@@ -6,7 +6,8 @@ use provledger::core::keys::{PublicKey, SecretKey};
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/dsse/vectors.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/dsse/vectors.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -24,7 +25,10 @@ fn every_dsse_vector() {
         if id != "payload-type-swapped" {
             assert_eq!(hex::encode(envelope.pae()), case["pae"].as_str().unwrap(), "{id}: PAE");
         } else {
-            assert_eq!(hex::encode(pae("application/vnd.in-toto+json", &envelope.payload)), case["pae"].as_str().unwrap());
+            assert_eq!(
+                hex::encode(pae("application/vnd.in-toto+json", &envelope.payload)),
+                case["pae"].as_str().unwrap()
+            );
         }
         let trusted: Vec<(Option<&str>, PublicKey)> = case["trustedKeys"]
             .as_array()
@@ -40,7 +44,8 @@ fn every_dsse_vector() {
                 (Some(name), public)
             })
             .collect();
-        let supported: Vec<&str> = case["supportedPayloadTypes"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        let supported: Vec<&str> =
+            case["supportedPayloadTypes"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
         let threshold = case["threshold"].as_u64().unwrap() as usize;
         let got = envelope.verify_threshold(&trusted, threshold, &supported);
         match case["expect"].as_str().unwrap() {

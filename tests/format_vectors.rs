@@ -16,7 +16,8 @@ fn dir() -> std::path::PathBuf {
 fn committed_vectors_match_the_generator() {
     let generated = vectors::all();
     for (name, value) in &generated {
-        let text = std::fs::read_to_string(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}; run cargo run --example gen_vectors"));
+        let text = std::fs::read_to_string(dir().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}; run cargo run --example gen_vectors"));
         let committed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(&committed, value, "{name} differs from the generator; run cargo run --example gen_vectors");
     }
@@ -32,7 +33,8 @@ fn every_vector_meets_its_expectation() {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let Some(expect) = v["expect"].as_str() else { continue };
         let id = v["id"].as_str().unwrap();
-        let entries: Vec<Vec<u8>> = v["entries"].as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap()).collect();
+        let entries: Vec<Vec<u8>> =
+            v["entries"].as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap()).collect();
         let items = entries.into_iter().enumerate().map(|(i, b)| Ok((i as u64, b)));
         let mut hashes = Vec::new();
         let genesis = v["genesis"].as_str().map(|g| EntryHash::parse(g).unwrap());
@@ -40,7 +42,8 @@ fn every_vector_meets_its_expectation() {
         match expect {
             "accept" => {
                 let report = result.unwrap_or_else(|e| panic!("{id}: {e}"));
-                let want: Vec<String> = v["entry_hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
+                let want: Vec<String> =
+                    v["entry_hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
                 assert_eq!(hashes, want, "{id}: entry hashes");
                 assert_eq!(report.entries as usize, want.len());
             }

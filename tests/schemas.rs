@@ -3,6 +3,7 @@
 //! schemas reject what the ledger's own parser rejects.
 
 #[path = "../examples/support/vectors.rs"]
+#[allow(dead_code)]
 mod vectors;
 
 use jsonschema::Resource;
@@ -10,11 +11,15 @@ use serde_json::Value;
 
 fn validator() -> jsonschema::Validator {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ledger-format/schemas");
-    let load = |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap() };
+    let load =
+        |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap() };
     let mut opts = jsonschema::options();
     for name in ["common", "build", "validation", "policy"] {
         let file = format!("{name}.schema.json");
-        opts = opts.with_resource(format!("https://provledger.dev/schemas/{file}"), Resource::from_contents(load(&file)).unwrap());
+        opts = opts.with_resource(
+            format!("https://provledger.dev/schemas/{file}"),
+            Resource::from_contents(load(&file)).unwrap(),
+        );
     }
     opts.build(&load("statement.schema.json")).unwrap()
 }

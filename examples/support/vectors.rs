@@ -6,7 +6,9 @@ use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::{EntryHash, sha256};
 use provledger::core::keys::SecretKey;
-use provledger::core::statement::{Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyPredicate, Role, Statement, Subject};
+use provledger::core::statement::{
+    Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyPredicate, Role, Statement, Subject,
+};
 use provledger::record::{self, BuildInput, ValidationInput};
 use serde_json::{Value, json};
 
@@ -30,7 +32,11 @@ pub fn policy(previous: Option<EntryRef>, ci_name: &str) -> Statement {
             policy_key("qa", &[Role::Validation]),
             policy_key("release", &[Role::Promotion]),
         ],
-        environments: vec![PolicyEnvironment { name: "dev".into(), required_checks: vec!["unit".into()], requires: None }],
+        environments: vec![PolicyEnvironment {
+            name: "dev".into(),
+            required_checks: vec!["unit".into()],
+            requires: None,
+        }],
         policy_threshold: 1,
         previous,
     };
@@ -105,7 +111,14 @@ pub fn valid_chain() -> (Chain, EntryRef) {
     (c, b1)
 }
 
-fn vector(id: &str, description: &str, chain: &Chain, expect: &str, reject_at: Option<u64>, reason: Option<&str>) -> (String, Value) {
+fn vector(
+    id: &str,
+    description: &str,
+    chain: &Chain,
+    expect: &str,
+    reject_at: Option<u64>,
+    reason: Option<&str>,
+) -> (String, Value) {
     let mut v = json!({
         "id": id,
         "description": description,
@@ -144,15 +157,30 @@ pub fn all() -> Vec<(String, Value)> {
 
     let mut bad_sig = sign(&build(3), "ci");
     bad_sig.signatures[0].sig[10] ^= 0x01;
-    out.push(vector("reject-bad-signature", "one bit of the ed25519 signature flipped", &chain_with(2, bad_sig), "reject", Some(2), Some("does not verify")));
+    out.push(vector(
+        "reject-bad-signature",
+        "one bit of the ed25519 signature flipped",
+        &chain_with(2, bad_sig),
+        "reject",
+        Some(2),
+        Some("does not verify"),
+    ));
 
     let mut wrong_prev = valid.clone();
-    let (e, bytes) = UnverifiedEntry::build(2, EntryHash::from_bytes([0x11; 32]), T0 + 1002, sign(&validation(1, b1), "qa"));
+    let (e, bytes) =
+        UnverifiedEntry::build(2, EntryHash::from_bytes([0x11; 32]), T0 + 1002, sign(&validation(1, b1), "qa"));
     wrong_prev.entries[2] = bytes;
     wrong_prev.hashes[2] = e.hash();
     wrong_prev.entries.truncate(3);
     wrong_prev.hashes.truncate(3);
-    out.push(vector("reject-wrong-prev-hash", "entry 2 links to a hash that is not entry 1's", &wrong_prev, "reject", Some(2), Some("prev_hash")));
+    out.push(vector(
+        "reject-wrong-prev-hash",
+        "entry 2 links to a hash that is not entry 1's",
+        &wrong_prev,
+        "reject",
+        Some(2),
+        Some("prev_hash"),
+    ));
 
     let mut non_canonical = valid.clone();
     non_canonical.entries.truncate(2);
@@ -162,7 +190,14 @@ pub fn all() -> Vec<(String, Value)> {
     assert_eq!(&b[..8], &[0xa5, 0x65, b'i', b'n', b'd', b'e', b'x', 0x01]);
     b.splice(7..8, [0x18, 0x01]);
     non_canonical.entries[1] = b;
-    out.push(vector("reject-non-canonical-cbor", "entry 1's index encoded with a non-minimal integer", &non_canonical, "reject", Some(1), Some("canonical")));
+    out.push(vector(
+        "reject-non-canonical-cbor",
+        "entry 1's index encoded with a non-minimal integer",
+        &non_canonical,
+        "reject",
+        Some(1),
+        Some("canonical"),
+    ));
 
     out.push(vector(
         "reject-wrong-role",
@@ -191,7 +226,14 @@ pub fn all() -> Vec<(String, Value)> {
     assert_eq!(&b[8..17], &[0x67, b'v', b'e', b'r', b's', b'i', b'o', b'n', 0x01]);
     b[16] = 0x02;
     newer.entries[1] = b;
-    out.push(vector("reject-unknown-version", "entry version 2: written by a newer provledger", &newer, "reject", Some(1), Some("newer provledger")));
+    out.push(vector(
+        "reject-unknown-version",
+        "entry version 2: written by a newer provledger",
+        &newer,
+        "reject",
+        Some(1),
+        Some("newer provledger"),
+    ));
 
     out.push(vector(
         "reject-replayed-envelope",
@@ -233,7 +275,14 @@ pub fn all() -> Vec<(String, Value)> {
 
     let mut genesis_build = Chain::default();
     genesis_build.push(sign(&build(1), "ci"));
-    out.push(vector("reject-genesis-not-policy", "entry 0 is a build", &genesis_build, "reject", Some(0), Some("must be a policy statement")));
+    out.push(vector(
+        "reject-genesis-not-policy",
+        "entry 0 is a build",
+        &genesis_build,
+        "reject",
+        Some(0),
+        Some("must be a policy statement"),
+    ));
 
     let mut keys = serde_json::Map::new();
     for name in ["root", "ci", "ci2", "qa", "release"] {

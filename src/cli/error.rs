@@ -79,10 +79,15 @@ impl CliError {
     pub fn from_verify(e: LedgerError) -> Self {
         match e {
             LedgerError::Verify(v) => verify_failure(v),
-            LedgerError::Stored { index, source } => {
-                CliError { code: Code::Verification, message: format!("verification failed: entry {index}: {source}"), hint: None, index: Some(index) }
+            LedgerError::Stored { index, source } => CliError {
+                code: Code::Verification,
+                message: format!("verification failed: entry {index}: {source}"),
+                hint: None,
+                index: Some(index),
+            },
+            LedgerError::Store(StoreError::Corrupt(m)) => {
+                CliError::new(Code::Verification, format!("verification failed: {m}"))
             }
-            LedgerError::Store(StoreError::Corrupt(m)) => CliError::new(Code::Verification, format!("verification failed: {m}")),
             other => other.into(),
         }
     }
@@ -122,9 +127,12 @@ impl From<LedgerError> for CliError {
         match e {
             LedgerError::Store(s) => s.into(),
             LedgerError::Verify(v) => verify_failure(v),
-            LedgerError::Empty => CliError::operational(e.to_string()).hint("create it with `provledger init --root-key KEY --policy POLICY.toml`"),
-            LedgerError::Stored { index, .. } => CliError { index: Some(index), ..CliError::new(Code::Verification, e.to_string()) }
-                .hint("run `provledger verify` to locate the damage"),
+            LedgerError::Empty => CliError::operational(e.to_string())
+                .hint("create it with `provledger init --root-key KEY --policy POLICY.toml`"),
+            LedgerError::Stored { index, .. } => {
+                CliError { index: Some(index), ..CliError::new(Code::Verification, e.to_string()) }
+                    .hint("run `provledger verify` to locate the damage")
+            }
             other => CliError::operational(other.to_string()),
         }
     }
@@ -134,8 +142,11 @@ impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::NotALedger(_) => CliError::operational(e.to_string()),
-            StoreError::Corrupt(_) => CliError::new(Code::Verification, e.to_string()).hint("run `provledger verify` to locate the damage"),
-            StoreError::Locked(..) => CliError::operational(e.to_string()).hint("retry when the other command has finished, or raise --lock-timeout"),
+            StoreError::Corrupt(_) => {
+                CliError::new(Code::Verification, e.to_string()).hint("run `provledger verify` to locate the damage")
+            }
+            StoreError::Locked(..) => CliError::operational(e.to_string())
+                .hint("retry when the other command has finished, or raise --lock-timeout"),
             _ => CliError::operational(e.to_string()),
         }
     }

@@ -28,7 +28,11 @@ pub use error::{CliError, Code};
 type Result<T> = std::result::Result<T, CliError>;
 
 #[derive(Parser)]
-#[command(name = "provledger", version, about = "Append-only, signed, hash-chained provenance ledger for container releases")]
+#[command(
+    name = "provledger",
+    version,
+    about = "Append-only, signed, hash-chained provenance ledger for container releases"
+)]
 pub struct Cli {
     /// Ledger directory [default: $PROVLEDGER_DIR, else ./.provledger]
     #[arg(long, global = true, env = "PROVLEDGER_DIR")]
@@ -263,7 +267,8 @@ fn key_id(ctx: &Ctx, file: &Path) -> Result<()> {
 /// Reads and checks a policy file; key paths are relative to it.
 fn read_policy(path: &Path) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
     let source = std::fs::read(path).map_err(|e| CliError::operational(format!("{}: {e}", path.display())))?;
-    let text = std::str::from_utf8(&source).map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
+    let text = std::str::from_utf8(&source)
+        .map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut read_key = |rel: &str| -> std::result::Result<String, String> {
         let p = base.join(rel);
@@ -324,8 +329,10 @@ fn require_offline(offline: bool) -> Result<()> {
     if offline {
         return Ok(());
     }
-    Err(CliError::operational("this provledger cannot query registries yet, so the digest cannot be registry-confirmed")
-        .hint("pass --offline: the record then states that no registry confirmed the digest"))
+    Err(CliError::operational(
+        "this provledger cannot query registries yet, so the digest cannot be registry-confirmed",
+    )
+    .hint("pass --offline: the record then states that no registry confirmed the digest"))
 }
 
 fn ci_run(flags: CiFlags, env: &CiEnv) -> CiRun {
@@ -382,7 +389,11 @@ fn parse_checks(checks: &[String], evidence: &[String]) -> Result<Vec<Check>> {
         let result = match result {
             "pass" => CheckResult::Pass,
             "fail" => CheckResult::Fail,
-            other => return Err(CliError::operational(format!("--check {name}: result {other:?} is neither pass nor fail"))),
+            other => {
+                return Err(CliError::operational(format!(
+                    "--check {name}: result {other:?} is neither pass nor fail"
+                )));
+            }
         };
         check_name("check", name).map_err(|e| CliError::operational(format!("--check: {e}")))?;
         if out.iter().any(|x| x.name == name) {
@@ -402,7 +413,14 @@ fn parse_checks(checks: &[String], evidence: &[String]) -> Result<Vec<Check>> {
     Ok(out)
 }
 
-fn record_validation(ctx: &Ctx, common: Common, image: &str, checks: &[String], evidence: &[String], ci: CiFlags) -> Result<()> {
+fn record_validation(
+    ctx: &Ctx,
+    common: Common,
+    image: &str,
+    checks: &[String],
+    evidence: &[String],
+    ci: CiFlags,
+) -> Result<()> {
     let image = parse_image(image, common.allow_tag)?;
     require_offline(common.offline)?;
     let checks = parse_checks(checks, evidence)?;
@@ -411,8 +429,10 @@ fn record_validation(ctx: &Ctx, common: Common, image: &str, checks: &[String], 
     let build = match image.digest() {
         Some(d) => {
             let (r, _) = ledger.latest_build_for(&d)?.ok_or_else(|| {
-                CliError::denied(format!("no build entry for {d} in the ledger: a validation must name the build it checked"))
-                    .hint("record the build first with `provledger record build`")
+                CliError::denied(format!(
+                    "no build entry for {d} in the ledger: a validation must name the build it checked"
+                ))
+                .hint("record the build first with `provledger record build`")
             })?;
             Some(r)
         }
@@ -480,14 +500,20 @@ fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<(
     let v = ledger.append(envelope, now()).map_err(CliError::from_append)?;
     ctx.emit(entry_json(&v, false), || {
         let dev = if v.statement().predicate.is_dev_only() { " [dev-only]" } else { "" };
-        println!("recorded entry {} ({}){dev} {}", v.index(), kind(v.statement()), subjects_json(v.statement()).join(" "));
+        println!(
+            "recorded entry {} ({}){dev} {}",
+            v.index(),
+            kind(v.statement()),
+            subjects_json(v.statement()).join(" ")
+        );
         println!("entry hash {}", v.hash());
     });
     Ok(())
 }
 
 fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
-    let genesis = genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
     let ledger = ctx.open()?;
     let report = ledger.verify(genesis.as_ref(), |_| {}).map_err(CliError::from_verify)?;
     let g = report.genesis.map(|g| g.to_string()).unwrap_or_default();

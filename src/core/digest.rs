@@ -61,9 +61,7 @@ impl FromStr for Digest {
 
     fn from_str(s: &str) -> Result<Self, FormatError> {
         let Some((alg, rest)) = s.split_once(':') else {
-            return Err(FormatError::Digest(format!(
-                "{s:?} has no algorithm; expected sha256:<64 lowercase hex>"
-            )));
+            return Err(FormatError::Digest(format!("{s:?} has no algorithm; expected sha256:<64 lowercase hex>")));
         };
         if alg != DIGEST_ALGORITHM {
             return Err(FormatError::Digest(format!(

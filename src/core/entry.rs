@@ -56,7 +56,12 @@ pub struct UnverifiedEntry {
 
 impl UnverifiedEntry {
     /// Builds a new entry and returns it with its canonical bytes.
-    pub fn build(index: u64, prev_hash: EntryHash, integrated_time: u64, envelope: Envelope) -> (UnverifiedEntry, Vec<u8>) {
+    pub fn build(
+        index: u64,
+        prev_hash: EntryHash,
+        integrated_time: u64,
+        envelope: Envelope,
+    ) -> (UnverifiedEntry, Vec<u8>) {
         let bytes = encode_wire(&WireEntry {
             index,
             version: ENTRY_VERSION,

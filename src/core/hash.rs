@@ -62,9 +62,7 @@ impl EntryHash {
     pub fn parse(text: &str) -> Result<Self, FormatError> {
         let text = text.trim();
         if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(FormatError::Invalid(format!(
-                "entry hash must be 64 lowercase hex characters, got {text:?}"
-            )));
+            return Err(FormatError::Invalid(format!("entry hash must be 64 lowercase hex characters, got {text:?}")));
         }
         let mut out = [0u8; 32];
         hex::decode_to_slice(text, &mut out).map_err(|e| FormatError::Invalid(format!("entry hash: {e}")))?;

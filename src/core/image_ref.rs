@@ -181,11 +181,15 @@ impl FromStr for ImageRef {
                     return Err(bad(text, format!("invalid registry host {host:?}")));
                 }
                 if let Some(p) = port
-                    && (p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) || p.parse::<u32>().map_or(true, |n| n > 65535))
+                    && (p.is_empty()
+                        || p.len() > 5
+                        || !p.bytes().all(|c| c.is_ascii_digit())
+                        || p.parse::<u32>().map_or(true, |n| n > 65535))
                 {
                     return Err(bad(text, format!("invalid registry port {p:?}")));
                 }
-                let registry = if first == "index.docker.io" { DEFAULT_REGISTRY.to_string() } else { first.to_ascii_lowercase() };
+                let registry =
+                    if first == "index.docker.io" { DEFAULT_REGISTRY.to_string() } else { first.to_ascii_lowercase() };
                 (registry, path.to_string())
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
@@ -200,11 +204,8 @@ impl FromStr for ImageRef {
                 return Err(bad(text, why));
             }
         }
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
+        let repository =
+            if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path };
         if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
             return Err(bad(text, format!("repository name longer than {MAX_NAME_LEN} bytes")));
         }

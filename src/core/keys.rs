@@ -82,7 +82,8 @@ impl PublicKey {
         let arr: &[u8; 32] = bytes
             .try_into()
             .map_err(|_| FormatError::Key(format!("an ed25519 public key is 32 bytes, got {}", bytes.len())))?;
-        let vk = VerifyingKey::from_bytes(arr).map_err(|_| FormatError::Key("not a valid ed25519 public key".into()))?;
+        let vk =
+            VerifyingKey::from_bytes(arr).map_err(|_| FormatError::Key("not a valid ed25519 public key".into()))?;
         if vk.is_weak() {
             return Err(FormatError::Key("weak (small-order) ed25519 public key".into()));
         }
@@ -146,9 +147,7 @@ impl FromStr for PublicKey {
                 "this is a secret key where a public key was expected (public keys are the .pub files)".into(),
             ));
         }
-        Err(FormatError::Key(format!(
-            "not a provledger public key (expected text starting with {PUBLIC_KEY_PREFIX})"
-        )))
+        Err(FormatError::Key(format!("not a provledger public key (expected text starting with {PUBLIC_KEY_PREFIX})")))
     }
 }
 
@@ -203,10 +202,8 @@ impl SecretKey {
         let bytes = Zeroizing::new(
             STANDARD.decode(b64).map_err(|_| FormatError::Key("secret key is not valid base64".into()))?,
         );
-        let seed: &[u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| FormatError::Key("an ed25519 secret key is 32 bytes".into()))?;
+        let seed: &[u8; 32] =
+            bytes.as_slice().try_into().map_err(|_| FormatError::Key("an ed25519 secret key is 32 bytes".into()))?;
         Ok(SecretKey(SigningKey::from_bytes(seed)))
     }
 }
@@ -248,8 +245,10 @@ mod tests {
     #[test]
     fn rfc8032_test1_key_id_and_signature() {
         // RFC 8032 section 7.1 TEST 1: empty message.
-        let seed: [u8; 32] =
-            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap().try_into().unwrap();
+        let seed: [u8; 32] = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let sk = SecretKey::from_seed(&seed);
         assert_eq!(sk.public().to_hex(), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         let sig = sk.sign(b"");

@@ -90,10 +90,9 @@ impl Subject {
             0 => Ok(None),
             1 => match self.digest.get(DIGEST_ALGORITHM) {
                 Some(hex) => Ok(Some(Digest::from_hex(hex)?)),
-                None => Err(FormatError::Statement(format!(
-                    "subject {:?}: only sha256 digests are accepted",
-                    self.name
-                ))),
+                None => {
+                    Err(FormatError::Statement(format!("subject {:?}: only sha256 digests are accepted", self.name)))
+                }
             },
             _ => Err(FormatError::Statement(format!("subject {:?}: exactly one digest (sha256) expected", self.name))),
         }
@@ -218,10 +217,7 @@ pub struct BuildMetadata {
 impl BuildPredicate {
     /// The git commit the image was built from, if the build lane gave one.
     pub fn git_commit(&self) -> Option<&str> {
-        self.build_definition
-            .resolved_dependencies
-            .iter()
-            .find_map(|r| r.digest.get("gitCommit").map(String::as_str))
+        self.build_definition.resolved_dependencies.iter().find_map(|r| r.digest.get("gitCommit").map(String::as_str))
     }
 
     pub fn flags(&self) -> &LedgerFlags {
@@ -230,10 +226,7 @@ impl BuildPredicate {
 
     fn check(&self) -> Result<(), FormatError> {
         if self.build_definition.build_type != BUILD_TYPE {
-            return Err(FormatError::Statement(format!(
-                "unknown buildType {:?}",
-                self.build_definition.build_type
-            )));
+            return Err(FormatError::Statement(format!("unknown buildType {:?}", self.build_definition.build_type)));
         }
         if self.run_details.builder.id.is_empty() {
             return Err(FormatError::Statement("builder id is empty".into()));
@@ -495,9 +488,7 @@ pub fn check_git_sha(sha: &str) -> Result<(), FormatError> {
 }
 
 fn check_timestamp(t: &str) -> Result<(), FormatError> {
-    humantime::parse_rfc3339(t)
-        .map(|_| ())
-        .map_err(|e| FormatError::Statement(format!("timestamp {t:?}: {e}")))
+    humantime::parse_rfc3339(t).map(|_| ()).map_err(|e| FormatError::Statement(format!("timestamp {t:?}: {e}")))
 }
 
 /// RFC 3339 UTC with seconds, the form every timestamp in a statement takes.

@@ -53,7 +53,8 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("provledger").unwrap();
         c.env("PROVLEDGER_DIR", self.ledger());
-        for v in ["ALLOW_TAG", "DEV_MODE", "GITHUB_ACTIONS", "GITLAB_CI", "CI_RUN_URL", "GIT_SHA", "PROVLEDGER_SERVER"] {
+        for v in ["ALLOW_TAG", "DEV_MODE", "GITHUB_ACTIONS", "GITLAB_CI", "CI_RUN_URL", "GIT_SHA", "PROVLEDGER_SERVER"]
+        {
             c.env_remove(v);
         }
         c
