@@ -169,7 +169,8 @@ impl SledStore {
                 // sled holds an exclusive file lock while a process has the
                 // store open; another writer waits for it, within a bound.
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
                 {
                     if started.elapsed() >= lock_wait {
                         return Err(StoreError::Locked(dir.to_path_buf(), lock_wait));

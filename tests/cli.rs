@@ -309,3 +309,78 @@ fn ci_context_comes_from_github_actions_environment() {
         "git+https://github.example/acme/app"
     );
 }
+
+#[test]
+fn ci_context_from_gitlab_and_generic_variables() {
+    let (env, _) = Env::initialised();
+    let run = |vars: &[(&str, &str)], seed: &str| {
+        let mut c = env.cmd();
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c
+            .args(["record", "build", "--key", &env.key("ci"), "--image", &image(seed), "--offline"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(
+        &[
+            ("GITLAB_CI", "true"),
+            ("CI_PIPELINE_URL", "https://gitlab.example/acme/app/-/pipelines/9"),
+            ("CI_PIPELINE_ID", "9"),
+            ("CI_PROJECT_URL", "https://gitlab.example/acme/app"),
+            ("CI_COMMIT_SHA", GIT_SHA),
+        ],
+        "gl",
+    );
+    run(&[("CI_RUN_URL", "https://ci.example/r/5"), ("CI_RUN_ID", "5"), ("GIT_SHA", GIT_SHA)], "generic");
+    // A flag wins over the environment.
+    let mut c = env.cmd();
+    c.env("CI_RUN_ID", "from-env");
+    let out = c
+        .args([
+            "record",
+            "build",
+            "--key",
+            &env.key("ci"),
+            "--image",
+            &image("flag"),
+            "--offline",
+            "--ci-run-id",
+            "from-flag",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = env.json(&["log"]);
+    use base64::Engine as _;
+    let st = |i: usize| -> serde_json::Value {
+        let p = log[i]["envelope"]["payload"].as_str().unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
+    };
+    let ci = |i: usize| st(i)["predicate"]["buildDefinition"]["externalParameters"]["ci"].clone();
+    assert_eq!(ci(1)["runUrl"], "https://gitlab.example/acme/app/-/pipelines/9");
+    assert_eq!(ci(1)["repository"], "https://gitlab.example/acme/app");
+    assert_eq!(st(1)["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], GIT_SHA);
+    assert_eq!(ci(2)["runUrl"], "https://ci.example/r/5");
+    assert_eq!(st(2)["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], GIT_SHA);
+    assert_eq!(ci(3)["runId"], "from-flag");
+}
+
+#[test]
+fn init_keeps_the_log_key_private() {
+    let env = Env::new();
+    env.ok(&[
+        "init",
+        "--root-key",
+        &env.key("root"),
+        "--policy",
+        &env.path("policy.toml"),
+        "--log-key",
+        &env.key("ledger"),
+    ]);
+    let mode = std::fs::metadata(env.ledger().join("log.key")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    env.ok(&["verify"]);
+}

@@ -3,6 +3,10 @@
 
 mod common;
 
+#[path = "../examples/support/vectors.rs"]
+#[allow(dead_code)]
+mod vectors;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -147,4 +151,87 @@ fn a_batch_is_all_or_nothing() {
     assert_eq!(ledger.store().head().unwrap().unwrap().count, head.unwrap().count + 2);
     drop(ledger);
     env.ok(&["verify"]);
+}
+
+#[test]
+fn a_store_of_a_newer_version_is_refused_with_upgrade() {
+    let env = ledger();
+    let before = env.head();
+    {
+        let db = sled::open(env.ledger().join("store")).unwrap();
+        db.open_tree("meta").unwrap().insert("store_version", &2u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    for args in [
+        vec!["verify"],
+        vec!["log"],
+        vec!["record", "build", "--key", &env.key("ci"), "--image", &image("n"), "--offline"],
+    ] {
+        let out = env.fails(1, &args);
+        assert!(out.contains("newer provledger") && out.contains("upgrade"), "{args:?}: {out}");
+    }
+    {
+        let db = sled::open(env.ledger().join("store")).unwrap();
+        db.open_tree("meta").unwrap().insert("store_version", &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(env.head(), before);
+}
+
+mod any_byte {
+    use super::*;
+    use proptest::prelude::*;
+
+    use super::vectors;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Any single-byte change to any entry of a signed chain makes the
+        /// chain fail verification, or (for the ledger-assigned time of the
+        /// last entry, which nothing later covers) changes the head hash that
+        /// the head record and checkpoints pin.
+        #[test]
+        fn any_single_byte_change_is_detected(entry in 0usize..5, pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let (chain, _) = vectors::valid_chain();
+            let original_head = *chain.hashes.last().unwrap();
+            let mut entries = chain.entries.clone();
+            let i = pos.index(entries[entry].len());
+            entries[entry][i] ^= flip;
+            let items = entries.into_iter().enumerate().map(|(n, b)| Ok((n as u64, b)));
+            match provledger::verify::verify_chain(items, Some(&chain.hashes[0]), |_| {}) {
+                // Caught at the changed entry, or at the next one, whose
+                // prev_hash covers the changed entry's ledger-assigned time.
+                Err(e) => prop_assert!(e.index <= entry as u64 + 1, "failure named entry {}, changed entry {}", e.index, entry),
+                Ok(report) => prop_assert_ne!(report.head, original_head),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_changed_time_is_caught_by_the_next_entry() {
+    // The deterministic case behind the property above: entry 2's
+    // integrated_time moved by one second.
+    let (chain, _) = vectors::valid_chain();
+    let mut entries = chain.entries.clone();
+    let last = entries[2].len() - 1;
+    entries[2][last] ^= 0x01;
+    let items = entries.into_iter().enumerate().map(|(n, b)| Ok((n as u64, b)));
+    let err = provledger::verify::verify_chain(items, None, |_| {}).unwrap_err();
+    assert_eq!(err.index, 3, "{err}");
+    assert!(err.reason.contains("prev_hash"), "{err}");
+}
+
+#[test]
+fn a_second_process_waits_for_the_lock_then_fails_clearly() {
+    let env = ledger();
+    let before = env.head();
+    let held = store(&env);
+    let out = env.fails(
+        1,
+        &["--lock-timeout", "1", "record", "build", "--key", &env.key("ci"), "--image", &image("locked"), "--offline"],
+    );
+    assert!(out.contains("in use by another process"), "{out}");
+    drop(held);
+    assert_eq!(env.head(), before);
 }
