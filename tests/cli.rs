@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{Env, GIT_SHA, digest, image};
+use common::{Env, GIT_SHA, digest, image, statement};
 
 #[test]
 fn init_prints_genesis_and_verify_checks_it() {
@@ -48,14 +48,12 @@ fn log_json_statements_are_in_toto_v1() {
     let log = env.json(&["log"]);
     let entries = log.as_array().unwrap();
     assert_eq!(entries.len(), 3);
-    use base64::Engine as _;
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let env_json = &e["envelope"];
         assert_eq!(env_json["payloadType"], "application/vnd.in-toto+json");
         let sig = &env_json["signatures"][0];
         assert_eq!(sig["keyid"].as_str().unwrap().len(), 64, "keyid always written");
-        let payload = base64::engine::general_purpose::STANDARD.decode(env_json["payload"].as_str().unwrap()).unwrap();
-        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let st = statement(&log, i);
         assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
         assert!(st["predicateType"].as_str().unwrap().starts_with("https://"));
         assert!(st["predicate"].is_object());
@@ -67,10 +65,7 @@ fn log_json_statements_are_in_toto_v1() {
             assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{hex}");
         }
     }
-    let build: serde_json::Value = {
-        let p = entries[1]["envelope"]["payload"].as_str().unwrap();
-        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
-    };
+    let build = statement(&log, 1);
     assert_eq!(build["predicateType"], "https://slsa.dev/provenance/v1");
     assert_eq!(build["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], GIT_SHA);
     assert_eq!(build["predicate"]["buildDefinition"]["internalParameters"]["provledger"]["registryConfirmed"], false);
@@ -255,14 +250,7 @@ fn secret_keys_are_0600_and_loose_permissions_are_refused() {
     assert!(out.contains("chmod 600"), "{out}");
     let secret = std::fs::read_to_string(env.key("root")).unwrap();
     assert!(!out.contains(&secret.trim()[31..]), "error output must not contain key material");
-    env.ok(&[
-        "init",
-        "--root-key",
-        &env.key("root"),
-        "--policy",
-        &env.path("policy.toml"),
-        "--insecure-key-permissions",
-    ]);
+    env.init(&["--insecure-key-permissions"]);
     // A public key where a secret key belongs.
     let out = env.fails(1, &["record", "build", "--key", &env.path("ci.key.pub"), "--image", &image("p"), "--offline"]);
     assert!(out.contains("public key where a secret key was expected"), "{out}");
@@ -297,9 +285,7 @@ fn ci_context_comes_from_github_actions_environment() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = env.json(&["log"]);
-    use base64::Engine as _;
-    let p = base64::engine::general_purpose::STANDARD.decode(log[1]["envelope"]["payload"].as_str().unwrap()).unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&p).unwrap();
+    let st = statement(&log, 1);
     let ext = &st["predicate"]["buildDefinition"]["externalParameters"];
     assert_eq!(ext["ci"]["runUrl"], "https://github.example/acme/app/actions/runs/42");
     assert_eq!(ext["ci"]["runId"], "42");
@@ -354,11 +340,7 @@ fn ci_context_from_gitlab_and_generic_variables() {
         .unwrap();
     assert!(out.status.success());
     let log = env.json(&["log"]);
-    use base64::Engine as _;
-    let st = |i: usize| -> serde_json::Value {
-        let p = log[i]["envelope"]["payload"].as_str().unwrap();
-        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
-    };
+    let st = |i: usize| statement(&log, i);
     let ci = |i: usize| st(i)["predicate"]["buildDefinition"]["externalParameters"]["ci"].clone();
     assert_eq!(ci(1)["runUrl"], "https://gitlab.example/acme/app/-/pipelines/9");
     assert_eq!(ci(1)["repository"], "https://gitlab.example/acme/app");
@@ -371,15 +353,7 @@ fn ci_context_from_gitlab_and_generic_variables() {
 #[test]
 fn init_keeps_the_log_key_private() {
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "--root-key",
-        &env.key("root"),
-        "--policy",
-        &env.path("policy.toml"),
-        "--log-key",
-        &env.key("ledger"),
-    ]);
+    env.init(&["--log-key", &env.key("ledger")]);
     let mode = std::fs::metadata(env.ledger().join("log.key")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     env.ok(&["verify"]);

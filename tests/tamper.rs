@@ -179,7 +179,6 @@ fn a_store_of_a_newer_version_is_refused_with_upgrade() {
 }
 
 mod any_byte {
-    use super::*;
     use proptest::prelude::*;
 
     use super::vectors;

@@ -32,10 +32,20 @@ impl Env {
     /// With a ledger initialised from the example policy.
     pub fn initialised() -> (Env, String) {
         let env = Env::new();
-        let out = env.ok(&["init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+        let genesis = env.init(&[]);
+        (env, genesis)
+    }
+
+    /// Runs `init` with the example root key and policy plus `extra` flags;
+    /// returns the genesis hash it prints.
+    pub fn init(&self, extra: &[&str]) -> String {
+        let (root, policy) = (self.key("root"), self.path("policy.toml"));
+        let mut args = vec!["init", "--root-key", &root, "--policy", &policy];
+        args.extend_from_slice(extra);
+        let out = self.ok(&args);
         let genesis = out.trim().to_string();
         assert_eq!(genesis.len(), 64, "init prints the genesis hash: {out}");
-        (env, genesis)
+        genesis
     }
 
     pub fn path(&self, name: &str) -> String {
@@ -121,4 +131,11 @@ pub fn digest(seed: &str) -> String {
 
 pub fn image(seed: &str) -> String {
     format!("registry.example.com/acme/app:1.0@{}", digest(seed))
+}
+
+/// The in-toto statement of entry `i` of a `log --json` listing.
+pub fn statement(log: &Value, i: usize) -> Value {
+    use base64::Engine as _;
+    let payload = log[i]["envelope"]["payload"].as_str().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(payload).unwrap()).unwrap()
 }
