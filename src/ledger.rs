@@ -12,10 +12,12 @@ use crate::core::dsse::Envelope;
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
 use crate::core::statement::{EntryRef, Predicate, Statement};
+use crate::gate::{self, Decision, Evidence};
 use crate::policy::Policy;
 use crate::store::{Head, NewEntry, Store, StoreError};
 use crate::verify::{
-    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, verify_chain,
+    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, evidence_of,
+    verify_chain,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,28 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
         Ok(self.pending.has_envelope(fingerprint)?
             || self.store.has_envelope(fingerprint).map_err(|e| e.to_string())?)
     }
+
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String> {
+        let mut out = stored_evidence(self.store, digest).map_err(|e| e.to_string())?;
+        out.extend(self.pending.evidence_for(digest)?);
+        Ok(out)
+    }
+}
+
+/// Evidence for `digest` from the subject index: reads only the entries that
+/// name the digest, so a decision costs the same on a large ledger as on a
+/// small one.
+fn stored_evidence<S: Store>(store: &S, digest: &Digest) -> Result<Vec<Evidence>, LedgerError> {
+    let mut out = Vec::new();
+    for index in store.entries_for_subject(digest)? {
+        let bytes =
+            store.get(index)?.ok_or_else(|| StoreError::Corrupt(format!("indexed entry {index} is missing")))?;
+        let entry = UnverifiedEntry::decode(&bytes).map_err(|source| LedgerError::Stored { index, source })?;
+        let statement =
+            Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
+        out.extend(evidence_of(&entry, &statement));
+    }
+    Ok(out)
 }
 
 /// A stored entry read back for a query, decoded and parsed (its place in
@@ -183,6 +207,21 @@ impl<S: Store> Ledger<S> {
             }
         }
         Ok(None)
+    }
+
+    /// Every entry naming `digest`, ascending by index.
+    pub fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, LedgerError> {
+        stored_evidence(&self.store, digest)
+    }
+
+    /// The gate's decision for a promotion at the head.
+    pub fn decide(&self, request: &gate::Request<'_>) -> Result<Decision, LedgerError> {
+        let (_, policy) = self.policy()?;
+        let evidence = match request.digest {
+            Some(d) => self.evidence_for(&d)?,
+            None => Vec::new(),
+        };
+        Ok(gate::decide(&policy, &evidence, request))
     }
 
     /// The genesis hash, if the ledger has entries.

@@ -6,6 +6,7 @@
 //! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
 
 pub mod core;
+pub mod gate;
 pub mod keyfile;
 pub mod ledger;
 pub mod policy;

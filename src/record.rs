@@ -118,3 +118,25 @@ pub fn policy_statement(predicate: PolicyPredicate, source: &[u8]) -> Statement 
         predicate: Predicate::Policy(predicate),
     }
 }
+
+/// A promotion statement for an allowed decision.
+pub fn promotion_statement(
+    image: &ImageRef,
+    digest: Digest,
+    to: &str,
+    allowed: crate::gate::Allowed,
+    registry_confirmed: bool,
+    time: u64,
+) -> Statement {
+    Statement {
+        subjects: vec![Subject::pinned(image.name(), digest)],
+        predicate: Predicate::Promotion(crate::core::statement::PromotionPredicate {
+            from: allowed.from,
+            to: to.to_string(),
+            build: allowed.build,
+            validations: allowed.validations,
+            provledger: LedgerFlags { dev_only: false, registry_confirmed, registry: None },
+            promoted_on: rfc3339(time),
+        }),
+    }
+}

@@ -13,7 +13,8 @@ use crate::core::dsse::PAYLOAD_TYPE_IN_TOTO;
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
 use crate::core::keys::KeyId;
-use crate::core::statement::{EntryRef, Predicate, Statement};
+use crate::core::statement::{EntryRef, Predicate, Role, Statement};
+use crate::gate::{self, Decision, Evidence, EvidenceKind};
 use crate::policy::{Policy, PolicyError};
 
 /// Why an entry was refused, which decides the exit code of the command that
@@ -71,6 +72,29 @@ pub trait Prefix {
     fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String>;
     /// Whether an entry with this envelope fingerprint is already in the chain.
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String>;
+    /// Every entry with `digest` among its subjects, ascending by index.
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String>;
+}
+
+/// What an entry contributes to the evidence of each of its subject digests.
+/// Signers are read from the envelope's key ids: the entry was verified when
+/// it was appended.
+pub fn evidence_of(entry: &UnverifiedEntry, statement: &Statement) -> Option<Evidence> {
+    let kind = match &statement.predicate {
+        Predicate::Build(_) => EvidenceKind::Build,
+        Predicate::Validation(v) => {
+            EvidenceKind::Validation { checks: v.checks.iter().map(|c| (c.name.clone(), c.result)).collect() }
+        }
+        Predicate::Promotion(p) => EvidenceKind::Promotion { to: p.to.clone() },
+        Predicate::Policy(_) => return None,
+    };
+    Some(Evidence {
+        index: entry.index,
+        hash: entry.hash(),
+        kind,
+        dev_only: statement.predicate.is_dev_only(),
+        signers: entry.envelope.signatures.iter().filter_map(|s| KeyId::parse(&s.keyid).ok()).collect(),
+    })
 }
 
 /// An entry that holds at its place in the chain. Only [`ChainState::verify_next`]
@@ -286,6 +310,45 @@ impl ChainState {
             }
         }
 
+        if let Predicate::Promotion(p) = &statement.predicate {
+            // Verify replays the gate: a promotion that the gate would have
+            // denied, or that names other evidence, does not hold.
+            let digest = statement.subject_digests().first().copied();
+            let promoter = signers
+                .iter()
+                .find(|id| judge.key(id).is_some_and(|k| k.roles.contains(&Role::Promotion)))
+                .copied()
+                .expect("role threshold checked above");
+            let evidence = match digest {
+                Some(d) => prefix.evidence_for(&d).map_err(|e| err(Failure::Io, e))?,
+                None => Vec::new(),
+            };
+            match gate::decide(&judge, &evidence, &gate::Request { digest, to: &p.to, promoter }) {
+                Decision::Deny(reasons) => {
+                    return Err(err(
+                        Failure::Denied,
+                        format!("the gate denies this promotion: {}", reasons.join("; ")),
+                    ));
+                }
+                Decision::Allow(a) => {
+                    if a.build != p.build || a.validations != p.validations || a.from != p.from {
+                        return Err(err(
+                            Failure::Invalid,
+                            format!(
+                                "the promotion names build {:?}, validations {:?}, from {:?}; the gate relies on build {:?}, validations {:?}, from {:?}",
+                                p.build.index,
+                                p.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
+                                p.from,
+                                a.build.index,
+                                a.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
+                                a.from
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+
         if prefix.has_envelope(&entry.envelope_fingerprint()).map_err(|e| err(Failure::Io, e))? {
             return Err(err(
                 Failure::Invalid,
@@ -312,6 +375,7 @@ impl ChainState {
 pub struct MemPrefix {
     builds: HashMap<u64, BuildSummary>,
     envelopes: HashSet<[u8; 32]>,
+    evidence: HashMap<Digest, Vec<Evidence>>,
 }
 
 impl MemPrefix {
@@ -320,6 +384,14 @@ impl MemPrefix {
             self.builds.insert(v.index(), b);
         }
         self.envelopes.insert(v.entry.envelope_fingerprint());
+        if let Some(ev) = evidence_of(&v.entry, &v.statement) {
+            let mut digests = v.statement.subject_digests();
+            digests.sort();
+            digests.dedup();
+            for d in digests {
+                self.evidence.entry(d).or_default().push(ev.clone());
+            }
+        }
     }
 }
 
@@ -329,6 +401,9 @@ impl Prefix for MemPrefix {
     }
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
         Ok(self.envelopes.contains(fingerprint))
+    }
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String> {
+        Ok(self.evidence.get(digest).cloned().unwrap_or_default())
     }
 }
 

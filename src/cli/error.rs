@@ -54,6 +54,12 @@ impl CliError {
     pub fn denied(message: impl Into<String>) -> Self {
         CliError::new(Code::Denied, message)
     }
+    /// An error whose details were already printed (a denial's reasons).
+    pub fn silent(mut self) -> Self {
+        self.message.clear();
+        self
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -93,6 +99,9 @@ impl CliError {
     }
 
     pub fn print(&self, json: bool) {
+        if self.message.is_empty() {
+            return;
+        }
         if json {
             let v = serde_json::json!({
                 "ok": false,

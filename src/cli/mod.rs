@@ -15,6 +15,7 @@ use provledger::core::hash::EntryHash;
 use provledger::core::image_ref::ImageRef;
 use provledger::core::keys::SecretKey;
 use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
+use provledger::gate::{self, Decision};
 use provledger::keyfile;
 use provledger::ledger::Ledger;
 use provledger::policy::parse_policy_toml;
@@ -69,6 +70,24 @@ enum Command {
     /// Append a signed statement
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Decide a promotion; if allowed (and not --dry-run) append it; if denied list every reason, exit 3
+    Promote {
+        /// Secret key with the promotion role
+        #[arg(long)]
+        key: PathBuf,
+        /// Image reference with digest
+        #[arg(long)]
+        image: String,
+        /// Target environment
+        #[arg(long)]
+        to: String,
+        /// Decide only; append nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask the registry whether the digest still exists; the promotion records that
+        #[arg(long)]
+        offline: bool,
+    },
     /// Verify the whole chain; exit 4 naming the first bad entry
     Verify {
         /// Expected genesis hash (lowercase hex)
@@ -226,6 +245,7 @@ fn run(cli: Cli) -> Result<()> {
             record_validation(&ctx, common, &image, &checks, &evidence, ci)
         }
         Command::Record(RecordCommand::Policy { keys, policy }) => record_policy(&ctx, &keys, &policy),
+        Command::Promote { key, image, to, dry_run, offline } => promote(&ctx, &key, &image, &to, dry_run, offline),
         Command::Verify { genesis } => verify(&ctx, genesis.as_deref()),
         Command::Log => log(&ctx),
     }
@@ -460,10 +480,66 @@ fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path) -> Result<()> 
     append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()))
 }
 
+fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
+    // A tag-only reference is parsed (so that it can be denied with the other
+    // reasons), never resolved: --allow-tag has no say in a promotion.
+    let image: ImageRef = image.parse().map_err(|e| CliError::operational(format!("{e}")))?;
+    let key = ctx.secret(key)?;
+    if !dry_run {
+        require_offline(offline)?;
+    }
+    let ledger = ctx.open()?;
+    let request = gate::Request { digest: image.digest(), to, promoter: key.id() };
+    let decision = ledger.decide(&request)?;
+    let allowed = match decision {
+        Decision::Deny(reasons) => {
+            if ctx.json {
+                println!("{}", json!({"allowed": false, "image": image.to_string(), "to": to, "reasons": reasons}));
+            } else {
+                eprintln!("promotion of {image} to {to} denied:");
+                for r in &reasons {
+                    eprintln!("  - {r}");
+                }
+            }
+            return Err(CliError { code: Code::Denied, message: String::new(), hint: None, index: None }.silent());
+        }
+        Decision::Allow(a) => a,
+    };
+    let refs = |a: &gate::Allowed| {
+        json!({
+            "build": {"index": a.build.index, "hash": a.build.hash.to_string()},
+            "validations": a.validations.iter().map(|r| json!({"index": r.index, "hash": r.hash.to_string()})).collect::<Vec<_>>(),
+        })
+    };
+    if dry_run {
+        ctx.emit(
+            json!({"allowed": true, "dry_run": true, "image": image.to_string(), "to": to, "evidence": refs(&allowed)}),
+            || {
+                println!("promotion of {image} to {to} allowed (dry run; nothing appended)");
+                println!(
+                    "  build entry {}, validation entries {:?}",
+                    allowed.build.index,
+                    allowed.validations.iter().map(|r| r.index).collect::<Vec<_>>()
+                );
+            },
+        );
+        return Ok(());
+    }
+    let digest = image.digest().expect("allowed implies a digest");
+    let statement = record::promotion_statement(&image, digest, to, allowed, false, now());
+    let v = ledger.append(sign(&statement, &[&key]), now()).map_err(CliError::from_append)?;
+    ctx.emit(json!({"allowed": true, "entry": entry_json(&v, false)}), || {
+        println!("promoted {image} to {to}: entry {}", v.index());
+        println!("entry hash {}", v.hash());
+    });
+    Ok(())
+}
+
 fn kind(statement: &Statement) -> &'static str {
     match statement.predicate {
         Predicate::Build(_) => "build",
         Predicate::Validation(_) => "validation",
+        Predicate::Promotion(_) => "promotion",
         Predicate::Policy(_) => "policy",
     }
 }

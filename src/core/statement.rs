@@ -20,6 +20,7 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_BUILD: &str = "https://slsa.dev/provenance/v1";
 pub const PREDICATE_VALIDATION: &str = "https://provledger.dev/validation/v1";
 pub const PREDICATE_POLICY: &str = "https://provledger.dev/policy/v1";
+pub const PREDICATE_PROMOTION: &str = "https://provledger.dev/promotion/v1";
 /// `buildType` of the SLSA provenance the ledger writes.
 pub const BUILD_TYPE: &str = "https://provledger.dev/build/container-image/v1";
 /// Longest check, artifact or environment name.
@@ -305,6 +306,39 @@ impl ValidationPredicate {
     }
 }
 
+// ---------------------------------------------------------------- promotion
+
+/// A digest promoted into an environment, naming the evidence the gate
+/// relied on. The verifier replays the gate and requires the same evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromotionPredicate {
+    /// The environment the digest had to pass through first, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    /// The build entry of the digest.
+    pub build: EntryRef,
+    /// The validation entries holding the counted outcome of each required check.
+    pub validations: Vec<EntryRef>,
+    pub provledger: LedgerFlags,
+    /// RFC 3339, UTC.
+    pub promoted_on: String,
+}
+
+impl PromotionPredicate {
+    fn check(&self) -> Result<(), FormatError> {
+        check_name("environment", &self.to)?;
+        if let Some(f) = &self.from {
+            check_name("environment", f)?;
+        }
+        if self.provledger.dev_only {
+            return Err(FormatError::Statement("a promotion cannot be dev-only".into()));
+        }
+        check_timestamp(&self.promoted_on)
+    }
+}
+
 // ---------------------------------------------------------------- policy
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,6 +382,7 @@ pub struct PolicyPredicate {
 pub enum Predicate {
     Build(BuildPredicate),
     Validation(ValidationPredicate),
+    Promotion(PromotionPredicate),
     Policy(PolicyPredicate),
 }
 
@@ -356,6 +391,7 @@ impl Predicate {
         match self {
             Predicate::Build(_) => PREDICATE_BUILD,
             Predicate::Validation(_) => PREDICATE_VALIDATION,
+            Predicate::Promotion(_) => PREDICATE_PROMOTION,
             Predicate::Policy(_) => PREDICATE_POLICY,
         }
     }
@@ -365,6 +401,7 @@ impl Predicate {
         match self {
             Predicate::Build(_) => Role::Build,
             Predicate::Validation(_) => Role::Validation,
+            Predicate::Promotion(_) => Role::Promotion,
             Predicate::Policy(_) => Role::Policy,
         }
     }
@@ -373,7 +410,7 @@ impl Predicate {
         match self {
             Predicate::Build(b) => b.flags().dev_only,
             Predicate::Validation(v) => v.provledger.dev_only,
-            Predicate::Policy(_) => false,
+            Predicate::Promotion(_) | Predicate::Policy(_) => false,
         }
     }
 }
@@ -391,6 +428,7 @@ impl Statement {
         let predicate = match &self.predicate {
             Predicate::Build(p) => serde_json::to_value(p),
             Predicate::Validation(p) => serde_json::to_value(p),
+            Predicate::Promotion(p) => serde_json::to_value(p),
             Predicate::Policy(p) => serde_json::to_value(p),
         }
         .expect("predicate serialises");
@@ -414,6 +452,7 @@ impl Statement {
         let predicate = match wire.predicate_type.as_str() {
             PREDICATE_BUILD => Predicate::Build(from_predicate(wire.predicate)?),
             PREDICATE_VALIDATION => Predicate::Validation(from_predicate(wire.predicate)?),
+            PREDICATE_PROMOTION => Predicate::Promotion(from_predicate(wire.predicate)?),
             PREDICATE_POLICY => Predicate::Policy(from_predicate(wire.predicate)?),
             other if other.starts_with("https://provledger.dev/") => {
                 return Err(FormatError::NewerVersion(format!("predicate type {other}")));
@@ -447,6 +486,12 @@ impl Statement {
         match &self.predicate {
             Predicate::Build(b) => b.check(),
             Predicate::Validation(v) => v.check(),
+            Predicate::Promotion(p) => {
+                if self.subjects.len() != 1 {
+                    return Err(FormatError::Statement("a promotion names exactly one digest".into()));
+                }
+                p.check()
+            }
             Predicate::Policy(_) => Ok(()),
         }
     }
