@@ -60,5 +60,5 @@ fn every_vector_meets_its_expectation() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 14);
 }

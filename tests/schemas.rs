@@ -14,7 +14,7 @@ fn validator() -> jsonschema::Validator {
     let load =
         |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap() };
     let mut opts = jsonschema::options();
-    for name in ["common", "build", "validation", "policy"] {
+    for name in ["common", "build", "validation", "promotion", "policy"] {
         let file = format!("{name}.schema.json");
         opts = opts.with_resource(
             format!("https://provledger.dev/schemas/{file}"),
@@ -41,7 +41,7 @@ fn every_statement_kind_validates() {
     let v = validator();
     let all = payloads();
     let kinds: std::collections::BTreeSet<&str> = all.iter().map(|p| p["predicateType"].as_str().unwrap()).collect();
-    assert_eq!(kinds.len(), 3, "policy, build and validation all covered");
+    assert_eq!(kinds.len(), 4, "policy, build, validation and promotion all covered");
     for p in &all {
         let errors: Vec<String> = v.iter_errors(p).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", p["predicateType"]);
@@ -63,6 +63,9 @@ fn schemas_reject_what_the_parser_rejects() {
     let mut bad_result = p[2].clone();
     bad_result["predicate"]["checks"][0]["result"] = "skipped".into();
     cases.push(("unknown check result", bad_result));
+    let mut dev_promotion = p[5].clone();
+    dev_promotion["predicate"]["provledger"]["devOnly"] = true.into();
+    cases.push(("dev-only promotion", dev_promotion));
     let mut bad_role = p[0].clone();
     bad_role["predicate"]["keys"][0]["roles"][0] = "deploy".into();
     cases.push(("unknown role", bad_role));

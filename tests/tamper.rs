@@ -190,7 +190,7 @@ mod any_byte {
         /// last entry, which nothing later covers) changes the head hash that
         /// the head record and checkpoints pin.
         #[test]
-        fn any_single_byte_change_is_detected(entry in 0usize..5, pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        fn any_single_byte_change_is_detected(entry in 0usize..6, pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
             let (chain, _) = vectors::valid_chain();
             let original_head = *chain.hashes.last().unwrap();
             let mut entries = chain.entries.clone();

@@ -99,15 +99,23 @@ impl Chain {
     }
 }
 
+pub fn promotion(n: u32, build: EntryRef, validations: Vec<EntryRef>) -> Statement {
+    let image: provledger::core::image_ref::ImageRef =
+        format!("registry.example.com/acme/app@{}", digest(n)).parse().unwrap();
+    let allowed = provledger::gate::Allowed { from: None, build, validations };
+    record::promotion_statement(&image, digest(n), "dev", allowed, false, T0 + 200 + n as u64)
+}
+
 /// The valid chain every reject case departs from.
 pub fn valid_chain() -> (Chain, EntryRef) {
     let mut c = Chain::default();
     let p0 = c.push(sign(&policy(None, "ci"), "root"));
     let b1 = c.push(sign(&build(1), "ci"));
-    c.push(sign(&validation(1, b1), "qa"));
+    let v2 = c.push(sign(&validation(1, b1), "qa"));
     // Rotate the ci key to ci2.
     c.push(sign(&policy(Some(p0), "ci2"), "root"));
     c.push(sign(&build(2), "ci2"));
+    c.push(sign(&promotion(1, b1, vec![v2]), "release"));
     (c, b1)
 }
 
@@ -148,7 +156,7 @@ pub fn all() -> Vec<(String, Value)> {
     let (valid, b1) = valid_chain();
     out.push(vector(
         "accept-chain",
-        "policy genesis, build, validation bound to it, key rotation, build by the new key",
+        "policy genesis, build, validation bound to it, key rotation, build by the new key, promotion to dev",
         &valid,
         "accept",
         None,
@@ -271,6 +279,25 @@ pub fn all() -> Vec<(String, Value)> {
         "reject",
         Some(4),
         Some("not in the policy in force"),
+    ));
+
+    let b4 = EntryRef { index: 4, hash: valid.hashes[4] };
+    out.push(vector(
+        "reject-promotion-without-gate",
+        "a promotion of build 2's digest, which has no validation: the verifier replays the gate",
+        &chain_with(5, sign(&promotion(2, b4, vec![]), "release")),
+        "reject",
+        Some(5),
+        Some("the gate denies this promotion"),
+    ));
+
+    out.push(vector(
+        "reject-promotion-wrong-evidence",
+        "a promotion the gate allows, but naming no validation instead of entry 2",
+        &chain_with(5, sign(&promotion(1, b1, vec![]), "release")),
+        "reject",
+        Some(5),
+        Some("the gate relies on"),
     ));
 
     let mut genesis_build = Chain::default();
