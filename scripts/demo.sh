@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: a build -> validate -> audit story on an embedded ledger with
+# The main job: a build -> validate -> promote -> audit story on an embedded ledger with
 # the example keys. Everything happens in a temp directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,12 +38,26 @@ step "CI records the build (offline: no registry lookup, and the record says so)
 refused 3 "$PL" record build --key "$K/ci.key" --image registry.example.com/acme/backend:1.4.2 --offline
 refused 3 "$PL" record validation --key "$K/ci.key" --image "$IMAGE" --check unit=pass --offline
 
-step "the validation lane records gate outcomes for the exact digest" \
-    "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check unit=pass --check integration=pass \
-    --check e2e=pass --check vuln-scan=pass --evidence vuln-scan=https://ci.example.com/acme/backend/runs/813/scan --offline
+refused 3 "$PL" promote --key "$K/release.key" --image "$IMAGE" --to dev --offline
+
+step "the validation lane records gate outcomes for the exact digest (integration fails)" \
+    "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check unit=pass --check integration=fail --offline
+
+step "promote to dev: unit passed" "$PL" promote --key "$K/release.key" --image "$IMAGE" --to dev --offline
+refused 3 "$PL" promote --key "$K/release.key" --image "$IMAGE" --to staging --offline
+
+step "a rerun of integration passes; the newer outcome supersedes the failure" \
+    "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check integration=pass --offline
+step "promote to staging" "$PL" promote --key "$K/release.key" --image "$IMAGE" --to staging --offline
+refused 3 "$PL" promote --key "$K/release.key" --image "$IMAGE" --to prod --dry-run
+
+step "end-to-end and vulnerability scan pass" \
+    "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check e2e=pass --check vuln-scan=pass \
+    --evidence vuln-scan=https://ci.example.com/acme/backend/runs/813/scan --offline
+step "promote to prod" "$PL" promote --key "$K/release.key" --image "$IMAGE" --to prod --offline
 
 step "the log: every entry verified as it is read" "$PL" log
-step "audit: verify the whole chain against the genesis hash" "$PL" verify --genesis "$GENESIS"
+step "audit: verify the whole chain against the genesis hash (it replays every promotion's gate)" "$PL" verify --genesis "$GENESIS"
 refused 4 "$PL" verify --genesis 0000000000000000000000000000000000000000000000000000000000000000
 echo
-echo "done: build and validation recorded, chain verified."
+echo "done: built, validated, promoted dev -> staging -> prod; every refusal exited 3; the chain verifies."

@@ -54,10 +54,10 @@ impl CliError {
     pub fn denied(message: impl Into<String>) -> Self {
         CliError::new(Code::Denied, message)
     }
-    /// An error whose details were already printed (a denial's reasons).
-    pub fn silent(mut self) -> Self {
-        self.message.clear();
-        self
+    /// An outcome whose details the command already printed (a denial's
+    /// reasons): only the exit code remains.
+    pub fn reported(code: Code) -> Self {
+        CliError::new(code, "")
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

@@ -501,7 +501,7 @@ fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline:
                     eprintln!("  - {r}");
                 }
             }
-            return Err(CliError { code: Code::Denied, message: String::new(), hint: None, index: None }.silent());
+            return Err(CliError::reported(Code::Denied));
         }
         Decision::Allow(a) => a,
     };
