@@ -14,7 +14,7 @@ use crate::core::hash::EntryHash;
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Decision, Evidence};
 use crate::policy::Policy;
-use crate::store::{Head, NewEntry, Store, StoreError};
+use crate::store::{Head, IndexCounts, NewEntry, Store, StoreError, source_key};
 use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, evidence_of,
     verify_chain,
@@ -167,15 +167,7 @@ impl<S: Store> Ledger<S> {
             let time = now.max(state.last_time);
             let (entry, bytes) = UnverifiedEntry::build(state.next_index, state.head, time, envelope);
             let v = state.verify_next(entry, &prefix)?;
-            let mut subjects = v.statement().subject_digests();
-            subjects.sort();
-            subjects.dedup();
-            writes.push(NewEntry {
-                index: v.index(),
-                bytes,
-                subjects,
-                envelope_fingerprint: v.entry().envelope_fingerprint(),
-            });
+            writes.push(NewEntry { bytes, ..index_rows(&v) });
             prefix.pending.record(&v);
             state.advance(&v);
             verified.push(v);
@@ -243,14 +235,11 @@ impl<S: Store> Ledger<S> {
         mut on_entry: impl FnMut(&VerifiedEntry),
     ) -> Result<ChainReport, LedgerError> {
         let head = self.store.head()?;
-        let mut subject_pairs: Vec<(Digest, u64)> = Vec::new();
+        let mut rows: Vec<NewEntry> = Vec::new();
         let entries =
             self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
         let report = verify_chain(entries, genesis, |v| {
-            let mut ds = v.statement().subject_digests();
-            ds.sort();
-            ds.dedup();
-            subject_pairs.extend(ds.into_iter().map(|d| (d, v.index())));
+            rows.push(index_rows(v));
             on_entry(v);
         })?;
         let Some(head) = head else {
@@ -289,25 +278,71 @@ impl<S: Store> Ledger<S> {
             )
             .into());
         }
-        for (d, index) in &subject_pairs {
-            if !self.store.entries_for_subject(d)?.contains(index) {
-                return Err(VerifyError::new(
-                    *index,
-                    Failure::Invalid,
-                    format!("subject index lacks {d} for this entry"),
-                )
-                .into());
+        self.check_indexes(&rows, report.entries)?;
+        Ok(report)
+    }
+
+    /// The secondary indexes hold exactly the rows the chain implies.
+    fn check_indexes(&self, rows: &[NewEntry], entries: u64) -> Result<(), LedgerError> {
+        let mut want = IndexCounts::default();
+        for r in rows {
+            let missing = |what: String| {
+                Err(VerifyError::new(r.index, Failure::Invalid, format!("{what} index lacks this entry")).into())
+            };
+            for d in &r.subjects {
+                if !self.store.entries_for_subject(d)?.contains(&r.index) {
+                    return missing(format!("subject {d}"));
+                }
             }
+            if let Some(env) = &r.promoted_to
+                && !self.store.promotions_into(env)?.contains(&r.index)
+            {
+                return missing(format!("environment {env}"));
+            }
+            if let Some(src) = &r.source
+                && !self.store.builds_of_source(src)?.contains(&r.index)
+            {
+                return missing("source".into());
+            }
+            want.subjects += r.subjects.len() as u64;
+            want.environments += r.promoted_to.is_some() as u64;
+            want.sources += r.source.is_some() as u64;
+            want.policies += r.is_policy as u64;
         }
-        let indexed = self.store.subject_index_len()?;
-        if indexed != subject_pairs.len() as u64 {
+        let policies: Vec<u64> = rows.iter().filter(|r| r.is_policy).map(|r| r.index).collect();
+        let have = self.store.index_counts()?;
+        if have != want || self.store.policy_entries()? != policies {
             return Err(VerifyError::new(
-                report.entries,
+                entries,
                 Failure::Invalid,
-                format!("subject index holds {indexed} pairs, the chain has {}", subject_pairs.len()),
+                format!("the indexes hold rows the chain does not imply (index {have:?}, chain {want:?})"),
             )
             .into());
         }
-        Ok(report)
+        Ok(())
+    }
+}
+
+/// The index rows of a verified entry (everything of a [`NewEntry`] but its bytes).
+fn index_rows(v: &VerifiedEntry) -> NewEntry {
+    let mut subjects = v.statement().subject_digests();
+    subjects.sort();
+    subjects.dedup();
+    let (promoted_to, source) = match &v.statement().predicate {
+        Predicate::Promotion(p) => (Some(p.to.clone()), None),
+        Predicate::Build(b) => (
+            None,
+            b.git_commit().map(|sha| source_key(sha, b.build_definition.external_parameters.artifact.as_deref())),
+        ),
+        _ => (None, None),
+    };
+    NewEntry {
+        index: v.index(),
+        bytes: Vec::new(),
+        subjects,
+        envelope_fingerprint: v.entry().envelope_fingerprint(),
+        promoted_to,
+        source,
+        is_policy: matches!(v.statement().predicate, Predicate::Policy(_)),
     }
 }

@@ -25,6 +25,9 @@ const TREE_ENTRIES: &str = "entries";
 const TREE_META: &str = "meta";
 const TREE_SUBJECTS: &str = "subjects";
 const TREE_ENVELOPES: &str = "envelopes";
+const TREE_ENVIRONMENTS: &str = "environments";
+const TREE_SOURCES: &str = "sources";
+const TREE_POLICIES: &str = "policies";
 const META_VERSION: &[u8] = b"store_version";
 const META_HEAD: &[u8] = b"head";
 
@@ -85,12 +88,35 @@ impl Head {
 }
 
 /// One entry to append, with what the indexes need.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NewEntry {
     pub index: u64,
     pub bytes: Vec<u8>,
     pub subjects: Vec<Digest>,
     pub envelope_fingerprint: [u8; 32],
+    /// For a promotion: the environment promoted into.
+    pub promoted_to: Option<String>,
+    /// For a build with a source revision: its [`source_key`].
+    pub source: Option<Vec<u8>>,
+    /// Whether the entry sets the policy.
+    pub is_policy: bool,
+}
+
+/// Key of the source index: git revision ‖ 0x00 ‖ artifact name (may be empty).
+pub fn source_key(git_commit: &str, artifact: Option<&str>) -> Vec<u8> {
+    let mut k = git_commit.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(artifact.unwrap_or("").as_bytes());
+    k
+}
+
+/// Row counts of the secondary indexes, which `verify` compares with the chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexCounts {
+    pub subjects: u64,
+    pub environments: u64,
+    pub sources: u64,
+    pub policies: u64,
 }
 
 pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + 'a>;
@@ -105,8 +131,14 @@ pub trait Store {
     /// Indexes of the entries with `digest` among their subjects, ascending.
     fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError>;
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
-    /// Number of (digest, entry) pairs in the subject index.
-    fn subject_index_len(&self) -> Result<u64, StoreError>;
+    /// Indexes of promotions into `env`, ascending.
+    fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError>;
+    /// Indexes of builds of a [`source_key`], ascending.
+    fn builds_of_source(&self, key: &[u8]) -> Result<Vec<u64>, StoreError>;
+    /// Indexes of policy entries, ascending.
+    fn policy_entries(&self) -> Result<Vec<u64>, StoreError>;
+    /// Rows in each secondary index.
+    fn index_counts(&self) -> Result<IndexCounts, StoreError>;
     /// Appends `entries` and sets `new_head`, atomically and durably, only if
     /// the current head is still `expected`.
     fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError>;
@@ -120,6 +152,9 @@ pub struct SledStore {
     meta: sled::Tree,
     subjects: sled::Tree,
     envelopes: sled::Tree,
+    environments: sled::Tree,
+    sources: sled::Tree,
+    policies: sled::Tree,
 }
 
 impl SledStore {
@@ -186,6 +221,9 @@ impl SledStore {
             meta: tree(TREE_META)?,
             subjects: tree(TREE_SUBJECTS)?,
             envelopes: tree(TREE_ENVELOPES)?,
+            environments: tree(TREE_ENVIRONMENTS)?,
+            sources: tree(TREE_SOURCES)?,
+            policies: tree(TREE_POLICIES)?,
             path: db_path.clone(),
             db,
         })
@@ -220,9 +258,31 @@ fn subject_key(digest: &Digest, index: u64) -> [u8; 40] {
     k
 }
 
+/// `prefix ‖ 0x00 ‖ index`: rows of one name, in index order.
+fn named_key(name: &[u8], index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 9);
+    k.extend_from_slice(name);
+    k.push(0);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
 fn index_of(key: &[u8]) -> Result<u64, StoreError> {
     let b: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt(format!("entry key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(b))
+}
+
+impl SledStore {
+    fn scan_named(&self, tree: &sled::Tree, name: &[u8]) -> Result<Vec<u64>, StoreError> {
+        let mut prefix = name.to_vec();
+        prefix.push(0);
+        tree.scan_prefix(&prefix)
+            .map(|r| {
+                let (k, _) = r.map_err(|e| self.io(e))?;
+                index_of(&k[prefix.len()..])
+            })
+            .collect()
+    }
 }
 
 impl Store for SledStore {
@@ -255,13 +315,45 @@ impl Store for SledStore {
         self.envelopes.contains_key(fingerprint).map_err(|e| self.io(e))
     }
 
-    fn subject_index_len(&self) -> Result<u64, StoreError> {
-        Ok(self.subjects.len() as u64)
+    fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {
+        self.scan_named(&self.environments, env.as_bytes())
+    }
+
+    fn builds_of_source(&self, key: &[u8]) -> Result<Vec<u64>, StoreError> {
+        self.scan_named(&self.sources, key)
+    }
+
+    fn policy_entries(&self) -> Result<Vec<u64>, StoreError> {
+        self.policies
+            .iter()
+            .map(|r| {
+                let (k, _) = r.map_err(|e| self.io(e))?;
+                index_of(&k)
+            })
+            .collect()
+    }
+
+    fn index_counts(&self) -> Result<IndexCounts, StoreError> {
+        Ok(IndexCounts {
+            subjects: self.subjects.len() as u64,
+            environments: self.environments.len() as u64,
+            sources: self.sources.len() as u64,
+            policies: self.policies.len() as u64,
+        })
     }
 
     fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError> {
         let expected = expected.map(Head::encode);
-        let result = (&self.entries, &self.meta, &self.subjects, &self.envelopes).transaction(|(e, m, s, v)| {
+        let trees = (
+            &self.entries,
+            &self.meta,
+            &self.subjects,
+            &self.envelopes,
+            &self.environments,
+            &self.sources,
+            &self.policies,
+        );
+        let result = trees.transaction(|(e, m, s, v, envs, srcs, pols)| {
             let current = m.get(META_HEAD)?;
             if current.as_deref() != expected.as_ref().map(|h| h.as_slice()) {
                 return Err(ConflictableTransactionError::Abort(()));
@@ -272,6 +364,15 @@ impl Store for SledStore {
                     s.insert(&subject_key(d, entry.index)[..], &[][..])?;
                 }
                 v.insert(&entry.envelope_fingerprint, &entry.index.to_be_bytes())?;
+                if let Some(env) = &entry.promoted_to {
+                    envs.insert(named_key(env.as_bytes(), entry.index), &[][..])?;
+                }
+                if let Some(src) = &entry.source {
+                    srcs.insert(named_key(src, entry.index), &[][..])?;
+                }
+                if entry.is_policy {
+                    pols.insert(&entry.index.to_be_bytes(), &[][..])?;
+                }
             }
             m.insert(META_HEAD, &new_head.encode()[..])?;
             Ok(())

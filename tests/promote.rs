@@ -277,6 +277,8 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
         bytes,
         subjects: vec![image_ref.digest().unwrap()],
         envelope_fingerprint: entry.envelope_fingerprint(),
+        promoted_to: Some("dev".into()),
+        ..Default::default()
     };
     let new_head = Head { count: head.count + 1, hash: entry.hash(), ..head };
     ledger.store().append(Some(&head), &[new], &new_head).unwrap();
