@@ -5,6 +5,7 @@
 //! [`core`] (formats, no I/O) → [`policy`] → [`verify`] (the chain rules) →
 //! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
 
+pub mod audit;
 pub mod core;
 pub mod gate;
 pub mod keyfile;

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use provledger::audit;
+use provledger::core::digest::Digest;
 use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use provledger::core::hash::EntryHash;
 use provledger::core::image_ref::ImageRef;
@@ -96,6 +98,16 @@ enum Command {
     },
     /// List entries (verified as they are read)
     Log,
+    /// The audit answer for one digest: built, validated, promoted, findings
+    Show {
+        /// sha256:<hex>, or a reference carrying it
+        digest: String,
+    },
+    /// Promotions into an environment, newest first, with the current digest and the rollback target
+    History {
+        #[arg(long)]
+        env: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +260,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Promote { key, image, to, dry_run, offline } => promote(&ctx, &key, &image, &to, dry_run, offline),
         Command::Verify { genesis } => verify(&ctx, genesis.as_deref()),
         Command::Log => log(&ctx),
+        Command::Show { digest } => show(&ctx, &digest),
+        Command::History { env } => history(&ctx, &env),
     }
 }
 
@@ -397,7 +411,16 @@ fn record_build(
         registry: None,
         time: now(),
     });
-    append(ctx, &ledger, sign(&statement, &[&key]))
+    let v = append(ctx, &ledger, sign(&statement, &[&key]))?;
+    // A rebuild is recorded, and flagged: its digest has no validation yet.
+    if let Some(d) = v.statement().subject_digests().first()
+        && let Some(r) = audit::show(&ledger, d)?
+    {
+        for f in r.findings.iter().filter(|f| f.starts_with("rebuild")) {
+            eprintln!("warning: {f}");
+        }
+    }
+    Ok(())
 }
 
 fn parse_checks(checks: &[String], evidence: &[String]) -> Result<Vec<Check>> {
@@ -467,7 +490,7 @@ fn record_validation(
         registry: None,
         time: now(),
     });
-    append(ctx, &ledger, sign(&statement, &[&key]))
+    append(ctx, &ledger, sign(&statement, &[&key])).map(|_| ())
 }
 
 fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path) -> Result<()> {
@@ -477,7 +500,7 @@ fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path) -> Result<()> 
     let (current, _) = ledger.policy()?;
     predicate.previous = Some(current);
     let statement = record::policy_statement(predicate, &source);
-    append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()))
+    append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>())).map(|_| ())
 }
 
 fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
@@ -535,6 +558,98 @@ fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline:
     Ok(())
 }
 
+fn show(ctx: &Ctx, text: &str) -> Result<()> {
+    let digest: Digest = match text.parse() {
+        Ok(d) => d,
+        Err(e) => match text.parse::<ImageRef>().ok().and_then(|r| r.digest()) {
+            Some(d) => d,
+            None => return Err(CliError::operational(e.to_string())),
+        },
+    };
+    let ledger = ctx.open()?;
+    let Some(r) = audit::show(&ledger, &digest)? else {
+        return Err(CliError::denied(format!("no entry of the ledger names {digest}")));
+    };
+    if ctx.json {
+        println!("{}", serde_json::to_value(&r).expect("report serialises"));
+        return Ok(());
+    }
+    let who = |s: &[audit::Signer]| {
+        s.iter().map(|s| s.name.clone().unwrap_or_else(|| s.key_id[..8].to_string())).collect::<Vec<_>>().join(",")
+    };
+    println!("{digest}");
+    for b in &r.builds {
+        println!(
+            "  built     entry {:<5} {}  by {}  {}{}",
+            b.index,
+            b.recorded_at,
+            who(&b.signers),
+            b.image,
+            if b.dev_only { " [dev-only]" } else { "" }
+        );
+        println!(
+            "            revision {}  source {}",
+            b.git_sha.as_deref().unwrap_or("-"),
+            b.source_repository.as_deref().unwrap_or("-")
+        );
+        println!(
+            "            builder {}  run {}",
+            b.builder_id,
+            b.ci.as_ref().and_then(|c| c.run_url.as_deref()).unwrap_or("-")
+        );
+        if !b.registry_confirmed {
+            println!("            digest not confirmed by a registry (recorded --offline)");
+        }
+    }
+    for v in &r.validations {
+        let checks: Vec<String> = v.checks.iter().map(|c| format!("{}={}", c.name, c.result)).collect();
+        println!("  validated entry {:<5} {}  by {}  {}", v.index, v.recorded_at, who(&v.signers), checks.join(" "));
+    }
+    for p in &r.promotions {
+        println!(
+            "  promoted  entry {:<5} {}  by {}  {} -> {} (evidence: build {}, validations {:?})",
+            p.index,
+            p.recorded_at,
+            who(&p.signers),
+            p.from.as_deref().unwrap_or("-"),
+            p.to,
+            p.build_index,
+            p.validation_indexes
+        );
+    }
+    for f in &r.findings {
+        println!("  finding: {f}");
+    }
+    Ok(())
+}
+
+fn history(ctx: &Ctx, env: &str) -> Result<()> {
+    let ledger = ctx.open()?;
+    let r = audit::history(&ledger, env)?;
+    if r.promotions.is_empty() && ledger.policy()?.1.environment(env).is_none() {
+        return Err(CliError::operational(format!(
+            "environment {env:?} is not in the policy and was never promoted into"
+        )));
+    }
+    ctx.emit(serde_json::to_value(&r).expect("report serialises"), || {
+        println!("{env}: current {}", r.current.as_deref().unwrap_or("(none)"));
+        println!("{env}: rollback target {}", r.rollback_target.as_deref().unwrap_or("(none)"));
+        for p in &r.promotions {
+            let by: Vec<String> =
+                p.signers.iter().map(|s| s.name.clone().unwrap_or_else(|| s.key_id[..8].to_string())).collect();
+            println!(
+                "  entry {:<5} {}  {}  from {}  by {}",
+                p.index,
+                p.recorded_at,
+                p.digest,
+                p.from.as_deref().unwrap_or("-"),
+                by.join(",")
+            );
+        }
+    });
+    Ok(())
+}
+
 fn kind(statement: &Statement) -> &'static str {
     match statement.predicate {
         Predicate::Build(_) => "build",
@@ -572,7 +687,7 @@ fn entry_json(v: &VerifiedEntry, with_envelope: bool) -> serde_json::Value {
     j
 }
 
-fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<()> {
+fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<VerifiedEntry> {
     let v = ledger.append(envelope, now()).map_err(CliError::from_append)?;
     ctx.emit(entry_json(&v, false), || {
         let dev = if v.statement().predicate.is_dev_only() { " [dev-only]" } else { "" };
@@ -584,7 +699,7 @@ fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<(
         );
         println!("entry hash {}", v.hash());
     });
-    Ok(())
+    Ok(v)
 }
 
 fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
