@@ -33,7 +33,8 @@ echo "genesis hash: $GENESIS   (auditors need only this)"
 
 step "CI records the build (offline: no registry lookup, and the record says so)" \
     "$PL" record build --key "$K/ci.key" --image "$IMAGE" --git-sha "$GIT_SHA" --artifact backend \
-    --ci-run-url https://ci.example.com/acme/backend/runs/812 --ci-run-id 812 --ci-workflow release.yml --offline
+    --ci-run-url https://ci.example.com/acme/backend/runs/812 --ci-run-id 812 --ci-workflow release.yml \
+    --ci-repository https://git.example.com/acme/backend --offline
 
 refused 3 "$PL" record build --key "$K/ci.key" --image registry.example.com/acme/backend:1.4.2 --offline
 refused 3 "$PL" record validation --key "$K/ci.key" --image "$IMAGE" --check unit=pass --offline
@@ -56,6 +57,13 @@ step "end-to-end and vulnerability scan pass" \
     --evidence vuln-scan=https://ci.example.com/acme/backend/runs/813/scan --offline
 step "promote to prod" "$PL" promote --key "$K/release.key" --image "$IMAGE" --to prod --offline
 
+REBUILT="registry.example.com/acme/backend:1.4.2@sha256:$(printf 'acme backend 1.4.2 rebuilt' | sha256sum | cut -c1-64)"
+step "CI rebuilds the same revision: a new digest, recorded and flagged" \
+    "$PL" record build --key "$K/ci.key" --image "$REBUILT" --git-sha "$GIT_SHA" --artifact backend --offline
+refused 3 "$PL" promote --key "$K/release.key" --image "$REBUILT" --to prod --offline
+
+step "the audit answer for the released digest" "$PL" show "$DIGEST"
+step "what is in prod, and what to roll back to" "$PL" history --env prod
 step "the log: every entry verified as it is read" "$PL" log
 step "audit: verify the whole chain against the genesis hash (it replays every promotion's gate)" "$PL" verify --genesis "$GENESIS"
 refused 4 "$PL" verify --genesis 0000000000000000000000000000000000000000000000000000000000000000
