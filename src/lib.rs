@@ -10,6 +10,7 @@ pub mod core;
 pub mod gate;
 pub mod keyfile;
 pub mod ledger;
+pub mod manifests;
 pub mod policy;
 pub mod record;
 pub mod store;

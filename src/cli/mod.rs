@@ -20,6 +20,7 @@ use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statemen
 use provledger::gate::{self, Decision};
 use provledger::keyfile;
 use provledger::ledger::Ledger;
+use provledger::manifests;
 use provledger::policy::parse_policy_toml;
 use provledger::record::{self, BuildInput, ValidationInput};
 use provledger::store::SledStore;
@@ -102,6 +103,14 @@ enum Command {
     Show {
         /// sha256:<hex>, or a reference carrying it
         digest: String,
+    },
+    /// Check that every image in Compose / Kubernetes YAML is digest-pinned; exit 3 naming file:line
+    CheckRefs {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Report unpinned images as warnings (local development only; also ALLOW_TAG=1 / DEV_MODE=1)
+        #[arg(long)]
+        allow_tag: bool,
     },
     /// Promotions into an environment, newest first, with the current digest and the rollback target
     History {
@@ -262,6 +271,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),
         Command::History { env } => history(&ctx, &env),
+        Command::CheckRefs { files, allow_tag } => check_refs(&ctx, &files, allow_tag),
     }
 }
 
@@ -621,6 +631,43 @@ fn show(ctx: &Ctx, text: &str) -> Result<()> {
         println!("  finding: {f}");
     }
     Ok(())
+}
+
+fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool) -> Result<()> {
+    let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| CliError::operational(format!("{}: {e}", f.display())))?;
+        let unpinned = manifests::unpinned_images(&text)
+            .map_err(|e| CliError::operational(format!("{}:{}: not valid YAML: {}", f.display(), e.line, e.message)))?;
+        found.extend(unpinned.into_iter().map(|u| (f.display().to_string(), u)));
+    }
+    if ctx.json {
+        let list: Vec<_> = found
+            .iter()
+            .map(|(f, u)| json!({"file": f, "line": u.line, "reference": u.reference, "why": u.why}))
+            .collect();
+        println!(
+            "{}",
+            json!({"ok": found.is_empty(), "allowed_by_dev_mode": allow && !found.is_empty(), "unpinned": list})
+        );
+    } else {
+        let label = if allow { "warning: " } else { "" };
+        for (f, u) in &found {
+            eprintln!("{label}{f}:{}: {} ({})", u.line, u.reference, u.why);
+        }
+        if found.is_empty() {
+            println!("ok: every image in {} file(s) is pinned to a digest", files.len());
+        }
+    }
+    if found.is_empty() || allow {
+        return Ok(());
+    }
+    if ctx.json {
+        return Err(CliError::reported(Code::Denied));
+    }
+    Err(CliError::denied(format!("{} image reference(s) not pinned to a digest", found.len()))
+        .hint("pin each as REPO:TAG@sha256:<digest>; --allow-tag turns this into warnings for local development only"))
 }
 
 fn history(ctx: &Ctx, env: &str) -> Result<()> {
