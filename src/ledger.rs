@@ -304,10 +304,16 @@ impl<S: Store> Ledger<S> {
             {
                 return missing("source".into());
             }
+            if let Some(rel) = &r.release
+                && !self.store.builds_of_release(rel)?.contains(&r.index)
+            {
+                return missing(format!("release {rel}"));
+            }
             want.subjects += r.subjects.len() as u64;
             want.environments += r.promoted_to.is_some() as u64;
             want.sources += r.source.is_some() as u64;
             want.policies += r.is_policy as u64;
+            want.releases += r.release.is_some() as u64;
         }
         let policies: Vec<u64> = rows.iter().filter(|r| r.is_policy).map(|r| r.index).collect();
         let have = self.store.index_counts()?;
@@ -328,13 +334,13 @@ fn index_rows(v: &VerifiedEntry) -> NewEntry {
     let mut subjects = v.statement().subject_digests();
     subjects.sort();
     subjects.dedup();
-    let (promoted_to, source) = match &v.statement().predicate {
-        Predicate::Promotion(p) => (Some(p.to.clone()), None),
-        Predicate::Build(b) => (
-            None,
-            b.git_commit().map(|sha| source_key(sha, b.build_definition.external_parameters.artifact.as_deref())),
-        ),
-        _ => (None, None),
+    let (promoted_to, source, release) = match &v.statement().predicate {
+        Predicate::Promotion(p) => (Some(p.to.clone()), None, None),
+        Predicate::Build(b) => {
+            let ext = &b.build_definition.external_parameters;
+            (None, b.git_commit().map(|sha| source_key(sha, ext.artifact.as_deref())), ext.release.clone())
+        }
+        _ => (None, None, None),
     };
     NewEntry {
         index: v.index(),
@@ -344,5 +350,6 @@ fn index_rows(v: &VerifiedEntry) -> NewEntry {
         promoted_to,
         source,
         is_policy: matches!(v.statement().predicate, Predicate::Policy(_)),
+        release,
     }
 }

@@ -20,6 +20,7 @@ pub const UNSPECIFIED_BUILDER: &str = "https://provledger.dev/builders/unspecifi
 pub struct BuildInput {
     pub image: ImageRef,
     pub artifact: Option<String>,
+    pub release: Option<String>,
     pub git_sha: Option<String>,
     pub source_repository: Option<String>,
     pub builder_id: Option<String>,
@@ -57,6 +58,7 @@ pub fn build_statement(input: BuildInput) -> Statement {
                     image: input.image.to_string(),
                     tag: input.image.tag().map(str::to_string),
                     artifact: input.artifact,
+                    release: input.release,
                     ci: (!input.ci.is_empty()).then_some(input.ci),
                 },
                 internal_parameters: InternalParameters {

@@ -28,6 +28,7 @@ const TREE_ENVELOPES: &str = "envelopes";
 const TREE_ENVIRONMENTS: &str = "environments";
 const TREE_SOURCES: &str = "sources";
 const TREE_POLICIES: &str = "policies";
+const TREE_RELEASES: &str = "releases";
 const META_VERSION: &[u8] = b"store_version";
 const META_HEAD: &[u8] = b"head";
 
@@ -100,6 +101,8 @@ pub struct NewEntry {
     pub source: Option<Vec<u8>>,
     /// Whether the entry sets the policy.
     pub is_policy: bool,
+    /// For a build in a release: the release id.
+    pub release: Option<String>,
 }
 
 /// Key of the source index: git revision ‖ 0x00 ‖ artifact name (may be empty).
@@ -117,6 +120,7 @@ pub struct IndexCounts {
     pub environments: u64,
     pub sources: u64,
     pub policies: u64,
+    pub releases: u64,
 }
 
 pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + 'a>;
@@ -135,6 +139,8 @@ pub trait Store {
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError>;
     /// Indexes of builds of a [`source_key`], ascending.
     fn builds_of_source(&self, key: &[u8]) -> Result<Vec<u64>, StoreError>;
+    /// Indexes of the builds of a release, ascending.
+    fn builds_of_release(&self, release: &str) -> Result<Vec<u64>, StoreError>;
     /// Indexes of policy entries, ascending.
     fn policy_entries(&self) -> Result<Vec<u64>, StoreError>;
     /// Rows in each secondary index.
@@ -155,6 +161,7 @@ pub struct SledStore {
     environments: sled::Tree,
     sources: sled::Tree,
     policies: sled::Tree,
+    releases: sled::Tree,
 }
 
 impl SledStore {
@@ -224,6 +231,7 @@ impl SledStore {
             environments: tree(TREE_ENVIRONMENTS)?,
             sources: tree(TREE_SOURCES)?,
             policies: tree(TREE_POLICIES)?,
+            releases: tree(TREE_RELEASES)?,
             path: db_path.clone(),
             db,
         })
@@ -323,6 +331,10 @@ impl Store for SledStore {
         self.scan_named(&self.sources, key)
     }
 
+    fn builds_of_release(&self, release: &str) -> Result<Vec<u64>, StoreError> {
+        self.scan_named(&self.releases, release.as_bytes())
+    }
+
     fn policy_entries(&self) -> Result<Vec<u64>, StoreError> {
         self.policies
             .iter()
@@ -339,6 +351,7 @@ impl Store for SledStore {
             environments: self.environments.len() as u64,
             sources: self.sources.len() as u64,
             policies: self.policies.len() as u64,
+            releases: self.releases.len() as u64,
         })
     }
 
@@ -352,8 +365,9 @@ impl Store for SledStore {
             &self.environments,
             &self.sources,
             &self.policies,
+            &self.releases,
         );
-        let result = trees.transaction(|(e, m, s, v, envs, srcs, pols)| {
+        let result = trees.transaction(|(e, m, s, v, envs, srcs, pols, rels)| {
             let current = m.get(META_HEAD)?;
             if current.as_deref() != expected.as_ref().map(|h| h.as_slice()) {
                 return Err(ConflictableTransactionError::Abort(()));
@@ -372,6 +386,9 @@ impl Store for SledStore {
                 }
                 if entry.is_policy {
                     pols.insert(&entry.index.to_be_bytes(), &[][..])?;
+                }
+                if let Some(r) = &entry.release {
+                    rels.insert(named_key(r.as_bytes(), entry.index), &[][..])?;
                 }
             }
             m.insert(META_HEAD, &new_head.encode()[..])?;

@@ -106,6 +106,7 @@ fn build_envelope(dir: &Path, seed: &str, time: u64) -> Envelope {
     let statement = record::build_statement(BuildInput {
         image: image(seed).parse().unwrap(),
         artifact: None,
+        release: None,
         git_sha: None,
         source_repository: None,
         builder_id: None,

@@ -51,6 +51,7 @@ pub fn build(n: u32) -> Statement {
     record::build_statement(BuildInput {
         image: format!("registry.example.com/acme/app:1.{n}@{}", digest(n)).parse().unwrap(),
         artifact: Some("app".into()),
+        release: None,
         git_sha: Some(hex::encode(&sha256(&n.to_be_bytes())[..20])),
         source_repository: Some("https://git.example.com/acme/app".into()),
         builder_id: Some("https://ci.example.com/builders/release".into()),

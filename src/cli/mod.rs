@@ -3,6 +3,7 @@
 mod ci_env;
 mod error;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ use provledger::ledger::Ledger;
 use provledger::manifests;
 use provledger::policy::parse_policy_toml;
 use provledger::record::{self, BuildInput, ValidationInput};
-use provledger::store::SledStore;
+use provledger::store::{SledStore, Store as _};
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
 
 use ci_env::CiEnv;
@@ -79,8 +80,11 @@ enum Command {
         #[arg(long)]
         key: PathBuf,
         /// Image reference with digest
+        #[arg(long, required_unless_present = "release", conflicts_with = "release")]
+        image: Option<String>,
+        /// Promote every artifact of a release (its newest build of each), all or none
         #[arg(long)]
-        image: String,
+        release: Option<String>,
         /// Target environment
         #[arg(long)]
         to: String,
@@ -172,6 +176,9 @@ enum RecordCommand {
         /// Artifact name within the release (e.g. backend)
         #[arg(long)]
         artifact: Option<String>,
+        /// Release id: artifacts of one release share a source revision and are promoted together
+        #[arg(long, requires_all = ["artifact", "git_sha"])]
+        release: Option<String>,
         /// Builder identity (URI)
         #[arg(long)]
         builder_id: Option<String>,
@@ -259,14 +266,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
         Command::Key(KeyCommand::Id { file }) => key_id(&ctx, &file),
         Command::Init { root_keys, policy, log_key } => init(&ctx, &root_keys, &policy, log_key.as_deref()),
-        Command::Record(RecordCommand::Build { common, image, git_sha, artifact, builder_id, ci }) => {
-            record_build(&ctx, common, &image, git_sha, artifact, builder_id, ci)
+        Command::Record(RecordCommand::Build { common, image, git_sha, artifact, release, builder_id, ci }) => {
+            record_build(&ctx, common, &image, git_sha, artifact, release, builder_id, ci)
         }
         Command::Record(RecordCommand::Validation { common, image, checks, evidence, ci }) => {
             record_validation(&ctx, common, &image, &checks, &evidence, ci)
         }
         Command::Record(RecordCommand::Policy { keys, policy }) => record_policy(&ctx, &keys, &policy),
-        Command::Promote { key, image, to, dry_run, offline } => promote(&ctx, &key, &image, &to, dry_run, offline),
+        Command::Promote { key, image, release, to, dry_run, offline } => match (image, release) {
+            (Some(image), _) => promote(&ctx, &key, &image, &to, dry_run, offline),
+            (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline),
+            (None, None) => unreachable!("clap requires --image or --release"),
+        },
         Command::Verify { genesis } => verify(&ctx, genesis.as_deref()),
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),
@@ -388,12 +399,14 @@ fn ci_run(flags: CiFlags, env: &CiEnv) -> CiRun {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record_build(
     ctx: &Ctx,
     common: Common,
     image: &str,
     git_sha: Option<String>,
     artifact: Option<String>,
+    release: Option<String>,
     builder_id: Option<String>,
     ci: CiFlags,
 ) -> Result<()> {
@@ -407,13 +420,30 @@ fn record_build(
     if let Some(a) = &artifact {
         check_name("artifact", a).map_err(|e| CliError::operational(e.to_string()))?;
     }
+    if let Some(r) = &release {
+        check_name("release", r).map_err(|e| CliError::operational(e.to_string()))?;
+    }
     let key = ctx.secret(&common.key)?;
     let ledger = ctx.open()?;
+    if let (Some(r), Some(sha)) = (&release, &git_sha) {
+        for index in ledger.store().builds_of_release(r)? {
+            if let Predicate::Build(b) = ledger.read(index)?.statement.predicate
+                && b.git_commit() != Some(sha.as_str())
+            {
+                return Err(CliError::denied(format!(
+                    "release {r} is revision {} (entry {index}); this build is revision {sha}",
+                    b.git_commit().unwrap_or("-")
+                ))
+                .hint("artifacts of one release are built from one source revision; use a new release id"));
+            }
+        }
+    }
     let run = ci_run(ci, &env);
     let statement = record::build_statement(BuildInput {
         source_repository: run.repository.clone(),
         image,
         artifact,
+        release,
         git_sha,
         builder_id: builder_id.or(env.builder_id),
         ci: run,
@@ -694,6 +724,76 @@ fn history(ctx: &Ctx, env: &str) -> Result<()> {
             );
         }
     });
+    Ok(())
+}
+
+/// Promotes every artifact of a release, or none: each artifact's newest
+/// build in the release goes through the gate; all promotions are appended in
+/// one atomic batch.
+fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
+    let key = ctx.secret(key)?;
+    if !dry_run {
+        require_offline(offline)?;
+    }
+    let ledger = ctx.open()?;
+    let mut newest: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
+    for index in ledger.store().builds_of_release(release)? {
+        let e = ledger.read(index)?;
+        if let Predicate::Build(b) = &e.statement.predicate {
+            let ext = &b.build_definition.external_parameters;
+            let image: ImageRef =
+                ext.image.parse().map_err(|e| CliError::operational(format!("entry {index}: {e}")))?;
+            if let Some(d) = e.statement.subject_digests().first() {
+                newest.insert(ext.artifact.clone().unwrap_or_default(), (image, *d));
+            }
+        }
+    }
+    if newest.is_empty() {
+        return Err(CliError::denied(format!("release {release} has no build in the ledger")));
+    }
+    let mut reasons = Vec::new();
+    let mut allowed = Vec::new();
+    for (artifact, (image, digest)) in &newest {
+        match ledger.decide(&gate::Request { digest: Some(*digest), to, promoter: key.id() })? {
+            Decision::Deny(rs) => reasons.extend(rs.into_iter().map(|r| format!("{artifact} ({digest}): {r}"))),
+            Decision::Allow(a) => allowed.push((artifact.clone(), image.clone(), *digest, a)),
+        }
+    }
+    if !reasons.is_empty() {
+        if ctx.json {
+            println!("{}", json!({"allowed": false, "release": release, "to": to, "reasons": reasons}));
+        } else {
+            eprintln!("promotion of release {release} to {to} denied (no artifact promoted):");
+            for r in &reasons {
+                eprintln!("  - {r}");
+            }
+        }
+        return Err(CliError::reported(Code::Denied));
+    }
+    let artifacts: Vec<_> =
+        allowed.iter().map(|(a, _, d, _)| json!({"artifact": a, "digest": d.to_string()})).collect();
+    if dry_run {
+        ctx.emit(
+            json!({"allowed": true, "dry_run": true, "release": release, "to": to, "artifacts": artifacts}),
+            || println!("promotion of release {release} to {to} allowed for {} artifact(s) (dry run)", allowed.len()),
+        );
+        return Ok(());
+    }
+    let time = now();
+    let envelopes = allowed
+        .into_iter()
+        .map(|(_, image, digest, a)| sign(&record::promotion_statement(&image, digest, to, a, false, time), &[&key]))
+        .collect();
+    let done = ledger.append_batch(envelopes, time).map_err(CliError::from_append)?;
+    let entries: Vec<_> = done.iter().map(|v| entry_json(v, false)).collect();
+    ctx.emit(
+        json!({"allowed": true, "release": release, "to": to, "artifacts": artifacts, "entries": entries}),
+        || {
+            for v in &done {
+                println!("promoted {} to {to}: entry {}", subjects_json(v.statement()).join(" "), v.index());
+            }
+        },
+    );
     Ok(())
 }
 

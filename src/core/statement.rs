@@ -141,6 +141,10 @@ pub struct ExternalParameters {
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The release this artifact belongs to (artifacts of one release share
+    /// a source revision and are promoted together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci: Option<CiRun>,
 }
@@ -233,8 +237,15 @@ impl BuildPredicate {
             return Err(FormatError::Statement("builder id is empty".into()));
         }
         check_timestamp(&self.run_details.metadata.finished_on)?;
-        if let Some(a) = &self.build_definition.external_parameters.artifact {
+        let ext = &self.build_definition.external_parameters;
+        if let Some(a) = &ext.artifact {
             check_name("artifact", a)?;
+        }
+        if let Some(r) = &ext.release {
+            check_name("release", r)?;
+            if ext.artifact.is_none() {
+                return Err(FormatError::Statement("a build in a release must name its artifact".into()));
+            }
         }
         for r in &self.build_definition.resolved_dependencies {
             if let Some(sha) = r.digest.get("gitCommit") {
