@@ -223,3 +223,139 @@ pub fn history<S: Store>(ledger: &Ledger<S>, env: &str) -> Result<HistoryReport,
     let rollback_target = promotions.iter().map(|p| &p.digest).find(|d| Some(*d) != current.as_ref()).cloned();
     Ok(HistoryReport { environment: env.to_string(), promotions, current, rollback_target })
 }
+
+// ---------------------------------------------------------------- release metadata
+
+/// Keys every release metadata document must carry.
+pub const METADATA_KEYS: [&str; 7] = [
+    "git_sha",
+    "image_repo",
+    "image_tag",
+    "image_digest",
+    "image_ref_digest",
+    "supported_architectures",
+    "build_timestamp",
+];
+/// Keys `check-bundle --require-ci-evidence` adds.
+pub const CI_EVIDENCE_KEYS: [&str; 3] = ["ci_run_url", "ci_run_id", "ci_workflow"];
+/// Keys of the release manifest form.
+pub const MANIFEST_KEYS: [&str; 4] = ["schemaVersion", "gitSha", "buildTimestamp", "artifacts"];
+/// Keys of each artifact of a release manifest.
+pub const ARTIFACT_KEYS: [&str; 4] = ["name", "type", "digest", "uri"];
+
+fn entry_ref_json(index: u64, hash: &str) -> serde_json::Value {
+    serde_json::json!({"index": index, "hash": hash})
+}
+
+/// Release metadata for `digest`, derived only from signed entries: the
+/// newest non-dev-only build, its validations and promotions. Both forms: the
+/// flat metadata keys and a `release_manifest`. `None` when no build of the
+/// digest is recorded.
+pub fn release_metadata<S: Store>(
+    ledger: &Ledger<S>,
+    digest: &Digest,
+) -> Result<Option<serde_json::Value>, LedgerError> {
+    let Some(report) = show(ledger, digest)? else { return Ok(None) };
+    let Some(build) = report.builds.iter().rev().find(|b| !b.dev_only) else { return Ok(None) };
+    let image: crate::core::image_ref::ImageRef =
+        build.image.parse().map_err(|e| LedgerError::Stored { index: build.index, source: e })?;
+    let ci = build.ci.clone().unwrap_or_default();
+    // The other artifacts of the same release, newest build of each.
+    let mut artifacts = BTreeMap::new();
+    let release = match ledger.read(build.index)?.statement.predicate {
+        Predicate::Build(b) => b.build_definition.external_parameters.release,
+        _ => None,
+    };
+    if let Some(r) = &release {
+        for index in ledger.store().builds_of_release(r)? {
+            let e = ledger.read(index)?;
+            if let (Predicate::Build(b), Some(d)) = (&e.statement.predicate, e.statement.subject_digests().first()) {
+                let ext = &b.build_definition.external_parameters;
+                let uri = ext.image.parse::<crate::core::image_ref::ImageRef>().map(|i| i.name()).unwrap_or_default();
+                artifacts.insert(ext.artifact.clone().unwrap_or_default(), (d.to_string(), format!("{uri}@{d}")));
+            }
+        }
+    } else {
+        artifacts.insert(
+            build.artifact.clone().unwrap_or_else(|| image.repository().to_string()),
+            (digest.to_string(), format!("{}@{digest}", image.name())),
+        );
+    }
+    let mut evidence = vec![serde_json::json!({"kind": "build", "index": build.index, "hash": build.hash})];
+    evidence.extend(
+        report.validations.iter().map(|v| serde_json::json!({"kind": "validation", "index": v.index, "hash": v.hash})),
+    );
+    evidence.extend(
+        report
+            .promotions
+            .iter()
+            .map(|p| serde_json::json!({"kind": "promotion", "index": p.index, "hash": p.hash, "to": p.to})),
+    );
+    let genesis = ledger.genesis_hash()?.map(|g| g.to_string());
+    Ok(Some(serde_json::json!({
+        "git_sha": build.git_sha,
+        "image_repo": image.name(),
+        "image_tag": image.tag(),
+        "image_digest": digest.to_string(),
+        "image_ref_digest": format!("{}@{digest}", image.name()),
+        // Filled from the registry's image index once registry lookups land;
+        // an offline build knows no platforms.
+        "supported_architectures": [],
+        "build_timestamp": build.recorded_at,
+        "ci_run_url": ci.run_url,
+        "ci_run_id": ci.run_id,
+        "ci_workflow": ci.workflow,
+        "release": release,
+        "evidence": {
+            "ledger_genesis": genesis,
+            "build": entry_ref_json(build.index, &build.hash),
+            "validations": report.validations.iter().map(|v| entry_ref_json(v.index, &v.hash)).collect::<Vec<_>>(),
+            "promotions": report.promotions.iter().map(|p| entry_ref_json(p.index, &p.hash)).collect::<Vec<_>>(),
+        },
+        "release_manifest": {
+            "schemaVersion": 1,
+            "gitSha": build.git_sha,
+            "buildTimestamp": build.recorded_at,
+            "artifacts": artifacts.into_iter().map(|(name, (digest, uri))| serde_json::json!({
+                "name": name, "type": "container-image", "digest": digest, "uri": uri,
+            })).collect::<Vec<_>>(),
+            "evidence": evidence,
+            "ledgerGenesis": genesis,
+        },
+    })))
+}
+
+fn missing(v: &serde_json::Value, key: &str) -> bool {
+    match v.get(key) {
+        None | Some(serde_json::Value::Null) => true,
+        Some(serde_json::Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// The keys a release metadata document lacks (absent, null or empty), in
+/// either form: the flat metadata, or a release manifest (`schemaVersion`).
+pub fn missing_keys(doc: &serde_json::Value, require_ci_evidence: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if doc.get("schemaVersion").is_some() {
+        out.extend(MANIFEST_KEYS.iter().filter(|k| missing(doc, k)).map(|k| k.to_string()));
+        match doc.get("artifacts").and_then(|a| a.as_array()) {
+            Some(list) if !list.is_empty() => {
+                for (i, a) in list.iter().enumerate() {
+                    out.extend(ARTIFACT_KEYS.iter().filter(|k| missing(a, k)).map(|k| format!("artifacts[{i}].{k}")));
+                }
+            }
+            _ => {
+                if !out.iter().any(|k| k == "artifacts") {
+                    out.push("artifacts (empty)".into());
+                }
+            }
+        }
+        return out;
+    }
+    out.extend(METADATA_KEYS.iter().filter(|k| missing(doc, k)).map(|k| k.to_string()));
+    if require_ci_evidence {
+        out.extend(CI_EVIDENCE_KEYS.iter().filter(|k| missing(doc, k)).map(|k| k.to_string()));
+    }
+    out
+}

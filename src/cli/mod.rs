@@ -116,6 +116,20 @@ enum Command {
         #[arg(long)]
         allow_tag: bool,
     },
+    /// Release metadata for a digest, derived only from signed entries (JSON)
+    ReleaseMetadata {
+        digest: String,
+        /// Write to this file instead of standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a release metadata or manifest file for completeness; exit 3 naming missing keys
+    CheckBundle {
+        file: PathBuf,
+        /// Also require the CI run URL, id and workflow
+        #[arg(long)]
+        require_ci_evidence: bool,
+    },
     /// Promotions into an environment, newest first, with the current digest and the rollback target
     History {
         #[arg(long)]
@@ -282,6 +296,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),
         Command::History { env } => history(&ctx, &env),
+        Command::ReleaseMetadata { digest, out } => release_metadata(&ctx, &digest, out.as_deref()),
+        Command::CheckBundle { file, require_ci_evidence } => check_bundle(&ctx, &file, require_ci_evidence),
         Command::CheckRefs { files, allow_tag } => check_refs(&ctx, &files, allow_tag),
     }
 }
@@ -598,14 +614,56 @@ fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline:
     Ok(())
 }
 
-fn show(ctx: &Ctx, text: &str) -> Result<()> {
-    let digest: Digest = match text.parse() {
-        Ok(d) => d,
-        Err(e) => match text.parse::<ImageRef>().ok().and_then(|r| r.digest()) {
-            Some(d) => d,
-            None => return Err(CliError::operational(e.to_string())),
-        },
+/// A digest, or a reference carrying one.
+fn parse_digest(text: &str) -> Result<Digest> {
+    match text.parse() {
+        Ok(d) => Ok(d),
+        Err(e) => {
+            text.parse::<ImageRef>().ok().and_then(|r| r.digest()).ok_or_else(|| CliError::operational(e.to_string()))
+        }
+    }
+}
+
+fn release_metadata(ctx: &Ctx, text: &str, out: Option<&Path>) -> Result<()> {
+    let digest = parse_digest(text)?;
+    let ledger = ctx.open()?;
+    let Some(doc) = audit::release_metadata(&ledger, &digest)? else {
+        return Err(CliError::denied(format!("no build of {digest} is recorded: no metadata can be derived")));
     };
+    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    match out {
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| CliError::operational(format!("{}: {e}", p.display())))?;
+            if !ctx.json {
+                println!("wrote {}", p.display());
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn check_bundle(ctx: &Ctx, file: &Path, require_ci: bool) -> Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| CliError::operational(format!("{}: {e}", file.display())))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::operational(format!("{}:{}: not JSON: {e}", file.display(), e.line())))?;
+    let missing = audit::missing_keys(&doc, require_ci);
+    ctx.emit(json!({"ok": missing.is_empty(), "file": file, "missing": missing}), || {
+        if missing.is_empty() {
+            println!("ok: {} is complete", file.display());
+        }
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if ctx.json {
+        return Err(CliError::reported(Code::Denied));
+    }
+    Err(CliError::denied(format!("{} is incomplete: missing {}", file.display(), missing.join(", "))))
+}
+
+fn show(ctx: &Ctx, text: &str) -> Result<()> {
+    let digest = parse_digest(text)?;
     let ledger = ctx.open()?;
     let Some(r) = audit::show(&ledger, &digest)? else {
         return Err(CliError::denied(format!("no entry of the ledger names {digest}")));
