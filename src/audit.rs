@@ -19,6 +19,18 @@ pub struct Signer {
     pub name: Option<String>,
 }
 
+impl Signer {
+    /// The key's name, else the first 8 characters of its id.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.key_id[..self.key_id.len().min(8)])
+    }
+
+    /// Labels of several signers, comma-separated.
+    pub fn labels(signers: &[Signer]) -> String {
+        signers.iter().map(Signer::label).collect::<Vec<_>>().join(",")
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BuildInfo {
     pub index: u64,

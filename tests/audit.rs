@@ -13,25 +13,21 @@ fn release(env: &Env, img: &str, to: &str) {
 fn show_answers_who_built_validated_and_promoted() {
     let (env, _) = Env::initialised();
     let img = image("show");
-    env.ok(&[
-        "record",
-        "build",
-        "--key",
-        &env.key("ci"),
-        "--image",
+    env.build_with(
         &img,
-        "--offline",
-        "--git-sha",
-        GIT_SHA,
-        "--artifact",
-        "backend",
-        "--ci-run-url",
-        "https://ci.example/runs/1",
-        "--ci-repository",
-        "https://git.example/acme/app",
-        "--builder-id",
-        "https://ci.example/builders/release",
-    ]);
+        &[
+            "--git-sha",
+            GIT_SHA,
+            "--artifact",
+            "backend",
+            "--ci-run-url",
+            "https://ci.example/runs/1",
+            "--ci-repository",
+            "https://git.example/acme/app",
+            "--builder-id",
+            "https://ci.example/builders/release",
+        ],
+    );
     env.validate(&img, &["unit=pass", "integration=fail"]);
     release(&env, &img, "dev");
     let r = env.json(&["show", &digest("show")]);

@@ -5,21 +5,7 @@ mod common;
 use common::{Env, GIT_SHA, digest, image};
 
 fn build(env: &Env, seed: &str, artifact: &str, sha: &str) {
-    env.ok(&[
-        "record",
-        "build",
-        "--key",
-        &env.key("ci"),
-        "--image",
-        &image(seed),
-        "--offline",
-        "--git-sha",
-        sha,
-        "--artifact",
-        artifact,
-        "--release",
-        "r-1.0",
-    ]);
+    env.build_with(&image(seed), &["--git-sha", sha, "--artifact", artifact, "--release", "r-1.0"]);
 }
 
 fn promote_release(env: &Env, to: &str) -> (i32, String, String) {

@@ -7,42 +7,10 @@ use common::{Env, GIT_SHA, digest, image};
 
 fn recorded(env: &Env) -> String {
     let img = image("meta");
-    env.ok(&[
-        "record",
-        "build",
-        "--key",
-        &env.key("ci"),
-        "--image",
-        &img,
-        "--offline",
-        "--git-sha",
-        GIT_SHA,
-        "--artifact",
-        "backend",
-        "--release",
-        "r-7",
-        "--ci-run-url",
-        "https://ci.example/runs/7",
-        "--ci-run-id",
-        "7",
-        "--ci-workflow",
-        "release.yml",
-    ]);
-    env.ok(&[
-        "record",
-        "build",
-        "--key",
-        &env.key("ci"),
-        "--image",
-        &image("meta-fe"),
-        "--offline",
-        "--git-sha",
-        GIT_SHA,
-        "--artifact",
-        "frontend",
-        "--release",
-        "r-7",
-    ]);
+    let ci = ["--ci-run-url", "https://ci.example/runs/7", "--ci-run-id", "7", "--ci-workflow", "release.yml"];
+    let release = ["--git-sha", GIT_SHA, "--release", "r-7", "--artifact"];
+    env.build_with(&img, &[&release[..], &["backend"], &ci[..]].concat());
+    env.build_with(&image("meta-fe"), &[&release[..], &["frontend"]].concat());
     env.validate(&img, &["unit=pass"]);
     env.ok(&["promote", "--key", &env.key("release"), "--image", &img, "--to", "dev", "--offline"]);
     img
@@ -106,7 +74,7 @@ fn metadata_comes_from_the_signed_entries() {
 fn incomplete_bundles_name_every_missing_key() {
     let (env, _) = Env::initialised();
     // A build without CI context: complete metadata, but no CI evidence.
-    env.ok(&["record", "build", "--key", &env.key("ci"), "--image", &image("bare"), "--offline", "--git-sha", GIT_SHA]);
+    env.build(&image("bare"));
     env.ok(&["release-metadata", &digest("bare"), "--out", &env.path("bare.json")]);
     env.ok(&["check-bundle", &env.path("bare.json")]);
     let out = env.fails(3, &["check-bundle", &env.path("bare.json"), "--require-ci-evidence"]);

@@ -672,9 +672,7 @@ fn show(ctx: &Ctx, text: &str) -> Result<()> {
         println!("{}", serde_json::to_value(&r).expect("report serialises"));
         return Ok(());
     }
-    let who = |s: &[audit::Signer]| {
-        s.iter().map(|s| s.name.clone().unwrap_or_else(|| s.key_id[..8].to_string())).collect::<Vec<_>>().join(",")
-    };
+    let who = audit::Signer::labels;
     println!("{digest}");
     for b in &r.builds {
         println!(
@@ -770,15 +768,13 @@ fn history(ctx: &Ctx, env: &str) -> Result<()> {
         println!("{env}: current {}", r.current.as_deref().unwrap_or("(none)"));
         println!("{env}: rollback target {}", r.rollback_target.as_deref().unwrap_or("(none)"));
         for p in &r.promotions {
-            let by: Vec<String> =
-                p.signers.iter().map(|s| s.name.clone().unwrap_or_else(|| s.key_id[..8].to_string())).collect();
             println!(
                 "  entry {:<5} {}  {}  from {}  by {}",
                 p.index,
                 p.recorded_at,
                 p.digest,
                 p.from.as_deref().unwrap_or("-"),
-                by.join(",")
+                audit::Signer::labels(&p.signers)
             );
         }
     });

@@ -107,7 +107,15 @@ impl Env {
     }
 
     pub fn build(&self, image: &str) -> Value {
-        self.json(&["record", "build", "--key", &self.key("ci"), "--image", image, "--offline", "--git-sha", GIT_SHA])
+        self.build_with(image, &["--git-sha", GIT_SHA])
+    }
+
+    /// `record build` by the ci key, offline, with `extra` flags.
+    pub fn build_with(&self, image: &str, extra: &[&str]) -> Value {
+        let key = self.key("ci");
+        let mut args = vec!["record", "build", "--key", &key, "--image", image, "--offline"];
+        args.extend_from_slice(extra);
+        self.json(&args)
     }
 
     pub fn validate(&self, image: &str, checks: &[&str]) -> Value {
