@@ -95,9 +95,43 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
+/// Gate decisions on a real sled ledger of 1k and 10k entries (the scale
+/// harness `examples/gate_scale.rs` goes to 1M).
+fn decide(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gate");
+    g.throughput(Throughput::Elements(1));
+    for size in [1_000u32, 10_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap());
+        ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
+        // Builds, then validations of them, in batches, up to `size` entries.
+        let mut i = 0;
+        while i < size / 2 {
+            let n = 2_500.min(size / 2 - i);
+            let builds = (i..i + n).map(|k| vectors::sign(&vectors::build(k), "ci")).collect();
+            let done = ledger.append_batch(builds, 1).unwrap();
+            let validations = done
+                .iter()
+                .zip(i..)
+                .map(|(b, k)| vectors::sign(&vectors::validation(k, b.entry_ref()), "qa"))
+                .collect();
+            ledger.append_batch(validations, 1).unwrap();
+            i += n;
+        }
+        let request = provledger::gate::Request {
+            digest: Some(vectors::digest(0)),
+            to: "dev",
+            promoter: vectors::key("release").id(),
+        };
+        assert!(ledger.decide(&request).unwrap().is_allowed());
+        g.bench_function(format!("decide_{size}_entries"), |b| b.iter(|| ledger.decide(&request).unwrap()));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = entry_codec, append, verify
+    targets = entry_codec, append, verify, decide
 }
 criterion_main!(benches);
