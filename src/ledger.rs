@@ -14,7 +14,7 @@ use crate::core::hash::EntryHash;
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Decision, Evidence};
 use crate::policy::Policy;
-use crate::store::{Head, IndexCounts, NewEntry, Store, StoreError, source_key};
+use crate::store::{Head, IndexCounts, IndexRow, NewEntry, Store, StoreError, source_key};
 use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, evidence_of,
     verify_chain,
@@ -286,28 +286,21 @@ impl<S: Store> Ledger<S> {
     fn check_indexes(&self, rows: &[NewEntry], entries: u64) -> Result<(), LedgerError> {
         let mut want = IndexCounts::default();
         for r in rows {
-            let missing = |what: String| {
-                Err(VerifyError::new(r.index, Failure::Invalid, format!("{what} index lacks this entry")).into())
-            };
-            for d in &r.subjects {
-                if !self.store.entries_for_subject(d)?.contains(&r.index) {
-                    return missing(format!("subject {d}"));
+            let mut expected: Vec<IndexRow<'_>> = r.subjects.iter().map(IndexRow::Subject).collect();
+            expected.extend(r.promoted_to.as_deref().map(IndexRow::Environment));
+            expected.extend(r.source.as_deref().map(IndexRow::Source));
+            expected.extend(r.release.as_deref().map(IndexRow::Release));
+            for row in expected {
+                if !self.store.indexed(row, r.index)? {
+                    let what = match row {
+                        IndexRow::Subject(d) => format!("subject {d}"),
+                        IndexRow::Environment(e) => format!("environment {e}"),
+                        IndexRow::Source(_) => "source".to_string(),
+                        IndexRow::Release(rel) => format!("release {rel}"),
+                    };
+                    let reason = format!("the {what} index lacks this entry");
+                    return Err(VerifyError::new(r.index, Failure::Invalid, reason).into());
                 }
-            }
-            if let Some(env) = &r.promoted_to
-                && !self.store.promotions_into(env)?.contains(&r.index)
-            {
-                return missing(format!("environment {env}"));
-            }
-            if let Some(src) = &r.source
-                && !self.store.builds_of_source(src)?.contains(&r.index)
-            {
-                return missing("source".into());
-            }
-            if let Some(rel) = &r.release
-                && !self.store.builds_of_release(rel)?.contains(&r.index)
-            {
-                return missing(format!("release {rel}"));
             }
             want.subjects += r.subjects.len() as u64;
             want.environments += r.promoted_to.is_some() as u64;

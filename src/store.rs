@@ -113,6 +113,15 @@ pub fn source_key(git_commit: &str, artifact: Option<&str>) -> Vec<u8> {
     k
 }
 
+/// One row of a secondary index, for a membership check.
+#[derive(Clone, Copy, Debug)]
+pub enum IndexRow<'a> {
+    Subject(&'a Digest),
+    Environment(&'a str),
+    Source(&'a [u8]),
+    Release(&'a str),
+}
+
 /// Row counts of the secondary indexes, which `verify` compares with the chain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IndexCounts {
@@ -145,6 +154,8 @@ pub trait Store {
     fn policy_entries(&self) -> Result<Vec<u64>, StoreError>;
     /// Rows in each secondary index.
     fn index_counts(&self) -> Result<IndexCounts, StoreError>;
+    /// Whether an index holds `row` for entry `index` (one keyed lookup).
+    fn indexed(&self, row: IndexRow<'_>, index: u64) -> Result<bool, StoreError>;
     /// Appends `entries` and sets `new_head`, atomically and durably, only if
     /// the current head is still `expected`.
     fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError>;
@@ -343,6 +354,16 @@ impl Store for SledStore {
                 index_of(&k)
             })
             .collect()
+    }
+
+    fn indexed(&self, row: IndexRow<'_>, index: u64) -> Result<bool, StoreError> {
+        let found = match row {
+            IndexRow::Subject(d) => self.subjects.contains_key(subject_key(d, index)),
+            IndexRow::Environment(env) => self.environments.contains_key(named_key(env.as_bytes(), index)),
+            IndexRow::Source(key) => self.sources.contains_key(named_key(key, index)),
+            IndexRow::Release(r) => self.releases.contains_key(named_key(r.as_bytes(), index)),
+        };
+        found.map_err(|e| self.io(e))
     }
 
     fn index_counts(&self) -> Result<IndexCounts, StoreError> {

@@ -235,3 +235,33 @@ fn a_second_process_waits_for_the_lock_then_fails_clearly() {
     drop(held);
     assert_eq!(env.head(), before);
 }
+
+#[test]
+fn a_missing_or_extra_index_row_is_caught() {
+    let env = ledger();
+    env.ok(&["promote", "--key", &env.key("release"), "--image", &image("t0"), "--to", "dev", "--offline"]);
+    let before = env.head();
+    let env_tree = |f: &dyn Fn(&sled::Tree)| {
+        let db = sled::open(env.ledger().join("store")).unwrap();
+        f(&db.open_tree("environments").unwrap());
+        db.flush().unwrap();
+    };
+    // The promotion is entry 6; its environment row is "dev" 0x00 index.
+    let mut key = b"dev\0".to_vec();
+    key.extend_from_slice(&6u64.to_be_bytes());
+    env_tree(&|t| {
+        assert!(t.remove(&key).unwrap().is_some());
+    });
+    let out = env.fails(4, &["verify"]);
+    assert!(out.contains("entry 6") && out.contains("environment dev index lacks this entry"), "{out}");
+    // Restored, then one row too many.
+    env_tree(&|t| {
+        t.insert(&key, &[][..]).unwrap();
+        let mut extra = b"prod\0".to_vec();
+        extra.extend_from_slice(&2u64.to_be_bytes());
+        t.insert(extra, &[][..]).unwrap();
+    });
+    let out = env.fails(4, &["verify"]);
+    assert!(out.contains("the indexes hold rows the chain does not imply"), "{out}");
+    assert_eq!(before.1, 7);
+}
