@@ -14,4 +14,5 @@ pub mod manifests;
 pub mod policy;
 pub mod record;
 pub mod store;
+pub mod tree;
 pub mod verify;
