@@ -10,6 +10,7 @@ pub mod entry;
 pub mod hash;
 pub mod image_ref;
 pub mod keys;
+pub mod note;
 pub mod statement;
 
 /// Errors in reading or checking the ledger's formats.
