@@ -51,19 +51,8 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
         if let Some(b) = self.pending.build_at(index)? {
             return Ok(Some(b));
         }
-        let Some(bytes) = self.store.get(index).map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        let entry = UnverifiedEntry::decode(&bytes).map_err(|e| format!("stored entry {index}: {e}"))?;
-        let statement = Statement::parse(&entry.envelope.payload).map_err(|e| format!("stored entry {index}: {e}"))?;
-        Ok(match &statement.predicate {
-            Predicate::Build(b) => Some(BuildSummary {
-                hash: entry.hash(),
-                digests: statement.subject_digests(),
-                dev_only: b.flags().dev_only,
-            }),
-            _ => None,
-        })
+        let stored = read_stored(self.store, index).map_err(|e| e.to_string())?;
+        Ok(stored.and_then(|e| BuildSummary::of(&e.entry, &e.statement)))
     }
 
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
@@ -84,14 +73,20 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
 fn stored_evidence<S: Store>(store: &S, digest: &Digest) -> Result<Vec<Evidence>, LedgerError> {
     let mut out = Vec::new();
     for index in store.entries_for_subject(digest)? {
-        let bytes =
-            store.get(index)?.ok_or_else(|| StoreError::Corrupt(format!("indexed entry {index} is missing")))?;
-        let entry = UnverifiedEntry::decode(&bytes).map_err(|source| LedgerError::Stored { index, source })?;
-        let statement =
-            Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
-        out.extend(evidence_of(&entry, &statement));
+        let e = read_stored(store, index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed entry {index} is missing")))?;
+        out.extend(evidence_of(&e.entry, &e.statement));
     }
     Ok(out)
+}
+
+/// Reads, decodes and parses one stored entry; `None` when there is none.
+fn read_stored<S: Store>(store: &S, index: u64) -> Result<Option<StoredEntry>, LedgerError> {
+    let Some(bytes) = store.get(index)? else { return Ok(None) };
+    let entry = UnverifiedEntry::decode(&bytes).map_err(|source| LedgerError::Stored { index, source })?;
+    let statement =
+        Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
+    Ok(Some(StoredEntry { entry, statement }))
 }
 
 /// A stored entry read back for a query, decoded and parsed (its place in
@@ -183,11 +178,7 @@ impl<S: Store> Ledger<S> {
 
     /// Reads and parses one stored entry.
     pub fn read(&self, index: u64) -> Result<StoredEntry, LedgerError> {
-        let bytes = self.store.get(index)?.ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
-        let entry = UnverifiedEntry::decode(&bytes).map_err(|source| LedgerError::Stored { index, source })?;
-        let statement =
-            Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
-        Ok(StoredEntry { entry, statement })
+        read_stored(&self.store, index)?.ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")).into())
     }
 
     /// The newest build entry with `digest` among its subjects.

@@ -66,6 +66,20 @@ pub struct BuildSummary {
     pub dev_only: bool,
 }
 
+impl BuildSummary {
+    /// The summary of a build entry; `None` for any other statement.
+    pub fn of(entry: &UnverifiedEntry, statement: &Statement) -> Option<BuildSummary> {
+        match &statement.predicate {
+            Predicate::Build(b) => Some(BuildSummary {
+                hash: entry.hash(),
+                digests: statement.subject_digests(),
+                dev_only: b.flags().dev_only,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Read access to the chain prefix before the entry being checked.
 pub trait Prefix {
     /// The build entry at `index`, or `None` if that entry is not a build.
@@ -128,14 +142,7 @@ impl VerifiedEntry {
         EntryRef { index: self.index(), hash: self.hash() }
     }
     pub fn build_summary(&self) -> Option<BuildSummary> {
-        match &self.statement.predicate {
-            Predicate::Build(b) => Some(BuildSummary {
-                hash: self.hash(),
-                digests: self.statement.subject_digests(),
-                dev_only: b.flags().dev_only,
-            }),
-            _ => None,
-        }
+        BuildSummary::of(&self.entry, &self.statement)
     }
 }
 
