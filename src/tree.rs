@@ -58,74 +58,193 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two smaller than `n` (n >= 2).
-fn split(n: usize) -> usize {
+fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
-    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// MTH(D[n]) over leaf hashes.
+/// MTH(D[n]) over leaf hashes, by the RFC's recursion: the reference the
+/// stored tree is checked against.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => empty_root(),
         1 => leaves[0],
         n => {
-            let k = split(n);
+            let k = split(n as u64) as usize;
             node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
         }
     }
 }
 
-/// PATH(m, D[n]): the inclusion proof of leaf `index`.
-pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, TreeError> {
-    if index >= leaves.len() {
-        return Err(TreeError::IndexOutOfRange { index: index as u64, size: leaves.len() as u64 });
-    }
-    fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
-        if d.len() <= 1 {
-            return;
-        }
-        let k = split(d.len());
-        if m < k {
-            path(m, &d[..k], out);
-            out.push(root(&d[k..]));
-        } else {
-            path(m - k, &d[k..], out);
-            out.push(root(&d[..k]));
-        }
-    }
-    let mut out = Vec::new();
-    path(index, leaves, &mut out);
-    Ok(out)
+/// Where proofs read subtree hashes from.
+///
+/// `node(level, index)` is the root of the perfect subtree of `2^level`
+/// leaves that starts at leaf `index << level`. Every range the RFC 9162
+/// recursions visit starts at a multiple of its size rounded up to a power of
+/// two, so it splits into at most 64 such subtrees: a proof of a tree of `n`
+/// leaves reads O(log n) nodes.
+pub trait Nodes {
+    type Error: From<TreeError>;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, Self::Error>;
 }
 
-/// PROOF(m, D[n]): the consistency proof from the first `size1` leaves to all.
-pub fn consistency_proof(leaves: &[Hash], size1: usize) -> Result<Vec<Hash>, TreeError> {
-    if size1 > leaves.len() {
-        return Err(TreeError::SizesReversed { size1: size1 as u64, size2: leaves.len() as u64 });
-    }
-    fn subproof(m: usize, d: &[Hash], complete: bool, out: &mut Vec<Hash>) {
-        let n = d.len();
-        if m == n {
-            if !complete {
-                out.push(root(d));
-            }
-            return;
+/// Leaf hashes held in memory; a node costs a hash of its whole subtree.
+pub struct Leaves<'a>(pub &'a [Hash]);
+
+impl Nodes for Leaves<'_> {
+    type Error = TreeError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, TreeError> {
+        let start = index.checked_shl(level).unwrap_or(u64::MAX) as usize;
+        let end = start.saturating_add(1 << level);
+        let size = self.0.len() as u64;
+        if end > self.0.len() {
+            return Err(TreeError::IndexOutOfRange { index: end as u64 - 1, size });
         }
-        let k = split(n);
-        if m <= k {
-            subproof(m, &d[..k], complete, out);
-            out.push(root(&d[k..]));
+        Ok(root(&self.0[start..end]))
+    }
+}
+
+/// MTH(D[start : start + len]) from stored perfect subtrees.
+pub fn range_root<N: Nodes>(nodes: &N, start: u64, len: u64) -> Result<Hash, N::Error> {
+    match len {
+        0 => Ok(empty_root()),
+        _ if len.is_power_of_two() => {
+            let level = len.trailing_zeros();
+            debug_assert_eq!(start % len, 0, "RFC 9162 ranges are aligned");
+            nodes.node(level, start >> level)
+        }
+        _ => {
+            let k = split(len);
+            Ok(node_hash(&range_root(nodes, start, k)?, &range_root(nodes, start + k, len - k)?))
+        }
+    }
+}
+
+/// The root of the first `size` leaves.
+pub fn root_at<N: Nodes>(nodes: &N, size: u64) -> Result<Hash, N::Error> {
+    range_root(nodes, 0, size)
+}
+
+/// PATH(index, D[size]): the inclusion proof of leaf `index` in the tree of
+/// the first `size` leaves.
+pub fn inclusion_proof_at<N: Nodes>(nodes: &N, index: u64, size: u64) -> Result<Vec<Hash>, N::Error> {
+    if index >= size {
+        return Err(TreeError::IndexOutOfRange { index, size }.into());
+    }
+    // Walk down from the whole tree, then emit siblings bottom-up.
+    let mut siblings = Vec::new();
+    let (mut start, mut len, mut m) = (0u64, size, index);
+    while len > 1 {
+        let k = split(len);
+        if m < k {
+            siblings.push((start + k, len - k));
+            len = k;
         } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root(&d[..k]));
+            siblings.push((start, k));
+            start += k;
+            len -= k;
+            m -= k;
         }
     }
-    // Empty for size1 == 0 (nothing to prove) and size1 == n (same tree).
-    let mut out = Vec::new();
-    if size1 > 0 && size1 < leaves.len() {
-        subproof(size1, leaves, true, &mut out);
+    siblings.iter().rev().map(|&(s, l)| range_root(nodes, s, l)).collect()
+}
+
+/// PROOF(size1, D[size2]): the consistency proof from the tree of the first
+/// `size1` leaves to the tree of the first `size2`.
+pub fn consistency_proof_at<N: Nodes>(nodes: &N, size1: u64, size2: u64) -> Result<Vec<Hash>, N::Error> {
+    if size1 > size2 {
+        return Err(TreeError::SizesReversed { size1, size2 }.into());
     }
-    Ok(out)
+    // Empty for size1 == 0 (nothing to prove) and size1 == size2 (same tree).
+    if size1 == 0 || size1 == size2 {
+        return Ok(Vec::new());
+    }
+    // SUBPROOF(m, D[start : start + len], complete), unrolled.
+    let mut parts = Vec::new();
+    let (mut start, mut len, mut m, mut complete) = (0u64, size2, size1, true);
+    loop {
+        if m == len {
+            if !complete {
+                parts.push((start, len));
+            }
+            break;
+        }
+        let k = split(len);
+        if m <= k {
+            parts.push((start + k, len - k));
+            len = k;
+        } else {
+            parts.push((start, k));
+            start += k;
+            len -= k;
+            m -= k;
+            complete = false;
+        }
+    }
+    // The recursion emits the innermost part first.
+    parts.iter().rev().map(|&(s, l)| range_root(nodes, s, l)).collect()
+}
+
+/// PATH(index, D[n]) over leaf hashes in memory.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, TreeError> {
+    inclusion_proof_at(&Leaves(leaves), index as u64, leaves.len() as u64)
+}
+
+/// PROOF(size1, D[n]) over leaf hashes in memory.
+pub fn consistency_proof(leaves: &[Hash], size1: usize) -> Result<Vec<Hash>, TreeError> {
+    consistency_proof_at(&Leaves(leaves), size1 as u64, leaves.len() as u64)
+}
+
+/// The right edge of a tree: the perfect subtrees its size decomposes into,
+/// largest first. Enough to append leaves and compute the root, in O(log n)
+/// memory; each push reports the perfect subtrees it completes, which is
+/// what a store persists so that proofs never rebuild the tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    edge: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The frontier of the first `size` leaves, read from stored nodes.
+    pub fn load<N: Nodes>(nodes: &N, size: u64) -> Result<Frontier, N::Error> {
+        let mut edge = Vec::with_capacity(size.count_ones() as usize);
+        let mut start = 0u64;
+        for level in (0..u64::BITS).rev() {
+            if size & (1 << level) != 0 {
+                edge.push(nodes.node(level, start >> level)?);
+                start += 1 << level;
+            }
+        }
+        Ok(Frontier { size, edge })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash; `completed(level, index, hash)` sees the leaf
+    /// node and every perfect subtree it completes, bottom-up.
+    pub fn push(&mut self, leaf: Hash, mut completed: impl FnMut(u32, u64, &Hash)) {
+        let (mut level, mut index, mut cur) = (0u32, self.size, leaf);
+        completed(level, index, &cur);
+        while index & 1 == 1 {
+            let left = self.edge.pop().expect("a set bit of the size has a subtree on the edge");
+            cur = node_hash(&left, &cur);
+            level += 1;
+            index >>= 1;
+            completed(level, index, &cur);
+        }
+        self.edge.push(cur);
+        self.size += 1;
+    }
+
+    /// MTH of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut it = self.edge.iter().rev();
+        let Some(last) = it.next() else { return empty_root() };
+        it.fold(*last, |acc, left| node_hash(left, &acc))
+    }
 }
 
 fn hash32(bytes: &[u8], what: &'static str) -> Result<Hash, TreeError> {

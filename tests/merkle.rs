@@ -134,3 +134,55 @@ fn consistency_proofs_against_the_reference() {
         }
     }
 }
+
+/// Nodes persisted by a [`tree::Frontier`] as leaves are appended, as a store keeps them.
+#[derive(Default)]
+struct Persisted(std::collections::HashMap<(u32, u64), Hash>);
+
+impl tree::Nodes for Persisted {
+    type Error = tree::TreeError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, tree::TreeError> {
+        self.0.get(&(level, index)).copied().ok_or(tree::TreeError::IndexOutOfRange { index, size: 0 })
+    }
+}
+
+#[test]
+fn persisted_nodes_give_the_same_roots_and_proofs() {
+    let all = leaves(200);
+    let mut stored = Persisted::default();
+    let mut frontier = tree::Frontier::default();
+    for (n, leaf) in all.iter().enumerate() {
+        // Resuming from the store gives the frontier kept in memory.
+        assert_eq!(tree::Frontier::load(&stored, n as u64).unwrap(), frontier, "frontier at {n}");
+        let mut completed = 0;
+        frontier.push(*leaf, |level, index, h| {
+            completed += 1;
+            assert!(stored.0.insert((level, index), *h).is_none(), "node ({level}, {index}) written twice");
+        });
+        // Appending leaf n completes one node per trailing one bit of n, plus the leaf.
+        assert_eq!(completed, 1 + n.trailing_ones(), "nodes completed by leaf {n}");
+    }
+    // Every node is stored once: 2n - popcount(n) of them.
+    assert_eq!(stored.0.len(), 2 * all.len() - all.len().count_ones() as usize);
+    for n in 1..=all.len() {
+        let d = &all[..n];
+        let want = naive_root(d);
+        assert_eq!(tree::root_at(&stored, n as u64).unwrap(), want, "root at {n}");
+        for i in (0..n).step_by(7).chain([n - 1]) {
+            assert_eq!(
+                tree::inclusion_proof_at(&stored, i as u64, n as u64).unwrap(),
+                tree::inclusion_proof(d, i).unwrap(),
+                "inclusion {i}/{n}"
+            );
+        }
+        for m in (1..=n).step_by(5).chain([n]) {
+            assert_eq!(
+                tree::consistency_proof_at(&stored, m as u64, n as u64).unwrap(),
+                tree::consistency_proof(d, m).unwrap(),
+                "consistency {m}->{n}"
+            );
+        }
+    }
+    assert_eq!(frontier.root(), naive_root(&all));
+    assert_eq!(tree::Frontier::default().root(), tree::empty_root());
+}
