@@ -28,7 +28,7 @@ IMAGE="registry.example.com/acme/backend:1.4.2@$DIGEST"
 GIT_SHA=3f2c1e0d9b8a7f6e5d4c3b2a1908f7e6d5c4b3a2
 
 echo "== init: the genesis entry is the policy, signed by the root key"
-GENESIS=$("$PL" init --root-key "$K/root.key" --policy "$K/policy.toml")
+GENESIS=$("$PL" init --root-key "$K/root.key" --policy "$K/policy.toml" --log-key "$K/ledger.key")
 echo "genesis hash: $GENESIS   (auditors need only this)"
 
 step "CI records the build (offline: no registry lookup, and the record says so)" \
@@ -56,6 +56,9 @@ step "end-to-end and vulnerability scan pass" \
     "$PL" record validation --key "$K/qa.key" --image "$IMAGE" --check e2e=pass --check vuln-scan=pass \
     --evidence vuln-scan=https://ci.example.com/acme/backend/runs/813/scan --offline
 step "promote to prod" "$PL" promote --key "$K/release.key" --image "$IMAGE" --to prod --offline
+step "an auditor keeps the signed checkpoint they saw today (C2SP tlog-checkpoint)" \
+    "$PL" checkpoint --out "$WORK/seen.checkpoint"
+cat "$WORK/seen.checkpoint"
 
 REBUILT="registry.example.com/acme/backend:1.4.2@sha256:$(printf 'acme backend 1.4.2 rebuilt' | sha256sum | cut -c1-64)"
 step "CI rebuilds the same revision: a new digest, recorded and flagged" \
@@ -67,5 +70,14 @@ step "what is in prod, and what to roll back to" "$PL" history --env prod
 step "the log: every entry verified as it is read" "$PL" log
 step "audit: verify the whole chain against the genesis hash (it replays every promotion's gate)" "$PL" verify --genesis "$GENESIS"
 refused 4 "$PL" verify --genesis 0000000000000000000000000000000000000000000000000000000000000000
+
+step "export the offline audit bundle" "$PL" export --out "$WORK/ledger.bundle"
+step "an auditor verifies it with no store, from the genesis hash alone, and proves it extends the checkpoint seen earlier" \
+    "$PL" verify --bundle "$WORK/ledger.bundle" --genesis "$GENESIS" --since "$WORK/seen.checkpoint"
+step "a portable proof that the digest was legitimately promoted to prod" \
+    "$PL" prove "$DIGEST" --env prod --out "$WORK/prod.proof.json"
+step "an admission controller checks it offline" "$PL" verify --proof "$WORK/prod.proof.json" --genesis "$GENESIS"
+refused 3 "$PL" prove "$REBUILT" --env prod --out "$WORK/never.proof.json"
 echo
-echo "done: built, validated, promoted dev -> staging -> prod; every refusal exited 3; the chain verifies."
+echo "done: built, validated, promoted dev -> staging -> prod; every refusal exited as the contract says;"
+echo "the chain, the exported bundle and the promotion proof verify offline from the genesis hash."

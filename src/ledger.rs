@@ -4,6 +4,7 @@
 //! stored prefix before it is written, so the store only ever receives
 //! entries the auditor's verifier accepts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::core::FormatError;
@@ -11,10 +12,13 @@ use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
+use crate::core::keys::SecretKey;
+use crate::core::note::{self, Checkpoint, NoteVerifier};
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Decision, Evidence};
 use crate::policy::Policy;
-use crate::store::{Head, IndexCounts, IndexRow, NewEntry, Store, StoreError, source_key};
+use crate::store::{Append, Head, IndexCounts, IndexRow, NewEntry, NodeWrite, Store, StoreError, source_key};
+use crate::tree::{self, Frontier, Hash, Nodes, TreeError};
 use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, evidence_of,
     verify_chain,
@@ -33,11 +37,66 @@ pub enum LedgerError {
     AlreadyInitialised,
     #[error("stored entry {index}: {source}")]
     Stored { index: u64, source: FormatError },
+    #[error("no log key to sign the checkpoint with; the ledger keeps it as log.key in its directory")]
+    NoLogKey,
+    #[error("the log key at hand ({have}) is not the one the policy names ({want}); the checkpoint cannot be signed")]
+    LogKeyMismatch { have: String, want: String },
+    #[error("Merkle tree: {0}")]
+    Tree(#[from] TreeError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(FormatError),
 }
 
 /// A ledger over a store.
 pub struct Ledger<S: Store> {
     store: S,
+    log_key: Option<SecretKey>,
+}
+
+/// A checkpoint note whose signature verified with the policy's log key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub note: String,
+    pub checkpoint: Checkpoint,
+    pub verifier: NoteVerifier,
+}
+
+impl SignedCheckpoint {
+    /// Opens a checkpoint note with `verifier`, whose name must be its origin.
+    pub fn open(note: &str, verifier: &NoteVerifier) -> Result<SignedCheckpoint, FormatError> {
+        let opened = note::open_note(note, std::slice::from_ref(verifier))?;
+        let checkpoint = Checkpoint::parse(&opened.text)?;
+        if checkpoint.origin != verifier.name {
+            return Err(FormatError::Invalid(format!(
+                "checkpoint origin {:?} is not the log's origin {:?}",
+                checkpoint.origin, verifier.name
+            )));
+        }
+        Ok(SignedCheckpoint { note: note.to_string(), checkpoint, verifier: verifier.clone() })
+    }
+}
+
+/// Tree nodes from the store, plus those of a batch being appended.
+struct StoreNodes<'a, S: Store> {
+    store: &'a S,
+    pending: HashMap<(u32, u64), Hash>,
+}
+
+impl<S: Store> Nodes for StoreNodes<'_, S> {
+    type Error = LedgerError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, LedgerError> {
+        if let Some(h) = self.pending.get(&(level, index)) {
+            return Ok(*h);
+        }
+        self.store
+            .node(level, index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("Merkle tree node ({level}, {index}) is missing")).into())
+    }
+}
+
+/// The leaf of the Merkle tree for an entry: SHA-256(0x00 ‖ entry hash).
+pub fn leaf_of(hash: &EntryHash) -> Hash {
+    tree::leaf_hash(hash.as_bytes())
 }
 
 /// Reads the prefix from the store, plus entries of the batch being appended.
@@ -98,8 +157,19 @@ pub struct StoredEntry {
 }
 
 impl<S: Store> Ledger<S> {
+    /// A ledger that can read and verify; appends need [`Ledger::with_log_key`].
     pub fn new(store: S) -> Ledger<S> {
-        Ledger { store }
+        Ledger { store, log_key: None }
+    }
+
+    /// The ledger's own key, which signs a checkpoint after every append.
+    pub fn with_log_key(mut self, key: SecretKey) -> Ledger<S> {
+        self.log_key = Some(key);
+        self
+    }
+
+    fn nodes(&self) -> StoreNodes<'_, S> {
+        StoreNodes { store: &self.store, pending: HashMap::new() }
     }
 
     pub fn store(&self) -> &S {
@@ -170,10 +240,88 @@ impl<S: Store> Ledger<S> {
         if verified.is_empty() {
             return Ok(verified);
         }
-        let policy_index = state.policy().map(|(r, _)| r.index).expect("a verified entry implies a policy");
-        let new_head = Head { count: state.next_index, hash: state.head, last_time: state.last_time, policy_index };
-        self.store.append(expected.as_ref(), &writes, &new_head)?;
+        let (policy_ref, policy) = state.policy().expect("a verified entry implies a policy");
+        let new_head =
+            Head { count: state.next_index, hash: state.head, last_time: state.last_time, policy_index: policy_ref.index };
+        let (nodes, checkpoint) = self.extend_tree(expected.as_ref(), &verified, policy.log())?;
+        let append = Append { entries: &writes, nodes: &nodes, checkpoint: &checkpoint, head: &new_head };
+        self.store.append(expected.as_ref(), &append)?;
         Ok(verified)
+    }
+
+    /// The tree nodes `entries` complete and the checkpoint of the new tree,
+    /// signed with the log key. Refuses to sign unless the stored checkpoint
+    /// describes exactly the tree being extended, so no two checkpoints this
+    /// ledger signs can be inconsistent.
+    fn extend_tree(
+        &self,
+        head: Option<&Head>,
+        entries: &[VerifiedEntry],
+        log: &NoteVerifier,
+    ) -> Result<(Vec<NodeWrite>, String), LedgerError> {
+        let key = self.log_key.as_ref().ok_or(LedgerError::NoLogKey)?;
+        if key.public() != log.public {
+            return Err(LedgerError::LogKeyMismatch { have: key.id().to_string(), want: log.public.id().to_string() });
+        }
+        let size = head.map_or(0, |h| h.count);
+        let mut frontier = Frontier::load(&self.nodes(), size)?;
+        match (self.store.checkpoint()?, head) {
+            (None, None) => {}
+            (Some(note), Some(_)) => {
+                let stored = Checkpoint::parse(note.split_once("\n\n").map_or("", |(text, _)| text))
+                    .map_err(LedgerError::Checkpoint)?;
+                if stored.size != size || stored.root != frontier.root() {
+                    return Err(StoreError::Corrupt(format!(
+                        "the stored checkpoint (size {}) does not describe the stored tree (size {size}); \
+                         refusing to sign a checkpoint that might contradict it; run `provledger verify`",
+                        stored.size
+                    ))
+                    .into());
+                }
+            }
+            (None, Some(_)) => return Err(StoreError::Corrupt("the ledger has entries but no checkpoint".into()).into()),
+            (Some(_), None) => return Err(StoreError::Corrupt("a checkpoint is stored but no head".into()).into()),
+        }
+        let mut nodes = Vec::with_capacity(entries.len() * 2);
+        for v in entries {
+            frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));
+        }
+        let checkpoint = Checkpoint { origin: log.name.clone(), size: frontier.size(), root: frontier.root() };
+        let note = note::sign_note(&checkpoint.to_text(), &log.name, key).map_err(LedgerError::Checkpoint)?;
+        Ok((nodes, note))
+    }
+
+    /// The latest checkpoint, its signature verified with the policy's log key.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let (_, policy) = self.policy()?;
+        let note = self.store.checkpoint()?.ok_or(LedgerError::Empty)?;
+        SignedCheckpoint::open(&note, policy.log()).map_err(LedgerError::Checkpoint)
+    }
+
+    /// The Merkle root of the first `size` entries, from stored nodes.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        self.check_size(size)?;
+        tree::root_at(&self.nodes(), size)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of the first `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(size)?;
+        tree::inclusion_proof_at(&self.nodes(), index, size)
+    }
+
+    /// The consistency proof from the tree of `size1` entries to that of `size2`.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(size2)?;
+        tree::consistency_proof_at(&self.nodes(), size1, size2)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
+        let count = self.store.head()?.map_or(0, |h| h.count);
+        if size > count {
+            return Err(TreeError::IndexOutOfRange { index: size - 1, size: count }.into());
+        }
+        Ok(())
     }
 
     /// Reads and parses one stored entry.
@@ -227,10 +375,13 @@ impl<S: Store> Ledger<S> {
     ) -> Result<ChainReport, LedgerError> {
         let head = self.store.head()?;
         let mut rows: Vec<NewEntry> = Vec::new();
+        let mut frontier = Frontier::default();
+        let mut nodes = Vec::new();
         let entries =
             self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
         let report = verify_chain(entries, genesis, |v| {
             rows.push(index_rows(v));
+            frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));
             on_entry(v);
         })?;
         let Some(head) = head else {
@@ -270,7 +421,39 @@ impl<S: Store> Ledger<S> {
             .into());
         }
         self.check_indexes(&rows, report.entries)?;
+        self.check_tree(&nodes, &frontier, &report)?;
         Ok(report)
+    }
+
+    /// The stored tree holds exactly the nodes the chain implies, and the
+    /// stored checkpoint is signed by the policy's log key over its root.
+    fn check_tree(&self, nodes: &[NodeWrite], frontier: &Frontier, report: &ChainReport) -> Result<(), LedgerError> {
+        let last = report.entries.saturating_sub(1);
+        let bad = |why: String| -> LedgerError { VerifyError::new(last, Failure::Invalid, why).into() };
+        for n in nodes {
+            match self.store.node(n.level, n.index)? {
+                Some(h) if h == n.hash => {}
+                Some(_) => return Err(bad(format!("Merkle tree node ({}, {}) does not match the chain", n.level, n.index))),
+                None => return Err(bad(format!("Merkle tree node ({}, {}) is missing", n.level, n.index))),
+            }
+        }
+        let stored = self.store.node_count()?;
+        if stored != nodes.len() as u64 {
+            return Err(bad(format!("the store holds {stored} Merkle tree nodes, the chain implies {}", nodes.len())));
+        }
+        let (_, policy) = report.state.policy().expect("a verified chain has a policy");
+        let note = self.store.checkpoint()?.ok_or_else(|| bad("no signed checkpoint is stored".into()))?;
+        let signed = SignedCheckpoint::open(&note, policy.log()).map_err(|e| bad(format!("stored checkpoint: {e}")))?;
+        let cp = &signed.checkpoint;
+        if cp.size != report.entries || cp.root != frontier.root() {
+            return Err(bad(format!(
+                "the stored checkpoint (size {}) does not match the chain (size {}, root {})",
+                cp.size,
+                report.entries,
+                base64_root(&frontier.root())
+            )));
+        }
+        Ok(())
     }
 
     /// The secondary indexes hold exactly the rows the chain implies.
@@ -311,6 +494,11 @@ impl<S: Store> Ledger<S> {
         }
         Ok(())
     }
+}
+
+fn base64_root(root: &Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(root)
 }
 
 /// The index rows of a verified entry (everything of a [`NewEntry`] but its bytes).

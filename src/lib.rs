@@ -6,12 +6,14 @@
 //! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
 
 pub mod audit;
+pub mod bundle;
 pub mod core;
 pub mod gate;
 pub mod keyfile;
 pub mod ledger;
 pub mod manifests;
 pub mod policy;
+pub mod proof;
 pub mod record;
 pub mod store;
 pub mod tree;

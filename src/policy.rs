@@ -13,7 +13,8 @@ use toml::Spanned;
 
 use crate::core::FormatError;
 use crate::core::keys::{ALGORITHM, KeyId, PUBLIC_KEY_PREFIX, PublicKey, SECRET_KEY_PREFIX};
-use crate::core::statement::{PolicyEnvironment, PolicyKey, PolicyPredicate, Role, check_name};
+use crate::core::note::NoteVerifier;
+use crate::core::statement::{PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Role, check_name};
 
 /// Version of the policy predicate this build understands.
 pub const POLICY_VERSION: u32 = 1;
@@ -59,6 +60,18 @@ pub struct Policy {
     keys: BTreeMap<KeyId, KeyInfo>,
     environments: Vec<Environment>,
     policy_threshold: u32,
+    log: NoteVerifier,
+}
+
+/// The origin (and note key name) given to a log key when the policy names none.
+pub fn default_origin(log_key: &PublicKey) -> String {
+    format!("provledger/{}", &log_key.id().to_string()[..16])
+}
+
+impl PolicyLog {
+    pub fn new(origin: &str, key: PublicKey) -> Result<PolicyLog, FormatError> {
+        Ok(PolicyLog { verifier_key: NoteVerifier::new(origin, key)?.to_text() })
+    }
 }
 
 impl Policy {
@@ -123,7 +136,15 @@ impl Policy {
             ));
         }
         let environments = check_environments(&p.environments, where_)?;
-        Ok(Policy { keys, environments, policy_threshold: p.policy_threshold })
+        let log = NoteVerifier::parse(&p.log.verifier_key).map_err(|e| invalid(where_, format!("log key: {e}")))?;
+        if let Some(k) = keys.get(&log.public.id()) {
+            // Key separation: a checkpoint signature must never double as a statement signature.
+            return Err(invalid(
+                where_,
+                format!("the log key is also statement key {:?}; give the ledger a key of its own", k.name),
+            ));
+        }
+        Ok(Policy { keys, environments, policy_threshold: p.policy_threshold, log })
     }
 
     pub fn key(&self, id: &KeyId) -> Option<&KeyInfo> {
@@ -140,6 +161,11 @@ impl Policy {
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// The key that signs checkpoints; its name is their origin.
+    pub fn log(&self) -> &NoteVerifier {
+        &self.log
     }
 
     /// Distinct signatures with the given role a statement needs.
@@ -210,6 +236,16 @@ struct TomlPolicy {
     keys: BTreeMap<String, Spanned<TomlKey>>,
     #[serde(default)]
     environments: Vec<Spanned<TomlEnvironment>>,
+    #[serde(default)]
+    log: Option<Spanned<TomlLog>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlLog {
+    public: Spanned<String>,
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -230,40 +266,41 @@ struct TomlEnvironment {
 }
 
 /// Reads a policy file. `file` names it in errors; `read_key` returns the
-/// text of a public key file named relative to the policy file. Every rule of
+/// text of a public key file named relative to the policy file. A file
+/// without a `[log]` table gets `log` (the ledger's key, given on the command
+/// line or carried over from the policy in force). Every rule of
 /// [`Policy::from_predicate`] is checked, with `file:line` in the message.
 pub fn parse_policy_toml(
     text: &str,
     file: &str,
     read_key: &mut dyn FnMut(&str) -> Result<String, String>,
+    log: Option<&PolicyLog>,
 ) -> Result<PolicyPredicate, PolicyError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let parsed: TomlPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
         invalid(&format!("{file}:{line}"), e.message().to_string())
     })?;
-    let mut keys = Vec::new();
-    for (name, key) in parsed.keys {
-        let key_line = line_of(key.span().start);
-        let key = key.into_inner();
-        let public_text = key.public.get_ref();
-        if public_text.starts_with(SECRET_KEY_PREFIX) {
+    // A public key inline or as a path, never a secret key.
+    let mut public_key = |name: &str, public: &Spanned<String>| -> Result<PublicKey, PolicyError> {
+        let at = format!("{file}:{}", line_of(public.span().start));
+        let text = public.get_ref();
+        if text.starts_with(SECRET_KEY_PREFIX) {
             // Never echo it: the message goes to logs.
             return Err(invalid(
-                &format!("{file}:{key_line}"),
+                &at,
                 format!(
                     "key {name:?}: a secret key is written where a public key belongs; remove it from the file and rotate that key"
                 ),
             ));
         }
-        let public_text = if public_text.starts_with(PUBLIC_KEY_PREFIX) {
-            public_text.clone()
-        } else {
-            read_key(public_text).map_err(|e| invalid(&format!("{file}:{}", line_of(key.public.span().start)), e))?
-        };
-        let public: PublicKey = public_text.parse().map_err(|e: FormatError| {
-            invalid(&format!("{file}:{}", line_of(key.public.span().start)), format!("key {name:?}: {e}"))
-        })?;
+        let text = if text.starts_with(PUBLIC_KEY_PREFIX) { text.clone() } else { read_key(text).map_err(|e| invalid(&at, e))? };
+        text.parse().map_err(|e: FormatError| invalid(&at, format!("key {name:?}: {e}")))
+    };
+    let mut keys = Vec::new();
+    for (name, key) in parsed.keys {
+        let key = key.into_inner();
+        let public = public_key(&name, &key.public)?;
         keys.push(PolicyKey {
             name,
             id: public.id(),
@@ -280,11 +317,24 @@ pub fn parse_policy_toml(
             PolicyEnvironment { name: e.name, required_checks: e.required_checks, requires: e.requires }
         })
         .collect();
+    let log = match parsed.log {
+        Some(l) => {
+            let at = format!("{file}:{}", line_of(l.span().start));
+            let l = l.into_inner();
+            let public = public_key("log", &l.public)?;
+            let origin = l.origin.unwrap_or_else(|| default_origin(&public));
+            PolicyLog::new(&origin, public).map_err(|e| invalid(&at, format!("log: {e}")))?
+        }
+        None => log.cloned().ok_or_else(|| {
+            invalid(&format!("{file}:1"), "the policy names no log key: add a [log] table or pass --log-key")
+        })?,
+    };
     let predicate = PolicyPredicate {
         version: POLICY_VERSION,
         keys,
         environments,
         policy_threshold: parsed.policy_threshold.unwrap_or(1),
+        log,
         previous: None,
     };
     // Semantic errors name the line of the environment or key involved when
@@ -316,6 +366,10 @@ mod tests {
         Err("no files in this test".into())
     }
 
+    fn log() -> PolicyLog {
+        PolicyLog::new("example.com/ledger", SecretKey::from_seed(&[9; 32]).public()).unwrap()
+    }
+
     fn policy_text(extra_env: &str) -> String {
         let root = SecretKey::from_seed(&[1; 32]).public();
         let ci = SecretKey::from_seed(&[2; 32]).public();
@@ -327,7 +381,7 @@ mod tests {
 
     #[test]
     fn parses_and_checks() {
-        let p = parse_policy_toml(&policy_text(""), "p.toml", &mut read).unwrap();
+        let p = parse_policy_toml(&policy_text(""), "p.toml", &mut read, Some(&log())).unwrap();
         let policy = Policy::from_predicate(&p, "p").unwrap();
         assert_eq!(policy.environments().len(), 1);
         assert_eq!(policy.keys().count(), 2);
@@ -337,7 +391,7 @@ mod tests {
     #[test]
     fn unknown_role_names_line() {
         let text = policy_text("").replace("roles = [\"build\"]", "roles = [\"deploy\"]");
-        let e = parse_policy_toml(&text, "p.toml", &mut read).unwrap_err().to_string();
+        let e = parse_policy_toml(&text, "p.toml", &mut read, Some(&log())).unwrap_err().to_string();
         assert!(e.starts_with("p.toml:7:"), "{e}");
         assert!(e.contains("deploy"), "{e}");
     }
@@ -345,26 +399,53 @@ mod tests {
     #[test]
     fn duplicate_environment_and_cycle() {
         let dup = policy_text("\n[[environments]]\nname = \"dev\"\n");
-        let e = parse_policy_toml(&dup, "p.toml", &mut read).unwrap_err().to_string();
+        let e = parse_policy_toml(&dup, "p.toml", &mut read, Some(&log())).unwrap_err().to_string();
         assert!(e.contains("defined twice"), "{e}");
         let cyc = policy_text("requires = \"prod\"\n\n[[environments]]\nname = \"prod\"\nrequires = \"dev\"\n");
-        let e = parse_policy_toml(&cyc, "p.toml", &mut read).unwrap_err().to_string();
+        let e = parse_policy_toml(&cyc, "p.toml", &mut read, Some(&log())).unwrap_err().to_string();
         assert!(e.contains("cycle"), "{e}");
         let unknown = policy_text("requires = \"qa\"\n");
-        let e = parse_policy_toml(&unknown, "p.toml", &mut read).unwrap_err().to_string();
+        let e = parse_policy_toml(&unknown, "p.toml", &mut read, Some(&log())).unwrap_err().to_string();
         assert!(e.contains("unknown environment \"qa\""), "{e}");
     }
 
     #[test]
     fn refuses_policy_without_policy_key_and_secret_key_text() {
         let text = policy_text("").replace("roles = [\"policy\"]", "roles = [\"promotion\"]");
-        let e = parse_policy_toml(&text, "p.toml", &mut read).unwrap_err().to_string();
+        let e = parse_policy_toml(&text, "p.toml", &mut read, Some(&log())).unwrap_err().to_string();
         assert!(e.contains("no key holds the policy role"), "{e}");
         let sk = SecretKey::from_seed(&[1; 32]);
         let text = format!("[keys.root]\npublic = \"{}\"\nroles = [\"policy\"]\n", sk.to_text().trim());
         // A secret key pasted inline is refused without being echoed.
-        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}"))).unwrap_err().to_string();
+        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}")), Some(&log())).unwrap_err().to_string();
         assert!(e.contains("secret key is written where a public key belongs"), "{e}");
         assert!(!e.contains(&sk.to_text().trim()[40..]), "{e}");
+    }
+
+    #[test]
+    fn log_key_from_the_file_or_the_caller() {
+        let e = parse_policy_toml(&policy_text(""), "p.toml", &mut read, None).unwrap_err().to_string();
+        assert!(e.contains("names no log key"), "{e}");
+        let ledger = SecretKey::from_seed(&[7; 32]).public();
+        let text = format!("{}\n[log]\npublic = \"{ledger}\"\norigin = \"ledger.example.com/acme\"\n", policy_text(""));
+        let p = parse_policy_toml(&text, "p.toml", &mut read, Some(&log())).unwrap();
+        let policy = Policy::from_predicate(&p, "p").unwrap();
+        assert_eq!(policy.log().name, "ledger.example.com/acme");
+        assert_eq!(policy.log().public, ledger);
+        // Without an origin, the default names the key.
+        let text = format!("{}\n[log]\npublic = \"{ledger}\"\n", policy_text(""));
+        let p = parse_policy_toml(&text, "p.toml", &mut read, None).unwrap();
+        assert_eq!(Policy::from_predicate(&p, "p").unwrap().log().name, default_origin(&ledger));
+        // The ledger's key may not also sign statements.
+        let root = SecretKey::from_seed(&[1; 32]).public();
+        let text = format!("{}\n[log]\npublic = \"{root}\"\n", policy_text(""));
+        let e = parse_policy_toml(&text, "p.toml", &mut read, None).unwrap_err().to_string();
+        assert!(e.contains("the log key is also statement key \"root\""), "{e}");
+        // An origin a note cannot carry is refused with its line.
+        let text = format!("{}\n[log]\npublic = \"{ledger}\"\norigin = \"a b\"\n", policy_text(""));
+        let e = parse_policy_toml(&text, "p.toml", &mut read, None).unwrap_err().to_string();
+        let line = text.lines().position(|l| l == "[log]").unwrap() + 1;
+        assert!(e.starts_with(&format!("p.toml:{line}:")) || e.starts_with(&format!("p.toml:{}:", line + 1)), "{e}");
+        assert!(e.contains("white space"), "{e}");
     }
 }

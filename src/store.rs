@@ -3,9 +3,10 @@
 //!
 //! A store keeps bytes and indexes; it never decides what may be appended
 //! (that is `verify`'s job, driven by `ledger`). Every append writes the
-//! entries, the subject and envelope indexes and the new head in one sled
-//! transaction, then flushes before returning, so an acknowledged append is on
-//! disk and a crash leaves either all of it or none.
+//! entries, the secondary indexes, the Merkle tree nodes they complete, the
+//! signed checkpoint and the new head in one sled transaction, then flushes
+//! before returning, so an acknowledged append is on disk and a crash leaves
+//! either all of it or none.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,9 +16,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::core::digest::Digest;
 use crate::core::hash::EntryHash;
+use crate::tree::Hash;
 
-/// Store format version written by this build.
-pub const STORE_VERSION: u32 = 1;
+/// Store format version written by this build. Version 1 (pre-release) kept
+/// no Merkle tree and no checkpoint.
+pub const STORE_VERSION: u32 = 2;
 /// Name of the sled database inside a ledger directory.
 pub const DB_DIR: &str = "store";
 
@@ -29,8 +32,10 @@ const TREE_ENVIRONMENTS: &str = "environments";
 const TREE_SOURCES: &str = "sources";
 const TREE_POLICIES: &str = "policies";
 const TREE_RELEASES: &str = "releases";
+const TREE_NODES: &str = "nodes";
 const META_VERSION: &[u8] = b"store_version";
 const META_HEAD: &[u8] = b"head";
+const META_CHECKPOINT: &[u8] = b"checkpoint";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,6 +46,10 @@ pub enum StoreError {
     AlreadyExists(PathBuf),
     #[error("ledger store written by a newer provledger (store version {0}); upgrade provledger")]
     NewerVersion(u32),
+    #[error(
+        "ledger store version {0} was written by a pre-release provledger without a Merkle tree; create a new ledger"
+    )]
+    OlderVersion(u32),
     #[error("ledger at {0} is in use by another process (waited {1:?} for its lock)")]
     Locked(PathBuf, Duration),
     #[error("the ledger head moved during the append (another writer?); nothing was written")]
@@ -132,6 +141,26 @@ pub struct IndexCounts {
     pub releases: u64,
 }
 
+/// One Merkle tree node: the root of the perfect subtree of `2^level` leaves
+/// starting at leaf `index << level` (see [`crate::tree::Nodes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeWrite {
+    pub level: u32,
+    pub index: u64,
+    pub hash: Hash,
+}
+
+/// Everything one append writes, atomically.
+#[derive(Clone, Copy, Debug)]
+pub struct Append<'a> {
+    pub entries: &'a [NewEntry],
+    /// The tree nodes the new entries complete.
+    pub nodes: &'a [NodeWrite],
+    /// The signed checkpoint note of the new tree.
+    pub checkpoint: &'a str,
+    pub head: &'a Head,
+}
+
 pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + 'a>;
 
 /// What the ledger needs from storage.
@@ -156,9 +185,15 @@ pub trait Store {
     fn index_counts(&self) -> Result<IndexCounts, StoreError>;
     /// Whether an index holds `row` for entry `index` (one keyed lookup).
     fn indexed(&self, row: IndexRow<'_>, index: u64) -> Result<bool, StoreError>;
-    /// Appends `entries` and sets `new_head`, atomically and durably, only if
-    /// the current head is still `expected`.
-    fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError>;
+    /// A Merkle tree node, if stored.
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
+    /// Number of stored tree nodes.
+    fn node_count(&self) -> Result<u64, StoreError>;
+    /// The latest signed checkpoint note.
+    fn checkpoint(&self) -> Result<Option<String>, StoreError>;
+    /// Writes `append` atomically and durably, only if the current head is
+    /// still `expected`.
+    fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError>;
 }
 
 /// The sled store of a ledger directory.
@@ -173,6 +208,7 @@ pub struct SledStore {
     sources: sled::Tree,
     policies: sled::Tree,
     releases: sled::Tree,
+    nodes: sled::Tree,
 }
 
 impl SledStore {
@@ -204,6 +240,9 @@ impl SledStore {
                 let v = u32::from_be_bytes(v);
                 if v > STORE_VERSION {
                     return Err(StoreError::NewerVersion(v));
+                }
+                if v == 1 {
+                    return Err(StoreError::OlderVersion(v));
                 }
                 if v != STORE_VERSION {
                     return Err(StoreError::Corrupt(format!("unknown store version {v}")));
@@ -243,6 +282,7 @@ impl SledStore {
             sources: tree(TREE_SOURCES)?,
             policies: tree(TREE_POLICIES)?,
             releases: tree(TREE_RELEASES)?,
+            nodes: tree(TREE_NODES)?,
             path: db_path.clone(),
             db,
         })
@@ -261,6 +301,20 @@ impl SledStore {
         Ok(())
     }
 
+    /// Bypasses every check: overwrites a tree node or the checkpoint.
+    /// For tamper tests only; `verify` will notice.
+    #[doc(hidden)]
+    pub fn raw_put_tree(&self, node: Option<NodeWrite>, checkpoint: Option<&str>) -> Result<(), StoreError> {
+        if let Some(n) = node {
+            self.nodes.insert(node_key(n.level, n.index), &n.hash[..]).map_err(|e| self.io(e))?;
+        }
+        if let Some(c) = checkpoint {
+            self.meta.insert(META_CHECKPOINT, c.as_bytes()).map_err(|e| self.io(e))?;
+        }
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
     /// Bypasses every check and index: removes raw entry bytes.
     #[doc(hidden)]
     pub fn raw_remove(&self, index: u64) -> Result<(), StoreError> {
@@ -268,6 +322,13 @@ impl SledStore {
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
+}
+
+fn node_key(level: u32, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level as u8;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 fn subject_key(digest: &Digest, index: u64) -> [u8; 40] {
@@ -376,7 +437,24 @@ impl Store for SledStore {
         })
     }
 
-    fn append(&self, expected: Option<&Head>, entries: &[NewEntry], new_head: &Head) -> Result<(), StoreError> {
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        let Some(v) = self.nodes.get(node_key(level, index)).map_err(|e| self.io(e))? else { return Ok(None) };
+        let h: Hash = v.as_ref().try_into().map_err(|_| {
+            StoreError::Corrupt(format!("tree node ({level}, {index}) holds {} bytes, not 32", v.len()))
+        })?;
+        Ok(Some(h))
+    }
+
+    fn node_count(&self) -> Result<u64, StoreError> {
+        Ok(self.nodes.len() as u64)
+    }
+
+    fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        let Some(v) = self.meta.get(META_CHECKPOINT).map_err(|e| self.io(e))? else { return Ok(None) };
+        String::from_utf8(v.to_vec()).map(Some).map_err(|_| StoreError::Corrupt("checkpoint is not UTF-8".into()))
+    }
+
+    fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError> {
         let expected = expected.map(Head::encode);
         let trees = (
             &self.entries,
@@ -387,13 +465,17 @@ impl Store for SledStore {
             &self.sources,
             &self.policies,
             &self.releases,
+            &self.nodes,
         );
-        let result = trees.transaction(|(e, m, s, v, envs, srcs, pols, rels)| {
+        let result = trees.transaction(|(e, m, s, v, envs, srcs, pols, rels, nodes)| {
             let current = m.get(META_HEAD)?;
             if current.as_deref() != expected.as_ref().map(|h| h.as_slice()) {
                 return Err(ConflictableTransactionError::Abort(()));
             }
-            for entry in entries {
+            for n in append.nodes {
+                nodes.insert(&node_key(n.level, n.index)[..], &n.hash[..])?;
+            }
+            for entry in append.entries {
                 e.insert(&entry.index.to_be_bytes(), entry.bytes.as_slice())?;
                 for d in &entry.subjects {
                     s.insert(&subject_key(d, entry.index)[..], &[][..])?;
@@ -412,7 +494,8 @@ impl Store for SledStore {
                     rels.insert(named_key(r.as_bytes(), entry.index), &[][..])?;
                 }
             }
-            m.insert(META_HEAD, &new_head.encode()[..])?;
+            m.insert(META_CHECKPOINT, append.checkpoint.as_bytes())?;
+            m.insert(META_HEAD, &append.head.encode()[..])?;
             Ok(())
         });
         match result {

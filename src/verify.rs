@@ -141,6 +141,10 @@ impl VerifiedEntry {
     pub fn entry_ref(&self) -> EntryRef {
         EntryRef { index: self.index(), hash: self.hash() }
     }
+    /// The policy this entry puts in force, if it is a policy entry.
+    pub fn new_policy(&self) -> Option<&Arc<Policy>> {
+        self.new_policy.as_ref()
+    }
     pub fn build_summary(&self) -> Option<BuildSummary> {
         BuildSummary::of(&self.entry, &self.statement)
     }

@@ -2,6 +2,7 @@
 
 mod ci_env;
 mod error;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,14 @@ use provledger::core::image_ref::ImageRef;
 use provledger::core::keys::SecretKey;
 use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
 use provledger::gate::{self, Decision};
+use provledger::bundle;
+use provledger::core::note::NoteVerifier;
+use provledger::core::statement::PolicyLog;
 use provledger::keyfile;
 use provledger::ledger::Ledger;
 use provledger::manifests;
-use provledger::policy::parse_policy_toml;
+use provledger::policy::{default_origin, parse_policy_toml};
+use provledger::proof::{self, PromotionProof};
 use provledger::record::{self, BuildInput, ValidationInput};
 use provledger::store::{SledStore, Store as _};
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
@@ -67,7 +72,8 @@ enum Command {
         root_keys: Vec<PathBuf>,
         #[arg(long)]
         policy: PathBuf,
-        /// The ledger's own key, for signed checkpoints (kept in the ledger directory, mode 0600)
+        /// The ledger's own key, which signs its checkpoints (copied into the ledger directory as
+        /// log.key, mode 0600) [default: a new key]
         #[arg(long)]
         log_key: Option<PathBuf>,
     },
@@ -95,11 +101,40 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Verify the whole chain; exit 4 naming the first bad entry
+    /// Verify the whole chain, its Merkle tree and checkpoint; exit 4 naming the first bad entry
     Verify {
         /// Expected genesis hash (lowercase hex)
         #[arg(long)]
         genesis: Option<String>,
+        /// Verify an exported bundle, offline, instead of the local ledger (needs --genesis)
+        #[arg(long, requires = "genesis", conflicts_with = "proof")]
+        bundle: Option<PathBuf>,
+        /// With --bundle: also prove the bundle consistent with this earlier checkpoint note
+        #[arg(long, requires = "bundle")]
+        since: Option<PathBuf>,
+        /// Verify a promotion proof, offline (needs --genesis)
+        #[arg(long, requires = "genesis")]
+        proof: Option<PathBuf>,
+    },
+    /// Write every entry and the latest signed checkpoint to one file, for offline audit
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a self-contained proof that DIGEST was legitimately promoted to ENV; exit 3 if it never was
+    Prove {
+        /// sha256:<hex>, or a reference carrying it
+        digest: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the latest signed checkpoint (a C2SP tlog-checkpoint signed note)
+    Checkpoint {
+        /// Write the note to this file instead of standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// List entries (verified as they are read)
     Log,
@@ -222,6 +257,9 @@ enum RecordCommand {
         keys: Vec<PathBuf>,
         #[arg(long)]
         policy: PathBuf,
+        /// When the policy's [log] names a new log key: its secret key, which replaces the ledger's log.key
+        #[arg(long)]
+        log_key: Option<PathBuf>,
     },
 }
 
@@ -256,6 +294,29 @@ impl Ctx {
         Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?))
     }
 
+    /// Opens the ledger to append: with the log key that signs each new checkpoint.
+    fn open_writer(&self) -> Result<Ledger<SledStore>> {
+        let ledger = self.open()?;
+        let key = self.log_key()?;
+        Ok(ledger.with_log_key(key))
+    }
+
+    fn log_key_path(&self) -> PathBuf {
+        self.ledger_dir.join(LOG_KEY_FILE)
+    }
+
+    fn log_key(&self) -> Result<SecretKey> {
+        let path = self.log_key_path();
+        if !path.exists() {
+            return Err(CliError::operational(format!(
+                "no log key at {}: the ledger signs a checkpoint with it after every append",
+                path.display()
+            ))
+            .hint("copy the ledger's log key there (mode 0600)"));
+        }
+        self.secret(&path)
+    }
+
     fn secret(&self, path: &Path) -> Result<SecretKey> {
         Ok(keyfile::read_secret(path, self.insecure_keys)?)
     }
@@ -268,6 +329,9 @@ impl Ctx {
         }
     }
 }
+
+/// The ledger's own key, in its directory.
+const LOG_KEY_FILE: &str = "log.key";
 
 fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
@@ -286,13 +350,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Record(RecordCommand::Validation { common, image, checks, evidence, ci }) => {
             record_validation(&ctx, common, &image, &checks, &evidence, ci)
         }
-        Command::Record(RecordCommand::Policy { keys, policy }) => record_policy(&ctx, &keys, &policy),
+        Command::Record(RecordCommand::Policy { keys, policy, log_key }) => {
+            record_policy(&ctx, &keys, &policy, log_key.as_deref())
+        }
         Command::Promote { key, image, release, to, dry_run, offline } => match (image, release) {
             (Some(image), _) => promote(&ctx, &key, &image, &to, dry_run, offline),
             (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline),
             (None, None) => unreachable!("clap requires --image or --release"),
         },
-        Command::Verify { genesis } => verify(&ctx, genesis.as_deref()),
+        Command::Verify { genesis, bundle, since, proof } => match (bundle, proof) {
+            (Some(b), _) => verify_bundle(&ctx, &b, genesis.as_deref(), since.as_deref()),
+            (None, Some(p)) => verify_proof(&ctx, &p, genesis.as_deref()),
+            (None, None) => verify(&ctx, genesis.as_deref()),
+        },
+        Command::Export { out } => export(&ctx, &out),
+        Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
+        Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),
         Command::History { env } => history(&ctx, &env),
@@ -336,7 +409,10 @@ fn key_id(ctx: &Ctx, file: &Path) -> Result<()> {
 }
 
 /// Reads and checks a policy file; key paths are relative to it.
-fn read_policy(path: &Path) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
+fn read_policy(
+    path: &Path,
+    log: Option<&PolicyLog>,
+) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
     let source = std::fs::read(path).map_err(|e| CliError::operational(format!("{}: {e}", path.display())))?;
     let text = std::str::from_utf8(&source)
         .map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
@@ -345,7 +421,7 @@ fn read_policy(path: &Path) -> Result<(provledger::core::statement::PolicyPredic
         let p = base.join(rel);
         keyfile::read_public(&p).map(|k| k.to_string()).map_err(|e| e.to_string())
     };
-    let predicate = parse_policy_toml(text, &path.display().to_string(), &mut read_key)?;
+    let predicate = parse_policy_toml(text, &path.display().to_string(), &mut read_key, log)?;
     Ok((predicate, source))
 }
 
@@ -353,28 +429,45 @@ fn sign(statement: &Statement, keys: &[&SecretKey]) -> Envelope {
     Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), keys)
 }
 
-fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key: Option<&Path>) -> Result<()> {
-    let (predicate, source) = read_policy(policy_path)?;
+/// The log key a policy names.
+fn policy_log_key(predicate: &provledger::core::statement::PolicyPredicate) -> Result<NoteVerifier> {
+    NoteVerifier::parse(&predicate.log.verifier_key).map_err(|e| CliError::operational(format!("policy log key: {e}")))
+}
+
+fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Option<&Path>) -> Result<()> {
+    let log_key = match log_key_path {
+        Some(p) => ctx.secret(p)?,
+        None => SecretKey::generate(),
+    };
+    let fallback = PolicyLog::new(&default_origin(&log_key.public()), log_key.public())
+        .map_err(|e| CliError::operational(e.to_string()))?;
+    let (predicate, source) = read_policy(policy_path, Some(&fallback))?;
+    let named = policy_log_key(&predicate)?;
+    if named.public != log_key.public() {
+        let given = if log_key_path.is_some() { "the --log-key given is another key" } else { "no --log-key was given" };
+        return Err(CliError::operational(format!(
+            "the policy's [log] names log key {}; {given}",
+            named.public.id()
+        ))
+        .hint("pass that key's secret with --log-key"));
+    }
     let keys = root_keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
-    let log_key = log_key.map(|p| ctx.secret(p)).transpose()?;
     let statement = record::policy_statement(predicate, &source);
     let envelope = sign(&statement, &keys.iter().collect::<Vec<_>>());
     // Check the genesis entry before anything is created on disk.
     let (probe, _) = provledger::core::entry::UnverifiedEntry::build(0, EntryHash::ZERO, now(), envelope.clone());
     ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(|e| CliError::from_append(e.into()))?;
     let store = SledStore::create(&ctx.ledger_dir, ctx.lock_wait)?;
-    let ledger = Ledger::new(store);
+    // The ledger (and its sled lock) lives only inside the closure, so that a
+    // failure can remove what was created.
     let result = (|| -> Result<VerifiedEntry> {
-        if let Some(k) = &log_key {
-            let p = ctx.ledger_dir.join("log.key");
-            keyfile::write_new_key(&p, k)?;
-        }
+        keyfile::write_new_key(&ctx.log_key_path(), &log_key)?;
+        let ledger = Ledger::new(store).with_log_key(log_key);
         ledger.init(envelope, now()).map_err(CliError::from_append)
     })();
     let genesis = match result {
         Ok(v) => v,
         Err(e) => {
-            drop(ledger);
             let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
             let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key"));
             let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key.pub"));
@@ -382,7 +475,12 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key: Option<&P
         }
     };
     let hash = genesis.hash();
-    ctx.emit(json!({"genesis": hash.to_string(), "ledger": ctx.ledger_dir}), || println!("{hash}"));
+    let vkey = named.to_text();
+    ctx.emit(json!({"genesis": hash.to_string(), "ledger": ctx.ledger_dir, "log_verifier_key": vkey}), || {
+        // Standard output carries the genesis hash alone, for scripts.
+        println!("{hash}");
+        eprintln!("checkpoints are signed by log key {vkey}");
+    });
     Ok(())
 }
 
@@ -440,7 +538,7 @@ fn record_build(
         check_name("release", r).map_err(|e| CliError::operational(e.to_string()))?;
     }
     let key = ctx.secret(&common.key)?;
-    let ledger = ctx.open()?;
+    let ledger = ctx.open_writer()?;
     if let (Some(r), Some(sha)) = (&release, &git_sha) {
         for index in ledger.store().builds_of_release(r)? {
             if let Predicate::Build(b) = ledger.read(index)?.statement.predicate
@@ -524,7 +622,7 @@ fn record_validation(
     require_offline(common.offline)?;
     let checks = parse_checks(checks, evidence)?;
     let key = ctx.secret(&common.key)?;
-    let ledger = ctx.open()?;
+    let ledger = ctx.open_writer()?;
     let build = match image.digest() {
         Some(d) => {
             let (r, _) = ledger.latest_build_for(&d)?.ok_or_else(|| {
@@ -549,14 +647,52 @@ fn record_validation(
     append(ctx, &ledger, sign(&statement, &[&key])).map(|_| ())
 }
 
-fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path) -> Result<()> {
-    let (mut predicate, source) = read_policy(policy_path)?;
-    let keys = keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
+fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path, log_key_path: Option<&Path>) -> Result<()> {
     let ledger = ctx.open()?;
-    let (current, _) = ledger.policy()?;
+    let (current, current_policy) = ledger.policy()?;
+    // A policy file without [log] keeps the log key in force.
+    let current_log = PolicyLog { verifier_key: current_policy.log().to_text() };
+    let (mut predicate, source) = read_policy(policy_path, Some(&current_log))?;
+    let keys = keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
+    let named = policy_log_key(&predicate)?;
+    let rotates = named.public != current_policy.log().public;
+    let log_key = match log_key_path {
+        Some(p) => ctx.secret(p)?,
+        None => ctx.log_key()?,
+    };
+    if log_key.public() != named.public {
+        return Err(CliError::operational(format!(
+            "the policy names log key {}, which signs the checkpoint after this entry; the key at hand is {}",
+            named.public.id(),
+            log_key.id()
+        ))
+        .hint("pass the new log key's secret with --log-key"));
+    }
     predicate.previous = Some(current);
     let statement = record::policy_statement(predicate, &source);
-    append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>())).map(|_| ())
+    // The new log key is staged beside the ledger first, and takes the place
+    // of log.key only once the entry that names it is durable.
+    let staged = ctx.ledger_dir.join("log.key.next");
+    if rotates {
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(keyfile::public_path(&staged));
+        keyfile::write_new_key(&staged, &log_key)?;
+    }
+    let ledger = ledger.with_log_key(log_key);
+    let result = append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()));
+    if rotates {
+        if result.is_ok() {
+            for (from, to) in [(staged.clone(), ctx.log_key_path()), (keyfile::public_path(&staged), keyfile::public_path(&ctx.log_key_path()))] {
+                std::fs::rename(&from, &to).map_err(|e| {
+                    CliError::operational(format!("the policy entry is recorded, but moving {} to {}: {e}", from.display(), to.display()))
+                })?;
+            }
+        } else {
+            let _ = std::fs::remove_file(&staged);
+            let _ = std::fs::remove_file(keyfile::public_path(&staged));
+        }
+    }
+    result.map(|_| ())
 }
 
 fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
@@ -567,7 +703,7 @@ fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline:
     if !dry_run {
         require_offline(offline)?;
     }
-    let ledger = ctx.open()?;
+    let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     let request = gate::Request { digest: image.digest(), to, promoter: key.id() };
     let decision = ledger.decide(&request)?;
     let allowed = match decision {
@@ -789,7 +925,7 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
     if !dry_run {
         require_offline(offline)?;
     }
-    let ledger = ctx.open()?;
+    let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     let mut newest: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
     for index in ledger.store().builds_of_release(release)? {
         let e = ledger.read(index)?;
@@ -907,13 +1043,230 @@ fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
     let genesis =
         genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
     let ledger = ctx.open()?;
-    let report = ledger.verify(genesis.as_ref(), |_| {}).map_err(CliError::from_verify)?;
+    let total = ledger.store().head()?.map_or(0, |h| h.count);
+    let bar = progress::bar(ctx.json, total, "verifying");
+    let report = ledger.verify(genesis.as_ref(), |_| bar.inc(1));
+    bar.finish_and_clear();
+    let report = report.map_err(CliError::from_verify)?;
+    let cp = ledger.checkpoint()?;
     let g = report.genesis.map(|g| g.to_string()).unwrap_or_default();
-    ctx.emit(json!({"ok": true, "entries": report.entries, "genesis": g, "head": report.head.to_string()}), || {
-        println!("ok: {} entries verified", report.entries);
-        println!("genesis {g}");
-        println!("head    {}", report.head);
+    ctx.emit(
+        json!({"ok": true, "entries": report.entries, "genesis": g, "head": report.head.to_string(),
+               "checkpoint": checkpoint_json(&cp)}),
+        || {
+            println!("ok: {} entries verified; the Merkle tree and the signed checkpoint match", report.entries);
+            println!("genesis {g}");
+            println!("head    {}", report.head);
+            println!("root    {} (checkpoint {}, size {})", b64(&cp.checkpoint.root), cp.checkpoint.origin, cp.checkpoint.size);
+        },
+    );
+    Ok(())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn checkpoint_json(cp: &provledger::ledger::SignedCheckpoint) -> serde_json::Value {
+    json!({
+        "origin": cp.checkpoint.origin,
+        "size": cp.checkpoint.size,
+        "root": b64(&cp.checkpoint.root),
+        "verifier_key": cp.verifier.to_text(),
+        "note": cp.note,
+    })
+}
+
+fn parse_genesis(genesis: Option<&str>) -> Result<EntryHash> {
+    let text = genesis.ok_or_else(|| CliError::new(Code::Usage, "--genesis HASH is required"))?;
+    EntryHash::parse(text).map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))
+}
+
+fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))?;
+    if meta.len() > limit {
+        return Err(CliError::new(
+            Code::Verification,
+            format!("{what} {}: {} bytes exceeds the limit of {limit}", path.display(), meta.len()),
+        ));
+    }
+    std::fs::read(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that
+/// a reader never sees half a file.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+    let io = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".partial");
+    let tmp = path.with_file_name(tmp_name);
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let result = write(&mut w).and_then(|()| {
+        use std::io::Write as _;
+        w.flush()?;
+        w.get_ref().sync_all()
     });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn export(ctx: &Ctx, out: &Path) -> Result<()> {
+    let ledger = ctx.open()?;
+    let cp = ledger.checkpoint()?;
+    let count = cp.checkpoint.size;
+    let bar = progress::bar(ctx.json, count, "exporting");
+    // Hash as we copy: the file must match the checkpoint it carries.
+    let mut frontier = provledger::tree::Frontier::default();
+    let mut failure = None;
+    write_atomically(out, |w| {
+        bundle::write_header(w, &cp.note, count)?;
+        for item in ledger.store().entries_from(0).take(count as usize) {
+            let (index, bytes) = item.map_err(std::io::Error::other)?;
+            if index != frontier.size() {
+                failure = Some(format!("entry {} is missing from the store", frontier.size()));
+                return Err(std::io::Error::other("store gap"));
+            }
+            let hash = provledger::core::entry::entry_hash(&bytes);
+            frontier.push(provledger::ledger::leaf_of(&hash), |_, _, _| {});
+            bundle::write_entry(w, &bytes)?;
+            bar.inc(1);
+        }
+        if frontier.size() != count || frontier.root() != cp.checkpoint.root {
+            failure = Some(format!("the stored entries do not match the checkpoint of size {count}"));
+            return Err(std::io::Error::other("checkpoint mismatch"));
+        }
+        Ok(())
+    })
+    .map_err(|e| match failure.take() {
+        Some(f) => CliError::new(Code::Verification, format!("export refused: {f}")).hint("run `provledger verify`"),
+        None => e,
+    })?;
+    bar.finish_and_clear();
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    ctx.emit(json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}), || {
+        println!("wrote {} entries and the checkpoint of size {count} to {} ({bytes} bytes)", count, out.display());
+    });
+    Ok(())
+}
+
+fn bundle_failure(e: bundle::BundleError) -> CliError {
+    match e {
+        bundle::BundleError::Verify(v) => error::verify_failure(v),
+        bundle::BundleError::NewerVersion(_) | bundle::BundleError::Io(_) => CliError::operational(e.to_string()),
+        other => CliError::new(Code::Verification, format!("verification failed: {other}")),
+    }
+}
+
+fn verify_bundle(ctx: &Ctx, path: &Path, genesis: Option<&str>, since: Option<&Path>) -> Result<()> {
+    let genesis = parse_genesis(genesis)?;
+    let since = since
+        .map(|p| read_input(p, "checkpoint", provledger::core::note::MAX_NOTE_SIZE as u64))
+        .transpose()?
+        .map(|b| String::from_utf8(b).map_err(|_| CliError::new(Code::Verification, "--since: the checkpoint is not UTF-8")))
+        .transpose()?;
+    let file = std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // The count in the header sizes the bar; verification does not trust it.
+    let total = bundle::BundleReader::open(std::io::BufReader::new(
+        std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?,
+    ))
+    .map(|r| r.count)
+    .unwrap_or(0);
+    let bar = progress::bar(ctx.json, total, "verifying");
+    let report = bundle::verify_bundle(reader, &genesis, since.as_deref(), |_| bar.inc(1));
+    bar.finish_and_clear();
+    let report = report.map_err(bundle_failure)?;
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "entries": report.chain.entries, "genesis": genesis.to_string(),
+               "head": report.chain.head.to_string(), "checkpoint": checkpoint_json(cp),
+               "since": report.since.as_ref().map(checkpoint_json)}),
+        || {
+            println!("ok: bundle of {} entries verified offline against genesis {genesis}", report.chain.entries);
+            println!("checkpoint {} size {} root {} signed by {}", cp.checkpoint.origin, cp.checkpoint.size, b64(&cp.checkpoint.root), cp.verifier.to_text());
+            if let Some(s) = &report.since {
+                println!("consistent with the earlier checkpoint of size {} (root {})", s.checkpoint.size, b64(&s.checkpoint.root));
+            }
+        },
+    );
+    Ok(())
+}
+
+fn prove(ctx: &Ctx, text: &str, env: &str, out: &Path) -> Result<()> {
+    let digest = parse_digest(text)?;
+    let ledger = ctx.open()?;
+    let proof = proof::prove(&ledger, &digest, env).map_err(|e| match e {
+        proof::ProofError::NotPromoted { .. } => CliError::denied(e.to_string()),
+        proof::ProofError::Ledger(l) => l.into(),
+        other => CliError::operational(other.to_string()),
+    })?;
+    let text = proof.to_json();
+    write_atomically(out, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    ctx.emit(
+        json!({"ok": true, "out": out, "digest": digest.to_string(), "environment": env,
+               "promotion": proof.promotion, "entries": proof.entries.len(), "bytes": text.len()}),
+        || {
+            println!(
+                "wrote the proof that {digest} was promoted to {env} (entry {}; {} entries, {} bytes) to {}",
+                proof.promotion,
+                proof.entries.len(),
+                text.len(),
+                out.display()
+            );
+        },
+    );
+    Ok(())
+}
+
+fn verify_proof(ctx: &Ctx, path: &Path, genesis: Option<&str>) -> Result<()> {
+    let genesis = parse_genesis(genesis)?;
+    let bytes = read_input(path, "proof", proof::MAX_PROOF_SIZE as u64)?;
+    let report = PromotionProof::parse(&bytes).and_then(|p| p.verify(&genesis)).map_err(|e| match e {
+        proof::ProofError::Verify(v) => error::verify_failure(v),
+        proof::ProofError::NewerVersion(_) => CliError::operational(e.to_string()),
+        other => CliError::new(Code::Verification, format!("verification failed: {other}")),
+    })?;
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "digest": report.digest.to_string(), "environment": report.environment,
+               "promotion": {"index": report.promotion.index, "hash": report.promotion.hash.to_string()},
+               "from": report.from,
+               "build": {"index": report.build.index, "hash": report.build.hash.to_string()},
+               "validations": report.validations.iter().map(|r| json!({"index": r.index, "hash": r.hash.to_string()})).collect::<Vec<_>>(),
+               "checkpoint": checkpoint_json(cp)}),
+        || {
+            println!(
+                "ok: {} was legitimately promoted to {} (entry {})",
+                report.digest, report.environment, report.promotion.index
+            );
+            println!(
+                "  build entry {}, validation entries {:?}; included in checkpoint {} of size {}",
+                report.build.index,
+                report.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
+                cp.checkpoint.origin,
+                cp.checkpoint.size
+            );
+        },
+    );
+    Ok(())
+}
+
+fn checkpoint(ctx: &Ctx, out: Option<&Path>) -> Result<()> {
+    let ledger = ctx.open()?;
+    let cp = ledger.checkpoint()?;
+    if let Some(path) = out {
+        write_atomically(path, |w| std::io::Write::write_all(w, cp.note.as_bytes()))?;
+    }
+    match (ctx.json, out) {
+        (true, _) => println!("{}", checkpoint_json(&cp)),
+        (false, None) => print!("{}", cp.note),
+        (false, Some(path)) => println!("wrote the checkpoint of size {} to {}", cp.checkpoint.size, path.display()),
+    }
     Ok(())
 }
 

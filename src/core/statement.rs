@@ -372,6 +372,15 @@ pub struct PolicyEnvironment {
     pub requires: Option<String>,
 }
 
+/// The ledger's own key, which signs its checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyLog {
+    /// C2SP signed-note verifier key `<origin>+<hex8 key hash>+<base64(0x01 ‖ key)>`;
+    /// its name is the checkpoints' origin line.
+    pub verifier_key: String,
+}
+
 /// The trust policy. Semantic rules (unique names, ids matching keys, no
 /// `requires` cycle, ...) are checked by `policy::Policy::from_predicate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +391,8 @@ pub struct PolicyPredicate {
     pub environments: Vec<PolicyEnvironment>,
     /// Distinct policy-role signatures a policy change needs.
     pub policy_threshold: u32,
+    /// The key that signs checkpoints while this policy is in force.
+    pub log: PolicyLog,
     /// The policy entry this one replaces; absent only in the genesis entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<EntryRef>,
