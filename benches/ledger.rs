@@ -44,7 +44,8 @@ fn entry_codec(c: &mut Criterion) {
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap());
+    let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
+        .with_log_key(vectors::key("log"));
     ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
     let ci = vectors::key("ci");
     let mut n = 0u32;
@@ -102,7 +103,8 @@ fn decide(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for size in [1_000u32, 10_000] {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap());
+        let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
+            .with_log_key(vectors::key("log"));
         ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
         // Builds, then validations of them, in batches, up to `size` entries.
         let mut i = 0;

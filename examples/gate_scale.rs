@@ -31,7 +31,8 @@ fn main() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let path = dir.unwrap_or_else(|| tmp.path().join("ledger"));
-    let ledger = Ledger::new(SledStore::create(&path, Duration::from_secs(5)).unwrap());
+    let ledger =
+        Ledger::new(SledStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(vectors::key("log"));
     ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
 
     // The digest whose promotion to dev is decided: one build, one passing validation.

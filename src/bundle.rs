@@ -171,10 +171,7 @@ pub fn verify_bundle<R: Read>(
     // checked once the chain has named the log key.
     let claimed = checkpoint_body(&reader.checkpoint_note)?;
     if claimed.size != reader.count {
-        return Err(malformed(format!(
-            "the header counts {} entries, the checkpoint {}",
-            reader.count, claimed.size
-        )));
+        return Err(malformed(format!("the header counts {} entries, the checkpoint {}", reader.count, claimed.size)));
     }
     let since = since.map(checkpoint_body_owned).transpose()?;
     if let Some((cp, _)) = &since
@@ -192,9 +189,9 @@ pub fn verify_bundle<R: Read>(
     let mut at_since: Option<(Hash, NoteVerifier)> = None;
     let entries = std::iter::from_fn(|| {
         let at = reader.read;
-        reader.next_entry().map(|r| {
-            r.map(|bytes| (at, bytes)).map_err(|e| VerifyError::new(at, Failure::Invalid, e.to_string()))
-        })
+        reader
+            .next_entry()
+            .map(|r| r.map(|bytes| (at, bytes)).map_err(|e| VerifyError::new(at, Failure::Invalid, e.to_string())))
     });
     let chain = verify_chain(entries, Some(genesis), |v| {
         if let Some(p) = v.new_policy() {
@@ -212,8 +209,8 @@ pub fn verify_bundle<R: Read>(
         return Err(malformed(format!("the bundle holds {} entries, the checkpoint {}", chain.entries, claimed.size)));
     }
     let (_, policy) = chain.state.policy().expect("a verified chain has a policy");
-    let checkpoint = SignedCheckpoint::open(&note, policy.log())
-        .map_err(|e| BundleError::Checkpoint(format!("checkpoint: {e}")))?;
+    let checkpoint =
+        SignedCheckpoint::open(&note, policy.log()).map_err(|e| BundleError::Checkpoint(format!("checkpoint: {e}")))?;
     if checkpoint.checkpoint.root != frontier.root() {
         return Err(BundleError::Checkpoint(format!(
             "the checkpoint's root is not the Merkle root of the {} entries",
@@ -248,7 +245,8 @@ fn checkpoint_body(note: &str) -> Result<Checkpoint, BundleError> {
 }
 
 fn checkpoint_body_owned(note: &str) -> Result<(Checkpoint, String), BundleError> {
-    let cp = checkpoint_body(note)
-        .map_err(|e| BundleError::Checkpoint(format!("earlier checkpoint: {}", e.to_string().trim_start_matches("bundle: "))))?;
+    let cp = checkpoint_body(note).map_err(|e| {
+        BundleError::Checkpoint(format!("earlier checkpoint: {}", e.to_string().trim_start_matches("bundle: ")))
+    })?;
     Ok((cp, note.to_string()))
 }

@@ -241,8 +241,12 @@ impl<S: Store> Ledger<S> {
             return Ok(verified);
         }
         let (policy_ref, policy) = state.policy().expect("a verified entry implies a policy");
-        let new_head =
-            Head { count: state.next_index, hash: state.head, last_time: state.last_time, policy_index: policy_ref.index };
+        let new_head = Head {
+            count: state.next_index,
+            hash: state.head,
+            last_time: state.last_time,
+            policy_index: policy_ref.index,
+        };
         let (nodes, checkpoint) = self.extend_tree(expected.as_ref(), &verified, policy.log())?;
         let append = Append { entries: &writes, nodes: &nodes, checkpoint: &checkpoint, head: &new_head };
         self.store.append(expected.as_ref(), &append)?;
@@ -279,7 +283,9 @@ impl<S: Store> Ledger<S> {
                     .into());
                 }
             }
-            (None, Some(_)) => return Err(StoreError::Corrupt("the ledger has entries but no checkpoint".into()).into()),
+            (None, Some(_)) => {
+                return Err(StoreError::Corrupt("the ledger has entries but no checkpoint".into()).into());
+            }
             (Some(_), None) => return Err(StoreError::Corrupt("a checkpoint is stored but no head".into()).into()),
         }
         let mut nodes = Vec::with_capacity(entries.len() * 2);
@@ -433,7 +439,9 @@ impl<S: Store> Ledger<S> {
         for n in nodes {
             match self.store.node(n.level, n.index)? {
                 Some(h) if h == n.hash => {}
-                Some(_) => return Err(bad(format!("Merkle tree node ({}, {}) does not match the chain", n.level, n.index))),
+                Some(_) => {
+                    return Err(bad(format!("Merkle tree node ({}, {}) does not match the chain", n.level, n.index)));
+                }
                 None => return Err(bad(format!("Merkle tree node ({}, {}) is missing", n.level, n.index))),
             }
         }

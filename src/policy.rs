@@ -294,7 +294,11 @@ pub fn parse_policy_toml(
                 ),
             ));
         }
-        let text = if text.starts_with(PUBLIC_KEY_PREFIX) { text.clone() } else { read_key(text).map_err(|e| invalid(&at, e))? };
+        let text = if text.starts_with(PUBLIC_KEY_PREFIX) {
+            text.clone()
+        } else {
+            read_key(text).map_err(|e| invalid(&at, e))?
+        };
         text.parse().map_err(|e: FormatError| invalid(&at, format!("key {name:?}: {e}")))
     };
     let mut keys = Vec::new();
@@ -417,7 +421,9 @@ mod tests {
         let sk = SecretKey::from_seed(&[1; 32]);
         let text = format!("[keys.root]\npublic = \"{}\"\nroles = [\"policy\"]\n", sk.to_text().trim());
         // A secret key pasted inline is refused without being echoed.
-        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}")), Some(&log())).unwrap_err().to_string();
+        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}")), Some(&log()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("secret key is written where a public key belongs"), "{e}");
         assert!(!e.contains(&sk.to_text().trim()[40..]), "{e}");
     }

@@ -134,9 +134,10 @@ pub fn prove<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str) -> Result
     indexes.dedup();
     let mut entries = Vec::with_capacity(indexes.len());
     for index in indexes {
-        let bytes = store.get(index).map_err(LedgerError::from)?.ok_or_else(|| {
-            LedgerError::from(crate::store::StoreError::Corrupt(format!("entry {index} is missing")))
-        })?;
+        let bytes = store
+            .get(index)
+            .map_err(LedgerError::from)?
+            .ok_or_else(|| LedgerError::from(crate::store::StoreError::Corrupt(format!("entry {index} is missing"))))?;
         let hashes = ledger.inclusion_proof(index, size)?;
         entries.push(ProofEntry {
             entry: STANDARD.encode(&bytes),
@@ -205,7 +206,8 @@ impl PromotionProof {
         }
         let mut decoded = Vec::with_capacity(self.entries.len());
         for (n, e) in self.entries.iter().enumerate() {
-            let bytes = STANDARD.decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: not base64: {err}")))?;
+            let bytes =
+                STANDARD.decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: not base64: {err}")))?;
             let entry = UnverifiedEntry::decode(&bytes).map_err(|err| malformed(format!("entries[{n}]: {err}")))?;
             if let Some(prev) = decoded.last().map(|(p, _): &(UnverifiedEntry, _)| p.index)
                 && entry.index <= prev
@@ -281,10 +283,7 @@ impl PromotionProof {
             return Err(invalid(format!("entry {} is not a promotion", self.promotion)));
         };
         if p.to != self.environment {
-            return Err(invalid(format!(
-                "entry {} promotes to {}, not {}",
-                self.promotion, p.to, self.environment
-            )));
+            return Err(invalid(format!("entry {} promotes to {}, not {}", self.promotion, p.to, self.environment)));
         }
         if !promotion.statement().subject_digests().contains(&digest) {
             return Err(invalid(format!("entry {} does not promote {digest}", self.promotion)));

@@ -62,3 +62,44 @@ fn every_vector_meets_its_expectation() {
     }
     assert_eq!(checked, 14);
 }
+
+fn read(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn the_tree_bundle_and_proof_vectors_verify() {
+    use base64::Engine as _;
+    let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+    let t = read("tree-accept-chain.json");
+    let leaves: Vec<Vec<u8>> = t["leaf_hashes"].as_array().unwrap().iter().map(b64).collect();
+    let root = b64(&t["root"]);
+    let n = leaves.len() as u64;
+    for (i, proof) in t["inclusion"].as_array().unwrap().iter().enumerate() {
+        let p: Vec<Vec<u8>> = proof.as_array().unwrap().iter().map(b64).collect();
+        provledger::tree::verify_inclusion(i as u64, n, &leaves[i], &p, &root).unwrap();
+    }
+    let as_hashes: Vec<provledger::tree::Hash> = leaves.iter().map(|l| l.as_slice().try_into().unwrap()).collect();
+    for (m, proof) in t["consistency"].as_array().unwrap().iter().enumerate() {
+        let m = m + 1;
+        let p: Vec<Vec<u8>> = proof.as_array().unwrap().iter().map(b64).collect();
+        let root1 = provledger::tree::root(&as_hashes[..m]);
+        provledger::tree::verify_consistency(m as u64, n, &p, &root1, &root).unwrap();
+    }
+    let verifier = provledger::core::note::NoteVerifier::parse(t["log_verifier_key"].as_str().unwrap()).unwrap();
+    let cp = provledger::ledger::SignedCheckpoint::open(t["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    assert_eq!(cp.checkpoint.root.to_vec(), root);
+
+    let b = read("bundle-accept-chain.json");
+    let genesis = EntryHash::parse(b["genesis"].as_str().unwrap()).unwrap();
+    let bytes = hex::decode(b["bundle_hex"].as_str().unwrap()).unwrap();
+    let report = provledger::bundle::verify_bundle(bytes.as_slice(), &genesis, None, |_| {}).unwrap();
+    assert_eq!(report.chain.entries, n);
+    assert_eq!(report.checkpoint.checkpoint.root.to_vec(), root);
+
+    let p = read("proof-accept-chain.json");
+    let proof = provledger::proof::PromotionProof::parse(p["proof"].to_string().as_bytes()).unwrap();
+    let report = proof.verify(&genesis).unwrap();
+    assert_eq!((report.promotion.index, report.build.index), (5, 1));
+    assert_eq!(report.validations.iter().map(|v| v.index).collect::<Vec<_>>(), vec![2]);
+}

@@ -250,7 +250,7 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
     use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
     use provledger::core::entry::UnverifiedEntry;
     use provledger::gate::Allowed;
-    use provledger::store::{Head, NewEntry, SledStore, Store};
+    use provledger::store::{Append, Head, NewEntry, SledStore, Store};
 
     let (env, _) = Env::initialised();
     let img = image("skip");
@@ -281,7 +281,10 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
         ..Default::default()
     };
     let new_head = Head { count: head.count + 1, hash: entry.hash(), ..head };
-    ledger.store().append(Some(&head), &[new], &new_head).unwrap();
+    // Written behind the gate's back: the entry only, the old checkpoint kept.
+    let checkpoint = ledger.store().checkpoint().unwrap().unwrap();
+    let append = Append { entries: &[new], nodes: &[], checkpoint: &checkpoint, head: &new_head };
+    ledger.store().append(Some(&head), &append).unwrap();
     drop(ledger);
     let out = env.fails(4, &["verify"]);
     assert!(out.contains("entry 3") && out.contains("the gate denies this promotion"), "{out}");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Env, image};
 use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use provledger::keyfile::read_secret;
-use provledger::ledger::{Ledger, LedgerError};
+use provledger::ledger::LedgerError;
 use provledger::record::{self, BuildInput};
 use provledger::store::{SledStore, Store};
 use provledger::verify::Failure;
@@ -121,7 +121,7 @@ fn build_envelope(dir: &Path, seed: &str, time: u64) -> Envelope {
 #[test]
 fn a_replayed_envelope_is_refused_and_nothing_written() {
     let env = ledger();
-    let ledger = Ledger::new(store(&env));
+    let ledger = env.writer();
     let envelope = build_envelope(env.dir.path(), "replay", 1_700_000_000);
     ledger.append(envelope.clone(), 1_800_000_000).unwrap();
     let head = ledger.store().head().unwrap();
@@ -140,7 +140,7 @@ fn a_replayed_envelope_is_refused_and_nothing_written() {
 #[test]
 fn a_batch_is_all_or_nothing() {
     let env = ledger();
-    let ledger = Ledger::new(store(&env));
+    let ledger = env.writer();
     let head = ledger.store().head().unwrap();
     let good = build_envelope(env.dir.path(), "batch-good", 1);
     let mut bad = build_envelope(env.dir.path(), "batch-bad", 1);

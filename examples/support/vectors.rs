@@ -7,10 +7,13 @@ use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::{EntryHash, sha256};
 use provledger::core::keys::SecretKey;
 use provledger::core::statement::{
-    Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyPredicate, Role, Statement, Subject,
+    Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Role, Statement, Subject,
 };
 use provledger::record::{self, BuildInput, ValidationInput};
 use serde_json::{Value, json};
+
+/// The origin of the vectors' log (its checkpoints' first line).
+pub const LOG_ORIGIN: &str = "provledger.example/vectors";
 
 pub const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
@@ -38,6 +41,7 @@ pub fn policy(previous: Option<EntryRef>, ci_name: &str) -> Statement {
             requires: None,
         }],
         policy_threshold: 1,
+        log: PolicyLog::new(LOG_ORIGIN, key("log").public()).unwrap(),
         previous,
     };
     record::policy_statement(predicate, b"vector policy")
@@ -312,11 +316,97 @@ pub fn all() -> Vec<(String, Value)> {
         Some("must be a policy statement"),
     ));
 
+    out.extend(tree_vectors(&valid));
+
     let mut keys = serde_json::Map::new();
-    for name in ["root", "ci", "ci2", "qa", "release"] {
+    for name in ["root", "ci", "ci2", "qa", "release", "log"] {
         let k = key(name);
         keys.insert(name.into(), json!({"seed_derivation": format!("SHA-256(\"provledger test vector key {name}\")"), "public": k.public().to_hex(), "id": k.id().to_string()}));
     }
     out.push(("keys.json".into(), Value::Object(keys)));
     out
+}
+
+/// The signed checkpoint of a whole chain, by the vectors' log key.
+pub fn checkpoint(chain: &Chain) -> (provledger::core::note::Checkpoint, String) {
+    let mut frontier = provledger::tree::Frontier::default();
+    for h in &chain.hashes {
+        frontier.push(provledger::ledger::leaf_of(h), |_, _, _| {});
+    }
+    let cp =
+        provledger::core::note::Checkpoint { origin: LOG_ORIGIN.into(), size: frontier.size(), root: frontier.root() };
+    let note = provledger::core::note::sign_note(&cp.to_text(), LOG_ORIGIN, &key("log")).unwrap();
+    (cp, note)
+}
+
+/// The bundle file of a chain.
+pub fn bundle(chain: &Chain) -> Vec<u8> {
+    let (_, note) = checkpoint(chain);
+    let mut out = Vec::new();
+    provledger::bundle::write_header(&mut out, &note, chain.entries.len() as u64).unwrap();
+    for e in &chain.entries {
+        provledger::bundle::write_entry(&mut out, e).unwrap();
+    }
+    out
+}
+
+/// The accept chain's Merkle tree, checkpoint, bundle and a promotion proof.
+fn tree_vectors(chain: &Chain) -> Vec<(String, Value)> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let leaves: Vec<_> = chain.hashes.iter().map(provledger::ledger::leaf_of).collect();
+    let (cp, note) = checkpoint(chain);
+    let inclusion = |i: u64| provledger::tree::inclusion_proof(&leaves, i as usize).unwrap();
+    let proof_entry = |i: u64| {
+        json!({
+            "entry": b64(&chain.entries[i as usize]),
+            "inclusion": {"leafIndex": i, "treeSize": cp.size, "hashes": inclusion(i).iter().map(|h| b64(h)).collect::<Vec<_>>()},
+        })
+    };
+    let verifier = provledger::core::note::NoteVerifier::new(LOG_ORIGIN, key("log").public()).unwrap();
+    // Entry 5 promotes digest 1 to dev on build 1 and validation 2; the
+    // policy chain is entries 0 and 3.
+    let entries: Vec<Value> = [0u64, 1, 2, 3, 5].into_iter().map(proof_entry).collect();
+    let proof = json!({
+        "version": 1,
+        "digest": digest(1).to_string(),
+        "environment": "dev",
+        "promotion": 5,
+        "checkpoint": note,
+        "verifierKey": verifier.to_text(),
+        "entries": entries,
+    });
+    vec![
+        (
+            "tree-accept-chain.json".into(),
+            json!({
+                "id": "tree-accept-chain",
+                "description": "the Merkle tree of accept-chain: leaf hashes SHA-256(0x00 ‖ entry hash), the root, an inclusion proof per entry, a consistency proof from each prefix, and the checkpoint signed by the log key",
+                "leaf_hashes": leaves.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+                "root": b64(&cp.root),
+                "inclusion": (0..cp.size).map(|i| inclusion(i).iter().map(|h| b64(h)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "consistency": (1..=cp.size).map(|m| provledger::tree::consistency_proof(&leaves, m as usize).unwrap().iter().map(|h| b64(h)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "checkpoint": note,
+                "log_verifier_key": verifier.to_text(),
+            }),
+        ),
+        (
+            "bundle-accept-chain.json".into(),
+            json!({
+                "id": "bundle-accept-chain",
+                "description": "accept-chain exported as a bundle (hex of the file bytes); verifies against its genesis",
+                "genesis": chain.hashes[0].to_string(),
+                "bundle_hex": hex::encode(bundle(chain)),
+            }),
+        ),
+        (
+            "proof-accept-chain.json".into(),
+            json!({
+                "id": "proof-accept-chain",
+                "description": "the promotion proof of entry 5 of accept-chain (digest 1 to dev); verifies against its genesis",
+                "genesis": chain.hashes[0].to_string(),
+                "proof": proof,
+            }),
+        ),
+    ]
 }

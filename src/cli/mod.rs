@@ -13,16 +13,16 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use provledger::audit;
+use provledger::bundle;
 use provledger::core::digest::Digest;
 use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use provledger::core::hash::EntryHash;
 use provledger::core::image_ref::ImageRef;
 use provledger::core::keys::SecretKey;
-use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
-use provledger::gate::{self, Decision};
-use provledger::bundle;
 use provledger::core::note::NoteVerifier;
 use provledger::core::statement::PolicyLog;
+use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
+use provledger::gate::{self, Decision};
 use provledger::keyfile;
 use provledger::ledger::Ledger;
 use provledger::manifests;
@@ -444,12 +444,10 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
     let (predicate, source) = read_policy(policy_path, Some(&fallback))?;
     let named = policy_log_key(&predicate)?;
     if named.public != log_key.public() {
-        let given = if log_key_path.is_some() { "the --log-key given is another key" } else { "no --log-key was given" };
-        return Err(CliError::operational(format!(
-            "the policy's [log] names log key {}; {given}",
-            named.public.id()
-        ))
-        .hint("pass that key's secret with --log-key"));
+        let given =
+            if log_key_path.is_some() { "the --log-key given is another key" } else { "no --log-key was given" };
+        return Err(CliError::operational(format!("the policy's [log] names log key {}; {given}", named.public.id()))
+            .hint("pass that key's secret with --log-key"));
     }
     let keys = root_keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
     let statement = record::policy_statement(predicate, &source);
@@ -682,9 +680,16 @@ fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path, log_key_path: 
     let result = append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()));
     if rotates {
         if result.is_ok() {
-            for (from, to) in [(staged.clone(), ctx.log_key_path()), (keyfile::public_path(&staged), keyfile::public_path(&ctx.log_key_path()))] {
+            for (from, to) in [
+                (staged.clone(), ctx.log_key_path()),
+                (keyfile::public_path(&staged), keyfile::public_path(&ctx.log_key_path())),
+            ] {
                 std::fs::rename(&from, &to).map_err(|e| {
-                    CliError::operational(format!("the policy entry is recorded, but moving {} to {}: {e}", from.display(), to.display()))
+                    CliError::operational(format!(
+                        "the policy entry is recorded, but moving {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
                 })?;
             }
         } else {
@@ -1057,7 +1062,12 @@ fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
             println!("ok: {} entries verified; the Merkle tree and the signed checkpoint match", report.entries);
             println!("genesis {g}");
             println!("head    {}", report.head);
-            println!("root    {} (checkpoint {}, size {})", b64(&cp.checkpoint.root), cp.checkpoint.origin, cp.checkpoint.size);
+            println!(
+                "root    {} (checkpoint {}, size {})",
+                b64(&cp.checkpoint.root),
+                cp.checkpoint.origin,
+                cp.checkpoint.size
+            );
         },
     );
     Ok(())
@@ -1096,7 +1106,10 @@ fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that
 /// a reader never sees half a file.
-fn write_atomically(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     let io = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(".partial");
@@ -1148,9 +1161,12 @@ fn export(ctx: &Ctx, out: &Path) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-    ctx.emit(json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}), || {
-        println!("wrote {} entries and the checkpoint of size {count} to {} ({bytes} bytes)", count, out.display());
-    });
+    ctx.emit(
+        json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}),
+        || {
+            println!("wrote {} entries and the checkpoint of size {count} to {} ({bytes} bytes)", count, out.display());
+        },
+    );
     Ok(())
 }
 
@@ -1167,9 +1183,12 @@ fn verify_bundle(ctx: &Ctx, path: &Path, genesis: Option<&str>, since: Option<&P
     let since = since
         .map(|p| read_input(p, "checkpoint", provledger::core::note::MAX_NOTE_SIZE as u64))
         .transpose()?
-        .map(|b| String::from_utf8(b).map_err(|_| CliError::new(Code::Verification, "--since: the checkpoint is not UTF-8")))
+        .map(|b| {
+            String::from_utf8(b).map_err(|_| CliError::new(Code::Verification, "--since: the checkpoint is not UTF-8"))
+        })
         .transpose()?;
-    let file = std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     // The count in the header sizes the bar; verification does not trust it.
     let total = bundle::BundleReader::open(std::io::BufReader::new(
@@ -1188,9 +1207,19 @@ fn verify_bundle(ctx: &Ctx, path: &Path, genesis: Option<&str>, since: Option<&P
                "since": report.since.as_ref().map(checkpoint_json)}),
         || {
             println!("ok: bundle of {} entries verified offline against genesis {genesis}", report.chain.entries);
-            println!("checkpoint {} size {} root {} signed by {}", cp.checkpoint.origin, cp.checkpoint.size, b64(&cp.checkpoint.root), cp.verifier.to_text());
+            println!(
+                "checkpoint {} size {} root {} signed by {}",
+                cp.checkpoint.origin,
+                cp.checkpoint.size,
+                b64(&cp.checkpoint.root),
+                cp.verifier.to_text()
+            );
             if let Some(s) = &report.since {
-                println!("consistent with the earlier checkpoint of size {} (root {})", s.checkpoint.size, b64(&s.checkpoint.root));
+                println!(
+                    "consistent with the earlier checkpoint of size {} (root {})",
+                    s.checkpoint.size,
+                    b64(&s.checkpoint.root)
+                );
             }
         },
     );

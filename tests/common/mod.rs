@@ -60,6 +60,13 @@ impl Env {
         self.dir.path().join("ledger")
     }
 
+    /// The ledger opened in-process to append, with its log key.
+    pub fn writer(&self) -> provledger::ledger::Ledger<provledger::store::SledStore> {
+        let store = provledger::store::SledStore::open(&self.ledger(), std::time::Duration::from_secs(5)).unwrap();
+        let key = provledger::keyfile::read_secret(&self.ledger().join("log.key"), false).unwrap();
+        provledger::ledger::Ledger::new(store).with_log_key(key)
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("provledger").unwrap();
         c.env("PROVLEDGER_DIR", self.ledger());
