@@ -222,6 +222,14 @@ impl ChainState {
                 format!("payload type {:?} is not {PAYLOAD_TYPE_IN_TOTO}", entry.envelope.payload_type),
             ));
         }
+        // Past the genesis entry the policy in force judges every signature,
+        // whatever the statement says, so the signatures are checked before
+        // the payload is interpreted: tampered bytes fail as a bad signature,
+        // never as, say, a statement "from a newer provledger".
+        let signed = match &self.policy {
+            Some((_, current)) => Some(check_signatures(current, &entry, index)?),
+            None => None,
+        };
         let statement = Statement::parse(&entry.envelope.payload).map_err(|e| VerifyError::format(index, e))?;
 
         // The policy that judges the signatures, and the one in force after.
@@ -255,24 +263,16 @@ impl ChainState {
             }
             (Some((_, current)), _) => (current.clone(), None),
         };
+        let signers = match signed {
+            Some(s) => s,
+            None => check_signatures(&judge, &entry, index)?,
+        };
 
         let role = statement.predicate.role();
-        let message = entry.envelope.pae();
-        let mut signers = Vec::with_capacity(entry.envelope.signatures.len());
         let mut lacking_role = Vec::new();
         let mut with_role = 0usize;
-        for sig in &entry.envelope.signatures {
-            let id = KeyId::parse(&sig.keyid).map_err(|e| err(Failure::Invalid, format!("signature key id: {e}")))?;
-            let Some(key) = judge.key(&id) else {
-                return Err(err(Failure::Denied, format!("key {id} is not in the policy in force")));
-            };
-            if !key.public.verify(&message, &sig.sig) {
-                return Err(err(Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
-            }
-            if signers.contains(&id) {
-                return Err(err(Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
-            }
-            signers.push(id);
+        for id in &signers {
+            let key = judge.key(id).expect("signers are keys of the judging policy");
             if key.roles.contains(&role) {
                 with_role += 1;
             } else {
@@ -381,6 +381,29 @@ impl ChainState {
     }
 }
 
+/// Checks every signature of an entry's envelope against the keys of
+/// `policy`: each key known, each signature valid, no key twice. Returns the
+/// signers in envelope order.
+fn check_signatures(policy: &Policy, entry: &UnverifiedEntry, index: u64) -> Result<Vec<KeyId>, VerifyError> {
+    let err = |f: Failure, r: String| VerifyError::new(index, f, r);
+    let message = entry.envelope.pae();
+    let mut signers = Vec::with_capacity(entry.envelope.signatures.len());
+    for sig in &entry.envelope.signatures {
+        let id = KeyId::parse(&sig.keyid).map_err(|e| err(Failure::Invalid, format!("signature key id: {e}")))?;
+        let Some(key) = policy.key(&id) else {
+            return Err(err(Failure::Denied, format!("key {id} is not in the policy in force")));
+        };
+        if !key.public.verify(&message, &sig.sig) {
+            return Err(err(Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
+        }
+        if signers.contains(&id) {
+            return Err(err(Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
+        }
+        signers.push(id);
+    }
+    Ok(signers)
+}
+
 /// A prefix held in memory, for verifying a chain from its first entry.
 #[derive(Default)]
 pub struct MemPrefix {
@@ -453,17 +476,20 @@ where
             return Err(VerifyError::new(expected, Failure::Invalid, why));
         }
         let entry = UnverifiedEntry::decode(&bytes).map_err(|e| VerifyError::format(expected, e))?;
+        // The genesis hash is checked before anything in the entry is
+        // believed: a different genesis is a different ledger, whatever it says.
+        if expected == 0
+            && let Some(want) = expected_genesis
+            && entry.hash() != *want
+        {
+            return Err(VerifyError::new(
+                0,
+                Failure::Invalid,
+                format!("genesis hash is {}, expected {want}", entry.hash()),
+            ));
+        }
         let v = state.verify_next(entry, &prefix)?;
         if expected == 0 {
-            if let Some(want) = expected_genesis
-                && v.hash() != *want
-            {
-                return Err(VerifyError::new(
-                    0,
-                    Failure::Invalid,
-                    format!("genesis hash is {}, expected {want}", v.hash()),
-                ));
-            }
             genesis = Some(v.hash());
         }
         on_entry(&v);

@@ -15,7 +15,7 @@ use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use provledger::keyfile::read_secret;
 use provledger::ledger::LedgerError;
 use provledger::record::{self, BuildInput};
-use provledger::store::{SledStore, Store};
+use provledger::store::{STORE_VERSION, SledStore, Store};
 use provledger::verify::Failure;
 
 /// A ledger of 6 entries: policy, builds and validations.
@@ -160,7 +160,7 @@ fn a_store_of_a_newer_version_is_refused_with_upgrade() {
     let before = env.head();
     {
         let db = sled::open(env.ledger().join("store")).unwrap();
-        db.open_tree("meta").unwrap().insert("store_version", &2u32.to_be_bytes()).unwrap();
+        db.open_tree("meta").unwrap().insert("store_version", &(STORE_VERSION + 1).to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
     for args in [
@@ -174,6 +174,14 @@ fn a_store_of_a_newer_version_is_refused_with_upgrade() {
     {
         let db = sled::open(env.ledger().join("store")).unwrap();
         db.open_tree("meta").unwrap().insert("store_version", &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    // A pre-release store (no Merkle tree) is named as such.
+    let out = env.fails(1, &["verify"]);
+    assert!(out.contains("pre-release") && out.contains("store version 1"), "{out}");
+    {
+        let db = sled::open(env.ledger().join("store")).unwrap();
+        db.open_tree("meta").unwrap().insert("store_version", &STORE_VERSION.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
     assert_eq!(env.head(), before);

@@ -36,6 +36,13 @@ impl Env {
         (env, genesis)
     }
 
+    /// With a ledger initialised from the example policy and log key.
+    pub fn initialised_with_log_key() -> (Env, String) {
+        let env = Env::new();
+        let genesis = env.init(&["--log-key", &env.key("ledger")]);
+        (env, genesis)
+    }
+
     /// Runs `init` with the example root key and policy plus `extra` flags;
     /// returns the genesis hash it prints.
     pub fn init(&self, extra: &[&str]) -> String {
@@ -123,6 +130,20 @@ impl Env {
         let mut args = vec!["record", "build", "--key", &key, "--image", image, "--offline"];
         args.extend_from_slice(extra);
         self.json(&args)
+    }
+
+    pub fn promote(&self, image: &str, to: &str) -> Value {
+        self.json(&["promote", "--key", &self.key("release"), "--image", image, "--to", to, "--offline"])
+    }
+
+    /// Builds `image` and takes it through dev, staging and prod.
+    pub fn release_to_prod(&self, image: &str) {
+        self.build(image);
+        self.validate(image, &["unit=pass", "integration=pass"]);
+        self.promote(image, "dev");
+        self.promote(image, "staging");
+        self.validate(image, &["e2e=pass", "vuln-scan=pass"]);
+        self.promote(image, "prod");
     }
 
     pub fn validate(&self, image: &str, checks: &[&str]) -> Value {
