@@ -358,3 +358,91 @@ fn init_keeps_the_log_key_private() {
     assert_eq!(mode, 0o600);
     env.ok(&["verify"]);
 }
+
+#[test]
+fn init_without_a_log_key_makes_one_and_the_policy_names_it() {
+    let env = Env::new();
+    let (code, out, err) = env.run(&["init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim().len(), 64, "standard output is the genesis hash alone: {out}");
+    assert!(err.contains("checkpoints are signed by log key provledger/"), "{err}");
+    let mode = std::fs::metadata(env.ledger().join("log.key")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let cp = env.json(&["checkpoint"]);
+    assert_eq!(cp["size"], 1);
+    assert!(err.contains(cp["verifier_key"].as_str().unwrap()), "{err}");
+    let log = env.json(&["log"]);
+    let policy = common::statement(&log, 0);
+    assert_eq!(policy["predicate"]["log"]["verifierKey"], cp["verifier_key"]);
+    // The plain form is the note itself, ready for any C2SP verifier.
+    let note = env.ok(&["checkpoint"]);
+    assert!(note.starts_with(cp["origin"].as_str().unwrap()) && note.contains("\n\n\u{2014} "), "{note}");
+}
+
+#[test]
+fn a_policy_naming_another_log_key_needs_its_secret() {
+    let env = Env::new();
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    let with_log = format!("{policy}\n[log]\npublic = \"ledger.key.pub\"\norigin = \"ledger.example.com/acme\"\n");
+    std::fs::write(env.path("policy-log.toml"), with_log).unwrap();
+    let init = |extra: &[&str]| {
+        let mut a = vec!["init", "--root-key", &env.key("root"), "--policy", &env.path("policy-log.toml")]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let args = init(&[]);
+    let out = env.fails(1, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("names log key") && out.contains("--log-key"), "{out}");
+    assert!(!env.ledger().join("store").exists());
+    let args = init(&["--log-key", &env.key("qa")]);
+    env.fails(1, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = init(&["--log-key", &env.key("ledger")]);
+    env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(env.json(&["checkpoint"])["origin"], "ledger.example.com/acme");
+}
+
+#[test]
+fn the_log_key_rotates_with_a_policy_change() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("rot"));
+    let before = env.path("before.checkpoint");
+    env.ok(&["checkpoint", "--out", &before]);
+    // A new log key, named by a policy change.
+    env.ok(&["key", "generate", "--out", &env.path("log2.key")]);
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    std::fs::write(env.path("policy2.toml"), format!("{policy}\n[log]\npublic = \"log2.key.pub\"\n")).unwrap();
+    let change = |extra: &[&str]| {
+        let mut a: Vec<String> = ["record", "policy", "--key", &env.key("root"), "--policy", &env.path("policy2.toml")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let head = env.head();
+    let a = change(&[]);
+    let out = env.fails(1, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("--log-key"), "{out}");
+    assert_eq!(env.head(), head);
+    let a = change(&["--log-key", &env.path("log2.key")]);
+    env.ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    // The new key signs from the policy entry on, and is now the ledger's.
+    let log2 = provledger::keyfile::read_public(std::path::Path::new(&env.path("log2.key.pub"))).unwrap();
+    let cp = env.json(&["checkpoint"]);
+    assert!(cp["verifier_key"].as_str().unwrap().ends_with(&{
+        use base64::Engine as _;
+        let mut k = vec![1u8];
+        k.extend_from_slice(log2.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(k)
+    }));
+    env.build(&image("rot-2"));
+    env.ok(&["verify", "--genesis", &genesis]);
+    assert!(!env.ledger().join("log.key.next").exists());
+    // The checkpoint signed by the old key still proves the bundle extends it.
+    let bundle = env.path("rot.bundle");
+    env.ok(&["export", "--out", &bundle]);
+    env.ok(&["verify", "--bundle", &bundle, "--genesis", &genesis, "--since", &before]);
+}

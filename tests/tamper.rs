@@ -273,3 +273,63 @@ fn a_missing_or_extra_index_row_is_caught() {
     assert!(out.contains("the indexes hold rows the chain does not imply"), "{out}");
     assert_eq!(before.1, 7);
 }
+
+#[test]
+fn a_changed_tree_node_or_checkpoint_is_caught_and_never_extended() {
+    use provledger::store::NodeWrite;
+    let env = ledger();
+    let before = env.head();
+    let good_checkpoint = store(&env).checkpoint().unwrap().unwrap();
+    // Each stored node of a 6-leaf tree: leaves, pairs, the 4-leaf subtree.
+    for (level, index) in [(0, 0), (0, 5), (1, 1), (1, 2), (2, 0)] {
+        let s = store(&env);
+        let original = s.node(level, index).unwrap().unwrap();
+        let mut bad = original;
+        bad[0] ^= 1;
+        s.raw_put_tree(Some(NodeWrite { level, index, hash: bad }), None).unwrap();
+        drop(s);
+        let out = env.fails(4, &["verify"]);
+        assert!(out.contains(&format!("Merkle tree node ({level}, {index}) does not match")), "{out}");
+        store(&env).raw_put_tree(Some(NodeWrite { level, index, hash: original }), None).unwrap();
+    }
+    // A checkpoint signed by another key, or over another root.
+    let body = good_checkpoint.split_once("\n\n").unwrap().0.to_string() + "\n";
+    let origin = body.lines().next().unwrap().to_string();
+    let other = provledger::keyfile::read_secret(std::path::Path::new(&env.key("root")), false).unwrap();
+    let by_other = provledger::core::note::sign_note(&body, &origin, &other).unwrap();
+    let log_key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
+    let wrong_size = provledger::core::note::sign_note(&body.replacen("\n6\n", "\n5\n", 1), &origin, &log_key).unwrap();
+    for (forged, needle) in [(by_other, "no verifiable signatures"), (wrong_size, "does not match the chain")] {
+        store(&env).raw_put_tree(None, Some(&forged)).unwrap();
+        let out = env.fails(4, &["verify"]);
+        assert!(out.contains(needle), "{out}");
+        // The ledger refuses to sign a checkpoint over a tree its last one does not describe.
+        if needle == "does not match the chain" {
+            let out = env.fails(4, &["record", "build", "--key", &env.key("ci"), "--image", &image("x"), "--offline"]);
+            assert!(out.contains("refusing to sign a checkpoint"), "{out}");
+        }
+        store(&env).raw_put_tree(None, Some(&good_checkpoint)).unwrap();
+    }
+    assert_eq!(env.head(), before);
+}
+
+#[test]
+fn appends_need_the_log_key_the_policy_names() {
+    let env = ledger();
+    let before = env.head();
+    let log_key = env.ledger().join("log.key");
+    let saved = env.path("saved.log.key");
+    std::fs::rename(&log_key, &saved).unwrap();
+    let build = ["record", "build", "--key", &env.key("ci"), "--image", &image("needs-log"), "--offline"];
+    let out = env.fails(1, &build);
+    assert!(out.contains("no log key at") && out.contains("log.key"), "{out}");
+    // Another key in its place cannot sign the checkpoint.
+    std::fs::copy(env.key("ledger"), &log_key).unwrap();
+    let out = env.fails(1, &build);
+    assert!(out.contains("is not the one the policy names"), "{out}");
+    // Reads and verification need no log key.
+    env.ok(&["verify"]);
+    std::fs::rename(&saved, &log_key).unwrap();
+    assert_eq!(env.head(), before);
+    env.ok(&build);
+}
