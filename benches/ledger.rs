@@ -106,20 +106,8 @@ fn decide(c: &mut Criterion) {
         let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
             .with_log_key(vectors::key("log"));
         ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
-        // Builds, then validations of them, in batches, up to `size` entries.
-        let mut i = 0;
-        while i < size / 2 {
-            let n = 2_500.min(size / 2 - i);
-            let builds = (i..i + n).map(|k| vectors::sign(&vectors::build(k), "ci")).collect();
-            let done = ledger.append_batch(builds, 1).unwrap();
-            let validations = done
-                .iter()
-                .zip(i..)
-                .map(|(b, k)| vectors::sign(&vectors::validation(k, b.entry_ref()), "qa"))
-                .collect();
-            ledger.append_batch(validations, 1).unwrap();
-            i += n;
-        }
+        // Builds, then validations of them, up to `size` entries.
+        vectors::fill(&ledger, &mut 0, size as u64);
         let request = provledger::gate::Request {
             digest: Some(vectors::digest(0)),
             to: "dev",

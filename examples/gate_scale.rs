@@ -10,12 +10,10 @@ mod vectors;
 
 use std::time::{Duration, Instant};
 
-use provledger::core::dsse::Envelope;
 use provledger::gate::Request;
 use provledger::ledger::Ledger;
 use provledger::store::SledStore;
 
-const BATCH: u32 = 5_000;
 const SAMPLES: usize = 2_000;
 
 fn main() {
@@ -48,24 +46,7 @@ fn main() {
     for target in checkpoints {
         let fill_start = Instant::now();
         let before = ledger.store_head_count();
-        while ledger.store_head_count() < target {
-            // A batch of builds, then a batch of validations of them.
-            let left = (target - ledger.store_head_count()) as u32;
-            let size = BATCH.min(left.div_ceil(2)).max(1);
-            let builds: Vec<Envelope> = (n..n + size).map(|i| vectors::sign(&vectors::build(i), "ci")).collect();
-            let done = ledger.append_batch(builds, 2).unwrap();
-            let left = target.saturating_sub(ledger.store_head_count()) as usize;
-            let validations: Vec<Envelope> = done
-                .iter()
-                .take(left)
-                .enumerate()
-                .map(|(k, b)| vectors::sign(&vectors::validation(n + k as u32, b.entry_ref()), "qa"))
-                .collect();
-            if !validations.is_empty() {
-                ledger.append_batch(validations, 2).unwrap();
-            }
-            n += size;
-        }
+        vectors::fill(&ledger, &mut n, target);
         let fill_rate = (ledger.store_head_count() - before) as f64 / fill_start.elapsed().as_secs_f64();
         let mut times: Vec<Duration> = (0..SAMPLES)
             .map(|_| {

@@ -4,6 +4,7 @@
 //! committed files differ from what this produces.
 
 #[path = "support/vectors.rs"]
+#[allow(dead_code)]
 mod vectors;
 
 fn main() -> std::io::Result<()> {

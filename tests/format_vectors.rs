@@ -2,6 +2,7 @@
 //! each one is accepted or rejected, at the named entry, as it says.
 
 #[path = "../examples/support/vectors.rs"]
+#[allow(dead_code)]
 mod vectors;
 
 use provledger::core::hash::EntryHash;
