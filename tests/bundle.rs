@@ -219,3 +219,41 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn stored_tree_proofs_verify_against_signed_roots() {
+    use provledger::store::SledStore;
+    use provledger::tree;
+    let (env, _) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("tree"));
+    env.build(&image("tree-2"));
+    let ledger =
+        provledger::ledger::Ledger::new(SledStore::open(&env.ledger(), std::time::Duration::from_secs(5)).unwrap());
+    let cp = ledger.checkpoint().unwrap();
+    let n = cp.checkpoint.size;
+    assert_eq!(n, 8);
+    assert_eq!(ledger.root_at(n).unwrap(), cp.checkpoint.root);
+    let leaves: Vec<tree::Hash> =
+        (0..n).map(|i| provledger::ledger::leaf_of(&ledger.read(i).unwrap().entry.hash())).collect();
+    for m in 1..=n {
+        let root_m = ledger.root_at(m).unwrap();
+        assert_eq!(root_m, tree::root(&leaves[..m as usize]), "root at {m}");
+        let p = ledger.consistency_proof(m, n).unwrap();
+        tree::verify_consistency(m, n, &p, &root_m, &cp.checkpoint.root).unwrap();
+        for i in 0..m {
+            let p = ledger.inclusion_proof(i, m).unwrap();
+            tree::verify_inclusion(i, m, &leaves[i as usize], &p, &root_m).unwrap();
+        }
+    }
+    assert!(ledger.root_at(n + 1).is_err(), "no root beyond the head");
+    assert!(ledger.inclusion_proof(0, n + 1).is_err());
+}
+
+#[test]
+fn no_progress_output_when_not_on_a_terminal() {
+    let (env, genesis, _) = exported();
+    let (code, out, err) = env.run(&["verify", "--bundle", &env.path("ledger.bundle"), "--genesis", &genesis]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ok: bundle of 8 entries"), "{out}");
+    assert!(err.is_empty(), "standard error is not a terminal here: {err:?}");
+}
