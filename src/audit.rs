@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::core::digest::Digest;
 use crate::core::keys::KeyId;
-use crate::core::statement::{Check, CiRun, Predicate, rfc3339};
+use crate::core::statement::{Check, CiRun, PlatformManifest, Predicate, rfc3339};
 use crate::ledger::{Ledger, LedgerError, StoredEntry};
 use crate::store::{Store, source_key};
 
@@ -46,6 +46,10 @@ pub struct BuildInfo {
     pub signers: Vec<Signer>,
     pub dev_only: bool,
     pub registry_confirmed: bool,
+    /// The registry that confirmed the digest.
+    pub registry: Option<String>,
+    pub media_type: Option<String>,
+    pub platforms: Vec<PlatformManifest>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -71,6 +75,9 @@ pub struct PromotionInfo {
     pub validation_indexes: Vec<u64>,
     pub signers: Vec<Signer>,
     pub registry_confirmed: bool,
+    pub registry: Option<String>,
+    /// `REPO:TAG` the promotion moved to the digest.
+    pub tag_target: Option<String>,
 }
 
 /// Everything the chain says about one digest.
@@ -135,6 +142,8 @@ fn promotion_info(e: &StoredEntry, names: &BTreeMap<KeyId, String>) -> Option<Pr
         validation_indexes: p.validations.iter().map(|r| r.index).collect(),
         signers: signers(e, names),
         registry_confirmed: p.provledger.registry_confirmed,
+        registry: p.provledger.registry.clone(),
+        tag_target: p.tag_target.clone(),
     })
 }
 
@@ -195,6 +204,9 @@ pub fn show<S: Store>(ledger: &Ledger<S>, digest: &Digest) -> Result<Option<Dige
                     signers: signers(&e, &names),
                     dev_only,
                     registry_confirmed: b.flags().registry_confirmed,
+                    registry: b.flags().registry.clone(),
+                    media_type: ext.media_type.clone(),
+                    platforms: ext.platforms.clone(),
                 });
             }
             Predicate::Validation(v) => report.validations.push(ValidationInfo {
@@ -255,6 +267,20 @@ pub const MANIFEST_KEYS: [&str; 4] = ["schemaVersion", "gitSha", "buildTimestamp
 /// Keys of each artifact of a release manifest.
 pub const ARTIFACT_KEYS: [&str; 4] = ["name", "type", "digest", "uri"];
 
+/// `architecture[/variant]` of each platform, sorted, without repeats.
+fn architectures(platforms: &[PlatformManifest]) -> Vec<String> {
+    let mut out: Vec<String> = platforms
+        .iter()
+        .map(|p| match &p.variant {
+            Some(v) => format!("{}/{v}", p.architecture),
+            None => p.architecture.clone(),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn entry_ref_json(index: u64, hash: &str) -> serde_json::Value {
     serde_json::json!({"index": index, "hash": hash})
 }
@@ -310,9 +336,8 @@ pub fn release_metadata<S: Store>(
         "image_tag": image.tag(),
         "image_digest": digest.to_string(),
         "image_ref_digest": format!("{}@{digest}", image.name()),
-        // Filled from the registry's image index once registry lookups land;
-        // an offline build knows no platforms.
-        "supported_architectures": [],
+        // From the platforms the registry published; an offline build knows none.
+        "supported_architectures": architectures(&build.platforms),
         "build_timestamp": build.recorded_at,
         "ci_run_url": ci.run_url,
         "ci_run_id": ci.run_id,
@@ -370,4 +395,67 @@ pub fn missing_keys(doc: &serde_json::Value, require_ci_evidence: bool) -> Vec<S
         out.extend(CI_EVIDENCE_KEYS.iter().filter(|k| missing(doc, k)).map(|k| k.to_string()));
     }
     out
+}
+
+/// An attestation read back from a registry and matched to the ledger.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attested {
+    pub index: u64,
+    pub hash: String,
+    pub kind: &'static str,
+    pub signers: Vec<String>,
+}
+
+/// Checks a DSSE envelope (JSON) fetched from outside against the ledger:
+/// it must be, byte for byte, the envelope recorded as an entry of this
+/// ledger, its signatures must verify under the policy in force at that
+/// entry, and `digest` must be among its subjects. The inner `Err` says why
+/// an envelope is refused; the outer one is a ledger that cannot be read.
+pub fn check_attestation<S: Store>(
+    ledger: &Ledger<S>,
+    digest: &Digest,
+    json: &[u8],
+) -> Result<Result<Attested, String>, LedgerError> {
+    let envelope = match serde_json::from_slice(json)
+        .map_err(|e| e.to_string())
+        .and_then(|v| crate::core::dsse::Envelope::from_json_value(v).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("not a DSSE envelope: {e}"))),
+    };
+    let fingerprint = crate::core::entry::envelope_fingerprint(&envelope);
+    let Some(index) = ledger.store().envelope_entry(&fingerprint)? else {
+        return Ok(Err("its statement is not recorded in this ledger".to_string()));
+    };
+    let stored = ledger.read(index)?;
+    if stored.entry.envelope != envelope {
+        return Ok(Err(format!("it differs from the envelope recorded as entry {index} (signatures altered)")));
+    }
+    // The policy in force for entry `index`: the newest policy entry before
+    // it (the genesis policy is in force for itself).
+    let policy_index = ledger.store().policy_entries()?.into_iter().rfind(|&p| p < index || p == 0).unwrap_or(0);
+    let Predicate::Policy(p) = &ledger.read(policy_index)?.statement.predicate else {
+        return Err(crate::store::StoreError::Corrupt(format!("entry {policy_index} is indexed as a policy")).into());
+    };
+    let policy = crate::policy::Policy::from_predicate(p, &format!("entry {policy_index}"))
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    let trusted: Vec<(String, crate::core::keys::PublicKey)> =
+        policy.keys().map(|(id, k)| (id.to_string(), k.public)).collect();
+    let trusted: Vec<_> = trusted.iter().map(|(id, k)| (Some(id.as_str()), *k)).collect();
+    let signed = match envelope.verify_threshold(&trusted, 1, &[crate::core::dsse::PAYLOAD_TYPE_IN_TOTO]) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(format!("signature check under the policy of entry {policy_index}: {e}"))),
+    };
+    if signed.len() != envelope.signatures.len() {
+        return Ok(Err("a signature does not verify under the policy in force".to_string()));
+    }
+    if !stored.statement.subject_digests().contains(digest) {
+        return Ok(Err(format!("entry {index} is not about {digest}")));
+    }
+    Ok(Ok(Attested {
+        index,
+        hash: stored.entry.hash().to_string(),
+        kind: stored.statement.predicate.role().as_str(),
+        signers: envelope.signatures.iter().map(|s| s.keyid.clone()).collect(),
+    }))
 }

@@ -15,6 +15,7 @@ pub mod manifests;
 pub mod policy;
 pub mod proof;
 pub mod record;
+pub mod registry;
 pub mod store;
 pub mod tree;
 pub mod verify;

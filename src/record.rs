@@ -8,8 +8,8 @@ use crate::core::digest::Digest;
 use crate::core::image_ref::ImageRef;
 use crate::core::statement::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, BuildPredicate, Builder, Check, CiRun, EntryRef, ExternalParameters,
-    InternalParameters, LedgerFlags, PolicyPredicate, Predicate, ResourceDescriptor, RunDetails, Statement, Subject,
-    ValidationPredicate, rfc3339,
+    InternalParameters, LedgerFlags, PlatformManifest, PolicyPredicate, Predicate, ResourceDescriptor, RunDetails,
+    Statement, Subject, ValidationPredicate, rfc3339,
 };
 
 /// Builder id used when the build lane names none.
@@ -27,6 +27,9 @@ pub struct BuildInput {
     pub ci: CiRun,
     pub registry_confirmed: bool,
     pub registry: Option<String>,
+    /// The manifest media type and platforms the registry published.
+    pub media_type: Option<String>,
+    pub platforms: Vec<PlatformManifest>,
     pub time: u64,
 }
 
@@ -49,8 +52,18 @@ pub fn build_statement(input: BuildInput) -> Statement {
         .into_iter()
         .collect();
     let invocation_id = input.ci.run_url.clone().or_else(|| input.ci.run_id.clone());
+    // The image first, then each platform manifest it publishes.
+    let mut subjects = vec![subject_for(&input.image)];
+    for p in &input.platforms {
+        if let Ok(d) = p.digest.parse::<Digest>()
+            && Some(d) != input.image.digest()
+            && !subjects.iter().any(|s| s.sha256().ok().flatten() == Some(d))
+        {
+            subjects.push(Subject::pinned(input.image.name(), d));
+        }
+    }
     Statement {
-        subjects: vec![subject_for(&input.image)],
+        subjects,
         predicate: Predicate::Build(BuildPredicate {
             build_definition: BuildDefinition {
                 build_type: BUILD_TYPE.to_string(),
@@ -60,6 +73,8 @@ pub fn build_statement(input: BuildInput) -> Statement {
                     artifact: input.artifact,
                     release: input.release,
                     ci: (!input.ci.is_empty()).then_some(input.ci),
+                    media_type: input.media_type,
+                    platforms: input.platforms,
                 },
                 internal_parameters: InternalParameters {
                     provledger: LedgerFlags {
@@ -121,14 +136,23 @@ pub fn policy_statement(predicate: PolicyPredicate, source: &[u8]) -> Statement 
     }
 }
 
+/// What a promotion records besides the gate's evidence.
+#[derive(Clone, Debug, Default)]
+pub struct PromotionInput {
+    /// The registry that confirmed the digest still exists (`None` offline).
+    pub registry: Option<String>,
+    /// `REPO:TAG` moved to the digest, if any.
+    pub tag_target: Option<String>,
+    pub time: u64,
+}
+
 /// A promotion statement for an allowed decision.
 pub fn promotion_statement(
     image: &ImageRef,
     digest: Digest,
     to: &str,
     allowed: crate::gate::Allowed,
-    registry_confirmed: bool,
-    time: u64,
+    input: PromotionInput,
 ) -> Statement {
     Statement {
         subjects: vec![Subject::pinned(image.name(), digest)],
@@ -137,8 +161,13 @@ pub fn promotion_statement(
             to: to.to_string(),
             build: allowed.build,
             validations: allowed.validations,
-            provledger: LedgerFlags { dev_only: false, registry_confirmed, registry: None },
-            promoted_on: rfc3339(time),
+            provledger: LedgerFlags {
+                dev_only: false,
+                registry_confirmed: input.registry.is_some(),
+                registry: input.registry,
+            },
+            promoted_on: rfc3339(input.time),
+            tag_target: input.tag_target,
         }),
     }
 }

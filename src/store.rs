@@ -173,6 +173,8 @@ pub trait Store {
     /// Indexes of the entries with `digest` among their subjects, ascending.
     fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError>;
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
+    /// The entry recorded with this envelope fingerprint, if any.
+    fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError>;
     /// Indexes of promotions into `env`, ascending.
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError>;
     /// Indexes of builds of a [`source_key`], ascending.
@@ -393,6 +395,10 @@ impl Store for SledStore {
 
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
         self.envelopes.contains_key(fingerprint).map_err(|e| self.io(e))
+    }
+
+    fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.envelopes.get(fingerprint).map_err(|e| self.io(e))?.map(|v| index_of(&v)).transpose()
     }
 
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {

@@ -266,8 +266,7 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
         image_ref.digest().unwrap(),
         "dev",
         Allowed { from: None, build: build_ref, validations: vec![] },
-        false,
-        1_900_000_000,
+        provledger::record::PromotionInput { time: 1_900_000_000, ..Default::default() },
     );
     let key = provledger::keyfile::read_secret(std::path::Path::new(&env.key("release")), false).unwrap();
     let envelope = Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), &[&key]);

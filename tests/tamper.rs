@@ -113,6 +113,8 @@ fn build_envelope(dir: &Path, seed: &str, time: u64) -> Envelope {
         ci: Default::default(),
         registry_confirmed: false,
         registry: None,
+        media_type: None,
+        platforms: Vec::new(),
         time,
     });
     Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), &[&key])

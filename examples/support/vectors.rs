@@ -62,6 +62,8 @@ pub fn build(n: u32) -> Statement {
         ci: Default::default(),
         registry_confirmed: false,
         registry: None,
+        media_type: None,
+        platforms: Vec::new(),
         time: T0 + n as u64,
     })
 }
@@ -108,7 +110,13 @@ pub fn promotion(n: u32, build: EntryRef, validations: Vec<EntryRef>) -> Stateme
     let image: provledger::core::image_ref::ImageRef =
         format!("registry.example.com/acme/app@{}", digest(n)).parse().unwrap();
     let allowed = provledger::gate::Allowed { from: None, build, validations };
-    record::promotion_statement(&image, digest(n), "dev", allowed, false, T0 + 200 + n as u64)
+    record::promotion_statement(
+        &image,
+        digest(n),
+        "dev",
+        allowed,
+        record::PromotionInput { time: T0 + 200 + n as u64, ..Default::default() },
+    )
 }
 
 /// The valid chain every reject case departs from.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use provledger::keyfile::KeyFileError;
 use provledger::ledger::LedgerError;
 use provledger::policy::PolicyError;
+use provledger::registry::{INSECURE_ENV, PASSWORD_ENV, RegistryError, USERNAME_ENV};
 use provledger::store::StoreError;
 use provledger::verify::{Failure, VerifyError};
 
@@ -170,5 +171,22 @@ impl From<KeyFileError> for CliError {
 impl From<PolicyError> for CliError {
     fn from(e: PolicyError) -> Self {
         CliError::operational(format!("policy: {e}"))
+    }
+}
+
+impl From<RegistryError> for CliError {
+    fn from(e: RegistryError) -> Self {
+        match &e {
+            RegistryError::Unreachable { host, .. } => CliError::operational(e.to_string()).hint(format!(
+                "check that {host} is up and reachable; a registry served over plain HTTP must be named with \
+                 --insecure-registry {host} (or {INSECURE_ENV})"
+            )),
+            RegistryError::Unauthorized { .. } => CliError::operational(e.to_string()).hint(format!(
+                "log in with `docker login` (read from ~/.docker/config.json or $DOCKER_CONFIG), or set \
+                 {USERNAME_ENV} and {PASSWORD_ENV}"
+            )),
+            RegistryError::DigestMismatch { .. } => CliError::new(Code::Verification, e.to_string()),
+            RegistryError::NotFound { .. } | RegistryError::Protocol { .. } => CliError::operational(e.to_string()),
+        }
     }
 }

@@ -28,7 +28,8 @@ use provledger::ledger::Ledger;
 use provledger::manifests;
 use provledger::policy::{default_origin, parse_policy_toml};
 use provledger::proof::{self, PromotionProof};
-use provledger::record::{self, BuildInput, ValidationInput};
+use provledger::record::{self, BuildInput, PromotionInput, ValidationInput};
+use provledger::registry::{self, Registry, Target};
 use provledger::store::{SledStore, Store as _};
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
 
@@ -56,6 +57,13 @@ pub struct Cli {
     /// Seconds to wait for another process holding the ledger
     #[arg(long, global = true, default_value_t = 10)]
     lock_timeout: u64,
+    /// Registry to reach over plain HTTP instead of HTTPS (HOST:PORT; repeatable; also
+    /// $PROVLEDGER_INSECURE_REGISTRIES, comma-separated)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+    /// Seconds to wait for a registry to connect, and for each read
+    #[arg(long, global = true, default_value_t = 30)]
+    registry_timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,6 +108,10 @@ enum Command {
         /// Do not ask the registry whether the digest still exists; the promotion records that
         #[arg(long)]
         offline: bool,
+        /// Also serve the promoted manifest under REPO:TAG (same registry), byte for byte;
+        /// across repositories its blobs and attestations are copied too
+        #[arg(long, value_name = "REPO:TAG", conflicts_with_all = ["offline", "release", "dry_run"])]
+        tag_target: Option<String>,
     },
     /// Verify the whole chain, its Merkle tree and checkpoint; exit 4 naming the first bad entry
     Verify {
@@ -129,6 +141,18 @@ enum Command {
         env: String,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Push the DSSE envelopes of every entry about a digest to the registry, as an OCI artifact
+    /// that refers to the image
+    Attach {
+        /// REPO@sha256:<hex>, or sha256:<hex> alone (the repository of its build entry)
+        digest: String,
+    },
+    /// Pull the attestations of an image from the registry and verify each against this ledger;
+    /// exit 4 if any fails, 3 if there are none
+    FetchAttestations {
+        /// REPO@sha256:<hex>, or REPO:TAG (resolved in the registry)
+        reference: String,
     },
     /// Print the latest signed checkpoint (a C2SP tlog-checkpoint signed note)
     Checkpoint {
@@ -287,9 +311,14 @@ struct Ctx {
     json: bool,
     insecure_keys: bool,
     lock_wait: Duration,
+    registry: registry::Options,
 }
 
 impl Ctx {
+    fn registry(&self) -> Result<Registry> {
+        Ok(Registry::new(&self.registry)?)
+    }
+
     fn open(&self) -> Result<Ledger<SledStore>> {
         Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?))
     }
@@ -339,6 +368,7 @@ fn run(cli: Cli) -> Result<()> {
         json: cli.json,
         insecure_keys: cli.insecure_key_permissions,
         lock_wait: Duration::from_secs(cli.lock_timeout),
+        registry: registry::Options::new(cli.insecure_registries, Duration::from_secs(cli.registry_timeout)),
     };
     match cli.command {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
@@ -353,8 +383,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Record(RecordCommand::Policy { keys, policy, log_key }) => {
             record_policy(&ctx, &keys, &policy, log_key.as_deref())
         }
-        Command::Promote { key, image, release, to, dry_run, offline } => match (image, release) {
-            (Some(image), _) => promote(&ctx, &key, &image, &to, dry_run, offline),
+        Command::Promote { key, image, release, to, dry_run, offline, tag_target } => match (image, release) {
+            (Some(image), _) => promote(&ctx, &key, &image, &to, dry_run, offline, tag_target.as_deref()),
             (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline),
             (None, None) => unreachable!("clap requires --image or --release"),
         },
@@ -366,6 +396,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export { out } => export(&ctx, &out),
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
+        Command::Attach { digest } => attach(&ctx, &digest),
+        Command::FetchAttestations { reference } => fetch_attestations(&ctx, &reference),
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),
         Command::History { env } => history(&ctx, &env),
@@ -482,8 +514,12 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
     Ok(())
 }
 
-fn parse_image(text: &str, allow_tag: bool) -> Result<ImageRef> {
-    let image: ImageRef = text.parse().map_err(|e| CliError::operational(format!("{e}")))?;
+fn parse_ref(text: &str) -> Result<ImageRef> {
+    text.parse().map_err(|e| CliError::operational(format!("{e}")))
+}
+
+/// A reference with a digest, or, for local development only, a tag-only one.
+fn require_pinned(image: ImageRef, allow_tag: bool) -> Result<ImageRef> {
     let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
     if !image.is_pinned() && !allow {
         return Err(CliError::denied(format!("image reference {image} has no digest: a tag can move, so it identifies nothing"))
@@ -492,14 +528,63 @@ fn parse_image(text: &str, allow_tag: bool) -> Result<ImageRef> {
     Ok(image)
 }
 
-fn require_offline(offline: bool) -> Result<()> {
-    if offline {
-        return Ok(());
+/// What a registry confirmed about a build's image.
+struct Confirmed {
+    registry: String,
+    media_type: String,
+    platforms: Vec<provledger::core::statement::PlatformManifest>,
+}
+
+/// Resolves a build's reference in the registry: the tag (if given) names a
+/// manifest whose bytes hash to the digest recorded; a digest the build lane
+/// also gave must be that one.
+fn resolve_build(ctx: &Ctx, image: ImageRef) -> Result<(ImageRef, Confirmed)> {
+    if image.tag().is_none() && image.digest().is_none() {
+        return Err(CliError::operational(format!(
+            "image reference {image} names neither a tag nor a digest: there is nothing to resolve"
+        )));
     }
-    Err(CliError::operational(
-        "this provledger cannot query registries yet, so the digest cannot be registry-confirmed",
-    )
-    .hint("pass --offline: the record then states that no registry confirmed the digest"))
+    let resolved = ctx.registry()?.resolve(&image).map_err(absent_is_denied)?;
+    let served = resolved.manifest.digest;
+    if let Some(reported) = image.digest()
+        && reported != served
+    {
+        return Err(CliError::denied(format!(
+            "registry {} serves {served} under {}:{}, but the build lane reported {reported}: same label, \
+             different artifact; nothing recorded",
+            image.registry(),
+            image.name(),
+            image.tag().unwrap_or_default()
+        ))
+        .hint("record the digest the registry serves, or find out which image the build lane pushed"));
+    }
+    let confirmed = Confirmed {
+        registry: image.registry().to_string(),
+        media_type: resolved.manifest.media_type,
+        platforms: resolved.platforms,
+    };
+    Ok((image.with_digest(served), confirmed))
+}
+
+/// Confirms that the registry still serves the reference's digest.
+fn confirm_exists(registry: &Registry, image: &ImageRef) -> Result<String> {
+    let digest = image.digest().expect("a pinned reference");
+    if registry.exists(image, digest)? {
+        return Ok(image.registry().to_string());
+    }
+    Err(CliError::denied(format!(
+        "{digest} is not in registry {} (repository {}): it was deleted or never pushed",
+        image.registry(),
+        image.repository()
+    )))
+}
+
+/// A reference the registry does not have is missing evidence (exit 3).
+fn absent_is_denied(e: registry::RegistryError) -> CliError {
+    match e {
+        registry::RegistryError::NotFound { .. } => CliError::denied(e.to_string()),
+        other => other.into(),
+    }
 }
 
 fn ci_run(flags: CiFlags, env: &CiEnv) -> CiRun {
@@ -522,8 +607,7 @@ fn record_build(
     builder_id: Option<String>,
     ci: CiFlags,
 ) -> Result<()> {
-    let image = parse_image(image, common.allow_tag)?;
-    require_offline(common.offline)?;
+    let image = parse_ref(image)?;
     let env = CiEnv::from_env();
     let git_sha = git_sha.or_else(|| env.git_sha.clone()).map(|s| s.to_ascii_lowercase());
     if let Some(s) = &git_sha {
@@ -537,6 +621,14 @@ fn record_build(
     }
     let key = ctx.secret(&common.key)?;
     let ledger = ctx.open_writer()?;
+    // The registry is asked before anything is signed; offline, the
+    // reference must carry its digest.
+    let (image, confirmed) = if common.offline {
+        (require_pinned(image, common.allow_tag)?, None)
+    } else {
+        let (image, c) = resolve_build(ctx, image)?;
+        (image, Some(c))
+    };
     if let (Some(r), Some(sha)) = (&release, &git_sha) {
         for index in ledger.store().builds_of_release(r)? {
             if let Predicate::Build(b) = ledger.read(index)?.statement.predicate
@@ -559,8 +651,10 @@ fn record_build(
         git_sha,
         builder_id: builder_id.or(env.builder_id),
         ci: run,
-        registry_confirmed: false,
-        registry: None,
+        registry_confirmed: confirmed.is_some(),
+        media_type: confirmed.as_ref().map(|c| c.media_type.clone()),
+        platforms: confirmed.as_ref().map(|c| c.platforms.clone()).unwrap_or_default(),
+        registry: confirmed.map(|c| c.registry),
         time: now(),
     });
     let v = append(ctx, &ledger, sign(&statement, &[&key]))?;
@@ -616,8 +710,7 @@ fn record_validation(
     evidence: &[String],
     ci: CiFlags,
 ) -> Result<()> {
-    let image = parse_image(image, common.allow_tag)?;
-    require_offline(common.offline)?;
+    let image = require_pinned(parse_ref(image)?, common.allow_tag)?;
     let checks = parse_checks(checks, evidence)?;
     let key = ctx.secret(&common.key)?;
     let ledger = ctx.open_writer()?;
@@ -633,13 +726,19 @@ fn record_validation(
         }
         None => None,
     };
+    // A validation names the digest it checked; the registry confirms it
+    // publishes that digest (a tag-only dev record has nothing to confirm).
+    let registry = match (common.offline, image.is_pinned()) {
+        (false, true) => Some(confirm_exists(&ctx.registry()?, &image)?),
+        _ => None,
+    };
     let statement = record::validation_statement(ValidationInput {
         image,
         build,
         checks,
         ci: ci_run(ci, &CiEnv::from_env()),
-        registry_confirmed: false,
-        registry: None,
+        registry_confirmed: registry.is_some(),
+        registry,
         time: now(),
     });
     append(ctx, &ledger, sign(&statement, &[&key])).map(|_| ())
@@ -700,29 +799,26 @@ fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path, log_key_path: 
     result.map(|_| ())
 }
 
-fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn promote(
+    ctx: &Ctx,
+    key: &Path,
+    image: &str,
+    to: &str,
+    dry_run: bool,
+    offline: bool,
+    tag_target: Option<&str>,
+) -> Result<()> {
     // A tag-only reference is parsed (so that it can be denied with the other
     // reasons), never resolved: --allow-tag has no say in a promotion.
-    let image: ImageRef = image.parse().map_err(|e| CliError::operational(format!("{e}")))?;
+    let image = parse_ref(image)?;
+    let tag_target = tag_target.map(parse_tag_target).transpose()?;
     let key = ctx.secret(key)?;
-    if !dry_run {
-        require_offline(offline)?;
-    }
     let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     let request = gate::Request { digest: image.digest(), to, promoter: key.id() };
     let decision = ledger.decide(&request)?;
     let allowed = match decision {
-        Decision::Deny(reasons) => {
-            if ctx.json {
-                println!("{}", json!({"allowed": false, "image": image.to_string(), "to": to, "reasons": reasons}));
-            } else {
-                eprintln!("promotion of {image} to {to} denied:");
-                for r in &reasons {
-                    eprintln!("  - {r}");
-                }
-            }
-            return Err(CliError::reported(Code::Denied));
-        }
+        Decision::Deny(reasons) => return Err(deny_promotion(ctx, &image, to, &reasons)),
         Decision::Allow(a) => a,
     };
     let refs = |a: &gate::Allowed| {
@@ -746,12 +842,155 @@ fn promote(ctx: &Ctx, key: &Path, image: &str, to: &str, dry_run: bool, offline:
         return Ok(());
     }
     let digest = image.digest().expect("allowed implies a digest");
-    let statement = record::promotion_statement(&image, digest, to, allowed, false, now());
+    // The registry must still serve the digest; the environment tag moves
+    // only then, and the promotion is appended only once it has.
+    let registry = if offline {
+        None
+    } else {
+        let reg = ctx.registry()?;
+        let host = confirm_exists(&reg, &image)
+            .map_err(|e| if e.code == Code::Denied { deny_promotion(ctx, &image, to, &[e.message]) } else { e })?;
+        if let Some(target) = &tag_target {
+            reg.copy_to_tag(&image, digest, target)?;
+        }
+        Some(host)
+    };
+    let input = PromotionInput { registry, tag_target: tag_target.as_ref().map(|t| t.to_string()), time: now() };
+    let statement = record::promotion_statement(&image, digest, to, allowed, input);
     let v = ledger.append(sign(&statement, &[&key]), now()).map_err(CliError::from_append)?;
     ctx.emit(json!({"allowed": true, "entry": entry_json(&v, false)}), || {
         println!("promoted {image} to {to}: entry {}", v.index());
+        if let Some(t) = &tag_target {
+            println!("{t} now serves {digest}");
+        }
         println!("entry hash {}", v.hash());
     });
+    Ok(())
+}
+
+/// `--tag-target`: `REPO:TAG`, no digest.
+fn parse_tag_target(text: &str) -> Result<ImageRef> {
+    let t = parse_ref(text)?;
+    if t.tag().is_none() || t.is_pinned() {
+        return Err(CliError::operational(format!("--tag-target {text}: expected REPO:TAG, without a digest")));
+    }
+    Ok(t)
+}
+
+/// Prints every reason a promotion is denied; exit 3.
+fn deny_promotion(ctx: &Ctx, image: &ImageRef, to: &str, reasons: &[String]) -> CliError {
+    if ctx.json {
+        println!("{}", json!({"allowed": false, "image": image.to_string(), "to": to, "reasons": reasons}));
+    } else {
+        eprintln!("promotion of {image} to {to} denied:");
+        for r in reasons {
+            eprintln!("  - {r}");
+        }
+    }
+    CliError::reported(Code::Denied)
+}
+
+/// The image a digest (or a pinned reference) names: the reference itself,
+/// else the repository of the digest's newest build entry.
+fn image_of(ledger: &Ledger<SledStore>, text: &str) -> Result<ImageRef> {
+    if let Ok(r) = text.parse::<ImageRef>()
+        && r.is_pinned()
+    {
+        return Ok(r);
+    }
+    let digest = parse_digest(text)?;
+    let (_, build) = ledger
+        .latest_build_for(&digest)?
+        .ok_or_else(|| CliError::denied(format!("no build entry names {digest}, so its repository is unknown")))
+        .map_err(|e| e.hint("name the image as REPO@sha256:<digest>"))?;
+    let Predicate::Build(b) = &build.statement.predicate else { unreachable!("a build entry") };
+    let image: ImageRef = parse_ref(&b.build_definition.external_parameters.image)?;
+    Ok(image.with_digest(digest))
+}
+
+fn attach(ctx: &Ctx, text: &str) -> Result<()> {
+    let ledger = ctx.open()?;
+    let image = image_of(&ledger, text)?;
+    let digest = image.digest().expect("pinned");
+    let mut layers = Vec::new();
+    for index in ledger.store().entries_for_subject(&digest)? {
+        let e = ledger.read(index)?;
+        layers.push(registry::AttestationLayer {
+            envelope_json: serde_json::to_vec(&e.entry.envelope.to_json_value()).expect("json"),
+            entry_index: index,
+            entry_hash: e.entry.hash().to_string(),
+        });
+    }
+    if layers.is_empty() {
+        return Err(CliError::denied(format!("no entry of the ledger names {digest}: nothing to attach")));
+    }
+    let genesis = ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
+    let (artifact, scheme) = ctx.registry()?.attach(&image, digest, &layers, &genesis)?;
+    let listed = match scheme {
+        registry::ReferrersScheme::Api => "referrers-api",
+        registry::ReferrersScheme::TagSchema => "tag-schema",
+    };
+    let entries: Vec<u64> = layers.iter().map(|l| l.entry_index).collect();
+    ctx.emit(
+        json!({"image": image.to_string(), "artifact": artifact.to_string(), "entries": entries, "listed_by": listed}),
+        || {
+            println!("attached {} envelope(s) (entries {entries:?}) to {image}", layers.len());
+            println!("artifact {}@{artifact}, listed by the {listed}", image.name());
+        },
+    );
+    Ok(())
+}
+
+fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
+    let image = parse_ref(text)?;
+    let reg = ctx.registry()?;
+    let digest = match (image.digest(), image.tag()) {
+        (Some(d), _) => d,
+        (None, Some(tag)) => reg.manifest(&image, Target::Tag(tag)).map_err(absent_is_denied)?.digest,
+        (None, None) => {
+            return Err(CliError::operational(format!("{image} names neither a tag nor a digest")));
+        }
+    };
+    let image = image.with_digest(digest);
+    let fetched = reg.attestations(&image, digest)?;
+    let ledger = ctx.open()?;
+    let mut results = Vec::with_capacity(fetched.len());
+    for f in &fetched {
+        results.push((f, audit::check_attestation(&ledger, &digest, &f.bytes)?));
+    }
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    let list: Vec<_> = results
+        .iter()
+        .map(|(f, r)| match r {
+            Ok(a) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": true, "entry": a}),
+            Err(why) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": false, "reason": why}),
+        })
+        .collect();
+    ctx.emit(json!({"image": image.to_string(), "digest": digest.to_string(), "attestations": list}), || {
+        for (f, r) in &results {
+            match r {
+                Ok(a) => println!(
+                    "ok: {} entry {} ({}) signed by {}",
+                    a.kind,
+                    a.index,
+                    a.hash,
+                    a.signers.iter().map(|s| &s[..8.min(s.len())]).collect::<Vec<_>>().join(",")
+                ),
+                Err(why) => eprintln!("rejected: artifact {} layer {}: {why}", f.artifact, f.layer),
+            }
+        }
+    });
+    if failed > 0 {
+        let msg = format!("{failed} of {} attestation(s) of {image} failed verification", results.len());
+        return Err(if ctx.json {
+            CliError::reported(Code::Verification)
+        } else {
+            CliError::new(Code::Verification, msg)
+        });
+    }
+    if results.is_empty() {
+        return Err(CliError::denied(format!("the registry holds no provledger attestation for {image}")));
+    }
     Ok(())
 }
 
@@ -834,8 +1073,14 @@ fn show(ctx: &Ctx, text: &str) -> Result<()> {
             b.builder_id,
             b.ci.as_ref().and_then(|c| c.run_url.as_deref()).unwrap_or("-")
         );
-        if !b.registry_confirmed {
-            println!("            digest not confirmed by a registry (recorded --offline)");
+        match &b.registry {
+            Some(r) if b.registry_confirmed => {
+                println!("            confirmed by registry {r} ({})", b.media_type.as_deref().unwrap_or("-"))
+            }
+            _ => println!("            digest not confirmed by a registry (recorded --offline)"),
+        }
+        for p in &b.platforms {
+            println!("            platform {} {}", p.platform(), p.digest);
         }
     }
     for v in &r.validations {
@@ -853,6 +1098,9 @@ fn show(ctx: &Ctx, text: &str) -> Result<()> {
             p.build_index,
             p.validation_indexes
         );
+        if let Some(t) = &p.tag_target {
+            println!("            tag {t} moved to the digest");
+        }
     }
     for f in &r.findings {
         println!("  finding: {f}");
@@ -927,9 +1175,6 @@ fn history(ctx: &Ctx, env: &str) -> Result<()> {
 /// one atomic batch.
 fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
     let key = ctx.secret(key)?;
-    if !dry_run {
-        require_offline(offline)?;
-    }
     let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     let mut newest: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
     for index in ledger.store().builds_of_release(release)? {
@@ -952,6 +1197,18 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
         match ledger.decide(&gate::Request { digest: Some(*digest), to, promoter: key.id() })? {
             Decision::Deny(rs) => reasons.extend(rs.into_iter().map(|r| format!("{artifact} ({digest}): {r}"))),
             Decision::Allow(a) => allowed.push((artifact.clone(), image.clone(), *digest, a)),
+        }
+    }
+    // Every artifact must still be in the registry (not asked on a dry run).
+    let mut registry = None;
+    if reasons.is_empty() && !dry_run && !offline {
+        let reg = ctx.registry()?;
+        for (artifact, image, digest, _) in &allowed {
+            match confirm_exists(&reg, &image.with_digest(*digest)) {
+                Ok(host) => registry = Some(host),
+                Err(e) if e.code == Code::Denied => reasons.push(format!("{artifact} ({digest}): {}", e.message)),
+                Err(e) => return Err(e),
+            }
         }
     }
     if !reasons.is_empty() {
@@ -977,7 +1234,10 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
     let time = now();
     let envelopes = allowed
         .into_iter()
-        .map(|(_, image, digest, a)| sign(&record::promotion_statement(&image, digest, to, a, false, time), &[&key]))
+        .map(|(_, image, digest, a)| {
+            let input = PromotionInput { registry: registry.clone(), tag_target: None, time };
+            sign(&record::promotion_statement(&image, digest, to, a, input), &[&key])
+        })
         .collect();
     let done = ledger.append_batch(envelopes, time).map_err(CliError::from_append)?;
     let entries: Vec<_> = done.iter().map(|v| entry_json(v, false)).collect();

@@ -147,6 +147,35 @@ pub struct ExternalParameters {
     pub release: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci: Option<CiRun>,
+    /// The manifest's media type, as the registry served it (absent offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The platform manifests of an image index, or the one platform of an
+    /// image manifest, as the registry published them (absent offline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformManifest>,
+}
+
+/// One platform's manifest of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlatformManifest {
+    /// `sha256:<hex>` of the platform manifest.
+    pub digest: String,
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl PlatformManifest {
+    /// `os/architecture[/variant]`, as container tools print a platform.
+    pub fn platform(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
 }
 
 /// The CI run that produced or checked an artifact.
@@ -252,7 +281,21 @@ impl BuildPredicate {
                 check_git_sha(sha)?;
             }
         }
+        for p in &ext.platforms {
+            p.digest.parse::<Digest>().map_err(|e| FormatError::Statement(format!("platform manifest: {e}")))?;
+            if p.os.is_empty() || p.architecture.is_empty() {
+                return Err(FormatError::Statement(format!(
+                    "platform manifest {} names no os or architecture",
+                    p.digest
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The platform manifest digests recorded for the image.
+    pub fn platform_digests(&self) -> Vec<Digest> {
+        self.build_definition.external_parameters.platforms.iter().filter_map(|p| p.digest.parse().ok()).collect()
     }
 }
 
@@ -335,6 +378,10 @@ pub struct PromotionPredicate {
     pub provledger: LedgerFlags,
     /// RFC 3339, UTC.
     pub promoted_on: String,
+    /// `REPO:TAG` the registry now serves the promoted digest under, when the
+    /// promotion moved an environment tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_target: Option<String>,
 }
 
 impl PromotionPredicate {
@@ -345,6 +392,13 @@ impl PromotionPredicate {
         }
         if self.provledger.dev_only {
             return Err(FormatError::Statement("a promotion cannot be dev-only".into()));
+        }
+        if let Some(t) = &self.tag_target {
+            let r: super::image_ref::ImageRef =
+                t.parse().map_err(|e| FormatError::Statement(format!("tag target {t:?}: {e}")))?;
+            if r.tag().is_none() || r.is_pinned() {
+                return Err(FormatError::Statement(format!("tag target {t:?} must be REPO:TAG, without a digest")));
+            }
         }
         check_timestamp(&self.promoted_on)
     }
@@ -506,7 +560,24 @@ impl Statement {
             }
         }
         match &self.predicate {
-            Predicate::Build(b) => b.check(),
+            Predicate::Build(b) => {
+                b.check()?;
+                // The first subject is the image; every other subject is one
+                // of its platform manifests, and every platform manifest is a
+                // subject: a platform digest is evidence only through the
+                // index that publishes it.
+                let digests = self.subject_digests();
+                let platforms = b.platform_digests();
+                if let Some(extra) = digests.iter().skip(1).find(|d| !platforms.contains(d)) {
+                    return Err(FormatError::Statement(format!(
+                        "build subject {extra} is neither the image nor one of its platform manifests"
+                    )));
+                }
+                if let Some(missing) = platforms.iter().find(|d| !digests.contains(d)) {
+                    return Err(FormatError::Statement(format!("platform manifest {missing} is not a subject")));
+                }
+                Ok(())
+            }
             Predicate::Validation(v) => v.check(),
             Predicate::Promotion(p) => {
                 if self.subjects.len() != 1 {
