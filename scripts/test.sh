@@ -25,6 +25,23 @@ if ! "$VENV/bin/python" -c 'import securesystemslib, cryptography' 2>/dev/null; 
 fi
 export PROVLEDGER_PYTHON="$PWD/$VENV/bin/python"
 
+# A real OCI registry and the tools that make and push images, for the
+# registry tests. The tests start their own registry on 127.0.0.1; the
+# package's own service (all interfaces) is not wanted.
+missing=()
+for tool in docker-registry skopeo umoci; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+    # Stop the package's service if installing it started one.
+    if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
+        as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/docker-registry ]; then
+        as_root /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    fi
+fi
+
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
 
 cargo test --locked

@@ -2,6 +2,8 @@
 //! and the real `provledger` binary.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 

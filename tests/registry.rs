@@ -1,0 +1,388 @@
+//! Registry-backed identity against a real registry: Debian's
+//! `docker-registry` on loopback, images made with umoci and pushed with
+//! skopeo, provledger run as a process.
+
+mod common;
+
+use common::registry::{Layout, TestRegistry, free_port};
+use common::{Env, GIT_SHA};
+use serde_json::Value;
+
+const ALL_CHECKS: [&str; 4] = ["unit=pass", "integration=pass", "e2e=pass", "vuln-scan=pass"];
+
+struct World {
+    env: Env,
+    reg: TestRegistry,
+    images: Layout,
+}
+
+impl World {
+    fn new() -> World {
+        let (env, _) = Env::initialised_with_log_key();
+        World { env, reg: TestRegistry::start(), images: Layout::new() }
+    }
+
+    fn host(&self) -> String {
+        self.reg.host()
+    }
+
+    /// Makes an image and pushes it as `repo:tag`; returns its digest.
+    fn publish(&self, name: &str, repo: &str, tag: &str) -> String {
+        self.images.make(name, "amd64", &format!("content of {name}"));
+        self.images.push(name, &self.host(), repo, tag)
+    }
+
+    fn reference(&self, repo_tag_or_digest: &str) -> String {
+        format!("{}/{repo_tag_or_digest}", self.host())
+    }
+
+    /// Runs provledger with the test registry reachable over plain HTTP.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut a = vec!["--insecure-registry".to_string(), self.host()];
+        a.extend(args.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        self.env.run(&a)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "provledger {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let (got, out, err) = self.run(args);
+        assert_eq!(got, code, "provledger {args:?}: expected exit {code}, got {got}:\n{out}\n{err}");
+        format!("{out}{err}")
+    }
+
+    fn build(&self, reference: &str) -> Value {
+        self.json(&["record", "build", "--key", &self.env.key("ci"), "--image", reference, "--git-sha", GIT_SHA])
+    }
+
+    fn validate(&self, reference: &str, checks: &[&str]) -> Value {
+        let key = self.env.key("qa");
+        let mut args = vec!["record", "validation", "--key", &key, "--image", reference];
+        for c in checks {
+            args.extend(["--check", c]);
+        }
+        self.json(&args)
+    }
+
+    fn promote_args<'a>(&'a self, key: &'a str, reference: &'a str, to: &'a str) -> Vec<&'a str> {
+        vec!["promote", "--key", key, "--image", reference, "--to", to]
+    }
+
+    fn show(&self, digest: &str) -> Value {
+        self.json(&["show", digest])
+    }
+}
+
+/// The entry count the ledger verifies to.
+fn entries(env: &Env) -> u64 {
+    env.head().1
+}
+
+#[test]
+fn tag_resolution_matches_skopeo_and_is_recorded_as_confirmed() {
+    let w = World::new();
+    let pushed = w.publish("v1", "acme/app", "1.0");
+    let reference = w.reference("acme/app:1.0");
+    let skopeo = w.reg.inspect_digest(&reference);
+    assert_eq!(skopeo, pushed);
+
+    let entry = w.build(&reference);
+    let subjects = entry["subjects"].to_string();
+    assert!(subjects.contains(&skopeo), "recorded {subjects}, skopeo says {skopeo}");
+
+    let build = &w.show(&skopeo)["builds"][0];
+    assert_eq!(build["registry_confirmed"], true);
+    assert_eq!(build["registry"], w.host());
+    assert_eq!(build["tag"], "1.0");
+    assert_eq!(build["media_type"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(build["platforms"][0]["architecture"], "amd64");
+    assert_eq!(build["platforms"][0]["digest"], skopeo.as_str());
+
+    // The tag with the digest the registry serves under it is accepted too.
+    let both = format!("{reference}@{skopeo}");
+    let sha = "ffffffffffffffffffffffffffffffffffffffff";
+    let again = w.json(&["record", "build", "--key", &w.env.key("ci"), "--image", &both, "--git-sha", sha]);
+    assert!(again["subjects"].to_string().contains(&skopeo));
+    // Offline, nothing is asked and the record says so.
+    let offline = w.json(&[
+        "record",
+        "build",
+        "--key",
+        &w.env.key("ci"),
+        "--image",
+        &format!("{reference}@{skopeo}"),
+        "--offline",
+    ]);
+    assert_eq!(offline["index"], 3);
+    assert_eq!(w.show(&skopeo)["builds"][2]["registry_confirmed"], false);
+}
+
+#[test]
+fn a_build_digest_the_registry_does_not_serve_under_the_tag_is_refused() {
+    let w = World::new();
+    w.publish("real", "acme/app", "1.0");
+    let other = w.publish("other", "acme/other", "1.0");
+    let before = entries(&w.env);
+    let lying = format!("{}@{other}", w.reference("acme/app:1.0"));
+    let out = w.fails(3, &["record", "build", "--key", &w.env.key("ci"), "--image", &lying]);
+    assert!(out.contains("same label, different artifact") && out.contains(&other), "{out}");
+    assert_eq!(entries(&w.env), before, "nothing appended");
+
+    // A digest the repository never had is refused as well.
+    let absent = format!("{}@{}", w.reference("acme/app"), common::digest("never pushed"));
+    let out = w.fails(3, &["record", "build", "--key", &w.env.key("ci"), "--image", &absent]);
+    assert!(out.contains("not in the registry"), "{out}");
+    assert_eq!(entries(&w.env), before);
+}
+
+#[test]
+fn a_moved_tag_changes_nothing_for_the_validated_digest() {
+    let w = World::new();
+    let old = w.publish("v1", "acme/app", "latest");
+    let tag = w.reference("acme/app:latest");
+    w.build(&tag);
+    let old_ref = format!("{}@{old}", w.reference("acme/app"));
+    w.validate(&old_ref, &ALL_CHECKS);
+
+    // The tag moves to a new image, which is built but not validated.
+    let new = w.publish("v2", "acme/app", "latest");
+    assert_ne!(old, new);
+    w.build(&tag);
+    let new_ref = format!("{}@{new}", w.reference("acme/app"));
+
+    let key = w.env.key("release");
+    w.json(&w.promote_args(&key, &old_ref, "dev"));
+    let before = entries(&w.env);
+    let out = w.fails(3, &w.promote_args(&key, &new_ref, "dev"));
+    assert!(out.contains("required check \"unit\"") && out.contains(&new), "{out}");
+    assert_eq!(entries(&w.env), before);
+    // The tag alone is never promotable.
+    let out = w.fails(3, &w.promote_args(&key, &tag, "dev"));
+    assert!(out.contains("tag-only"), "{out}");
+}
+
+#[test]
+fn a_deleted_manifest_blocks_promotion_unless_offline() {
+    let w = World::new();
+    let digest = w.publish("gone", "acme/app", "1.0");
+    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    w.build(&reference);
+    w.validate(&reference, &ALL_CHECKS);
+    w.reg.delete("acme/app", &digest);
+
+    let key = w.env.key("release");
+    let before = w.env.head();
+    let out = w.fails(3, &w.promote_args(&key, &reference, "dev"));
+    assert!(out.contains("denied") && out.contains("is not in registry"), "{out}");
+    assert_eq!(w.env.head(), before, "head unchanged");
+
+    // A validation of a digest the registry no longer has is refused too.
+    let out =
+        w.fails(3, &["record", "validation", "--key", &w.env.key("qa"), "--image", &reference, "--check", "unit=pass"]);
+    assert!(out.contains("is not in registry"), "{out}");
+    assert_eq!(w.env.head(), before);
+
+    // --offline skips the registry, and the promotion records it.
+    let mut args = w.promote_args(&key, &reference, "dev");
+    args.push("--offline");
+    w.json(&args);
+    let p = &w.show(&digest)["promotions"][0];
+    assert_eq!(p["registry_confirmed"], false);
+}
+
+#[test]
+fn an_index_records_its_platforms_and_only_those_platform_digests_are_subjects() {
+    let w = World::new();
+    w.images.make("amd", "amd64", "amd64 build");
+    w.images.make("arm", "arm64", "arm64 build");
+    let index = w.images.make_index("multi", &[("amd", "amd64"), ("arm", "arm64")]);
+    w.images.push("multi", &w.host(), "acme/multi", "2.0");
+    let (amd, arm) = (w.images.digest("amd"), w.images.digest("arm"));
+
+    let entry = w.build(&w.reference("acme/multi:2.0"));
+    let subjects: Vec<String> = entry["subjects"].as_array().unwrap().iter().map(|s| s.to_string()).collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(subjects[0].contains(&index), "the index comes first: {subjects:?}");
+    assert!(subjects[1..].iter().any(|s| s.contains(&amd)) && subjects[1..].iter().any(|s| s.contains(&arm)));
+
+    let build = &w.show(&index)["builds"][0];
+    assert_eq!(build["media_type"], "application/vnd.oci.image.index.v1+json");
+    let platforms: Vec<(String, String)> = build["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["digest"].as_str().unwrap().to_string(), p["architecture"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(platforms, vec![(amd.clone(), "amd64".to_string()), (arm.clone(), "arm64".to_string())]);
+    let meta: Value = serde_json::from_str(&w.env.ok(&["release-metadata", &index])).unwrap();
+    assert_eq!(meta["supported_architectures"], serde_json::json!(["amd64", "arm64"]));
+
+    // Validation and promotion of the index name the index.
+    let index_ref = format!("{}@{index}", w.reference("acme/multi"));
+    w.validate(&index_ref, &ALL_CHECKS);
+    let key = w.env.key("release");
+    let p = w.json(&w.promote_args(&key, &index_ref, "dev"));
+    assert!(p["entry"]["subjects"].to_string().contains(&index));
+
+    // A platform digest of the recorded index is a subject that can be validated...
+    let arm_ref = format!("{}@{arm}", w.reference("acme/multi"));
+    let v = w.validate(&arm_ref, &["unit=pass"]);
+    assert!(v["subjects"].to_string().contains(&arm));
+    // ...but a manifest no recorded index publishes is not.
+    let loose = w.publish("loose", "acme/multi", "loose");
+    let loose_ref = format!("{}@{loose}", w.reference("acme/multi"));
+    let before = entries(&w.env);
+    let out =
+        w.fails(3, &["record", "validation", "--key", &w.env.key("qa"), "--image", &loose_ref, "--check", "unit=pass"]);
+    assert!(out.contains("no build entry"), "{out}");
+    assert_eq!(entries(&w.env), before);
+}
+
+#[test]
+fn attestations_round_trip_survive_promotion_and_reject_tampering() {
+    let w = World::new();
+    let digest = w.publish("att", "acme/app", "1.0");
+    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    w.build(&reference);
+    w.validate(&reference, &ALL_CHECKS);
+
+    let attached = w.json(&["attach", &digest]);
+    assert_eq!(attached["entries"], serde_json::json!([1, 2]));
+    // Debian's registry has no referrers API: the tag scheme lists the artifact.
+    assert_eq!(attached["listed_by"], "tag-schema");
+
+    let fetched = w.json(&["fetch-attestations", &w.reference("acme/app:1.0")]);
+    let list = fetched["attestations"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{fetched}");
+    assert!(list.iter().all(|a| a["ok"] == true));
+    assert_eq!(list[0]["entry"]["kind"], "build");
+    assert_eq!(list[1]["entry"]["kind"], "validation");
+
+    // Promotion into another repository carries the image and its attestations.
+    let target = w.reference("deploy/app:dev");
+    let key = w.env.key("release");
+    let mut args = w.promote_args(&key, &reference, "dev");
+    args.extend(["--tag-target", &target]);
+    w.json(&args);
+    assert_eq!(w.reg.inspect_digest(&target), digest, "same manifest bytes under the new tag");
+    assert_eq!(w.show(&digest)["promotions"][0]["tag_target"], target.as_str());
+    let there = w.json(&["fetch-attestations", &target]);
+    assert_eq!(there["attestations"].as_array().unwrap().len(), 2, "{there}");
+
+    // An artifact whose envelope was altered (payload changed, signature
+    // kept) is rejected, naming the artifact; so is one signed by a key the
+    // ledger never knew.
+    let log = w.env.json(&["log"]);
+    let mut envelope = log[1]["envelope"].clone();
+    let forged = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+        let text =
+            String::from_utf8(payload.clone()).unwrap().replace("https://provledger.dev/builders", "https://evil");
+        payload = text.into_bytes();
+        envelope["payload"] = b64.encode(&payload).into();
+        serde_json::to_vec(&envelope).unwrap()
+    };
+    let stranger = {
+        let key = provledger::core::keys::SecretKey::generate();
+        use base64::Engine as _;
+        let payload =
+            base64::engine::general_purpose::STANDARD.decode(log[1]["envelope"]["payload"].as_str().unwrap()).unwrap();
+        let e = provledger::core::dsse::Envelope::sign(provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO, payload, &[&key]);
+        serde_json::to_vec(&e.to_json_value()).unwrap()
+    };
+    let registry = provledger::registry::Registry::new(&provledger::registry::Options::new(
+        vec![w.host()],
+        std::time::Duration::from_secs(10),
+    ))
+    .unwrap();
+    let image: provledger::core::image_ref::ImageRef = reference.parse().unwrap();
+    let layers = [forged, stranger].map(|envelope_json| provledger::registry::AttestationLayer {
+        envelope_json,
+        entry_index: 1,
+        entry_hash: "0".repeat(64),
+    });
+    let (artifact, _) = registry.attach(&image, digest.parse().unwrap(), &layers, "attacker").unwrap();
+    let (code, out, err) = w.run(&["fetch-attestations", &reference, "--json"]);
+    assert_eq!(code, 4, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rejected: Vec<&Value> = v["attestations"].as_array().unwrap().iter().filter(|a| a["ok"] == false).collect();
+    assert_eq!(rejected.len(), 2, "{v}");
+    assert!(rejected.iter().all(|a| a["artifact"] == artifact.to_string().as_str()));
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("not recorded"), "{v}");
+    assert!(rejected[1]["reason"].as_str().unwrap().contains("signature"), "{v}");
+    // The untouched envelopes still verify, each once.
+    assert_eq!(v["attestations"].as_array().unwrap().iter().filter(|a| a["ok"] == true).count(), 2);
+}
+
+#[test]
+fn an_unreachable_registry_is_exit_1_naming_the_host_with_nothing_appended() {
+    let mut w = World::new();
+    let digest = w.publish("down", "acme/app", "1.0");
+    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    w.build(&reference);
+    w.validate(&reference, &ALL_CHECKS);
+    w.reg.stop();
+
+    let before = w.env.head();
+    let host = w.host();
+    let key = w.env.key("release");
+    for args in [
+        vec!["record", "build", "--key", &w.env.key("ci"), "--image", &reference],
+        vec!["record", "validation", "--key", &w.env.key("qa"), "--image", &reference, "--check", "unit=pass"],
+        w.promote_args(&key, &reference, "dev"),
+        vec!["fetch-attestations", &reference],
+    ] {
+        let out = w.fails(1, &args);
+        assert!(out.contains(&format!("registry {host} is unreachable")), "{args:?}: {out}");
+    }
+    assert_eq!(w.env.head(), before, "head unchanged");
+}
+
+#[test]
+fn plain_http_only_for_registries_named_insecure() {
+    let w = World::new();
+    w.publish("tls", "acme/app", "1.0");
+    let reference = w.reference("acme/app:1.0");
+    // Without --insecure-registry the client speaks HTTPS, which a plain
+    // HTTP registry cannot answer.
+    let (code, out, err) = w.env.run(&["record", "build", "--key", &w.env.key("ci"), "--image", &reference]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--insecure-registry"), "{err}");
+    assert_eq!(entries(&w.env), 1);
+    // The environment variable names it as well as the flag does.
+    let out = w
+        .env
+        .cmd()
+        .env("PROVLEDGER_INSECURE_REGISTRIES", format!("example.invalid:1,{}", w.host()))
+        .args(["record", "build", "--key", &w.env.key("ci"), "--image", &reference, "--git-sha", GIT_SHA])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A registry nobody listens on is reported unreachable, by name.
+    let nowhere = format!("127.0.0.1:{}/acme/app:1.0", free_port());
+    let (code, _, err) = w.run(&[
+        "--insecure-registry",
+        &nowhere[..nowhere.find('/').unwrap()],
+        "record",
+        "build",
+        "--key",
+        &w.env.key("ci"),
+        "--image",
+        &nowhere,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unreachable"), "{err}");
+}
