@@ -75,3 +75,69 @@ fn schemas_reject_what_the_parser_rejects() {
         assert!(provledger::core::statement::Statement::parse(&bytes).is_err(), "parser accepted: {what}");
     }
 }
+
+#[test]
+fn registry_fields_validate_and_are_checked_alike() {
+    use provledger::core::statement::PlatformManifest;
+    let v = validator();
+    let d = |s: &str| provledger::core::digest::Digest::of(s.as_bytes());
+    let (index, amd, arm) = (d("index"), d("amd64"), d("arm64"));
+    let platform = |digest: provledger::core::digest::Digest, arch: &str| PlatformManifest {
+        digest: digest.to_string(),
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: None,
+    };
+    let build = provledger::record::build_statement(provledger::record::BuildInput {
+        image: format!("registry.example.com/acme/app:2.0@{index}").parse().unwrap(),
+        artifact: None,
+        release: None,
+        git_sha: None,
+        source_repository: None,
+        builder_id: None,
+        ci: Default::default(),
+        registry_confirmed: true,
+        registry: Some("registry.example.com".into()),
+        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+        platforms: vec![platform(amd, "amd64"), platform(arm, "arm64")],
+        time: 1_900_000_000,
+    });
+    assert_eq!(build.subject_digests(), vec![index, amd, arm], "the index, then each platform manifest");
+    let doc: Value = serde_json::from_slice(&build.to_payload()).unwrap();
+    assert!(v.is_valid(&doc), "{:?}", v.iter_errors(&doc).map(|e| e.to_string()).collect::<Vec<_>>());
+    assert!(provledger::core::statement::Statement::parse(&build.to_payload()).is_ok());
+
+    let mut promotion = payloads()[5].clone();
+    promotion["predicate"]["tagTarget"] = "registry.example.com/acme/app:prod".into();
+    assert!(v.is_valid(&promotion));
+    assert!(provledger::core::statement::Statement::parse(&serde_json::to_vec(&promotion).unwrap()).is_ok());
+
+    // Both refuse: a platform digest in uppercase; a platform manifest that
+    // is not a subject; a subject that is not a platform manifest (parser
+    // only: JSON Schema cannot relate the two lists); a tag target with a digest.
+    let mut upper = doc.clone();
+    let text = upper["predicate"]["buildDefinition"]["externalParameters"]["platforms"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .replace("sha256:", "")
+        .to_uppercase();
+    upper["predicate"]["buildDefinition"]["externalParameters"]["platforms"][0]["digest"] =
+        format!("sha256:{text}").into();
+    assert!(!v.is_valid(&upper));
+    let mut not_subject = doc.clone();
+    not_subject["subject"].as_array_mut().unwrap().pop();
+    let mut stray = doc.clone();
+    stray["subject"][2]["digest"]["sha256"] = d("stray").hex().into();
+    let mut pinned_target = promotion.clone();
+    pinned_target["predicate"]["tagTarget"] = format!("registry.example.com/acme/app:prod@{index}").into();
+    assert!(!v.is_valid(&pinned_target));
+    for (what, bad) in [
+        ("uppercase", upper),
+        ("missing subject", not_subject),
+        ("stray subject", stray),
+        ("pinned tag target", pinned_target),
+    ] {
+        let bytes = serde_json::to_vec(&bad).unwrap();
+        assert!(provledger::core::statement::Statement::parse(&bytes).is_err(), "parser accepted: {what}");
+    }
+}
