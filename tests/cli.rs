@@ -170,7 +170,8 @@ fn bad_input_is_refused_with_exit_1() {
         (vec!["record", "build", "--key", &k, "--image", "Registry.example.com/App:1", "--offline"], "lowercase"),
         (vec!["record", "build", "--key", &k, "--image", "", "--offline"], "empty"),
         (vec!["record", "build", "--key", &k, "--image", &image("a"), "--offline", "--git-sha", "xyz"], "git revision"),
-        (vec!["record", "build", "--key", &k, "--image", &image("a")], "--offline"),
+        // Without --offline the registry is asked; this one does not exist.
+        (vec!["record", "build", "--key", &k, "--image", &image("a")], "registry registry.example.com is unreachable"),
         (
             vec!["record", "validation", "--key", &k, "--image", &image("a"), "--check", "unit=maybe", "--offline"],
             "neither pass nor fail",
