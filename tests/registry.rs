@@ -386,3 +386,60 @@ fn plain_http_only_for_registries_named_insecure() {
     assert_eq!(code, 1);
     assert!(err.contains("unreachable"), "{err}");
 }
+
+#[test]
+fn basic_auth_from_the_environment_or_the_docker_config() {
+    let (env, _) = Env::initialised_with_log_key();
+    let reg = TestRegistry::start_with(Some(("alice", "s3cret")));
+    let images = Layout::new();
+    images.make("private", "amd64", "private image");
+    let digest = images.push_as("private", &reg.host(), "acme/private", "1.0", Some("alice:s3cret"));
+    let reference = format!("{}/acme/private:1.0", reg.host());
+    let build = |sha: &str| {
+        let mut c = env.cmd();
+        c.env_remove("PROVLEDGER_REGISTRY_USERNAME").env_remove("PROVLEDGER_REGISTRY_PASSWORD");
+        c.env("DOCKER_CONFIG", env.dir.path().join("no-docker-config"));
+        c.args(["--insecure-registry", &reg.host(), "record", "build", "--key", &env.key("ci")]);
+        c.args(["--image", &reference, "--git-sha", sha]);
+        c
+    };
+
+    // Anonymous: refused by the registry, exit 1, nothing appended.
+    let out = build(GIT_SHA).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused access") && err.contains("PROVLEDGER_REGISTRY_USERNAME"), "{err}");
+    assert_eq!(entries(&env), 1);
+
+    // From the environment.
+    let out = build(GIT_SHA)
+        .env("PROVLEDGER_REGISTRY_USERNAME", "alice")
+        .env("PROVLEDGER_REGISTRY_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+
+    // From a Docker config file, as `docker login` writes it.
+    let docker = env.dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let config = serde_json::json!({"auths": {reg.host(): {"auth": auth}}});
+    std::fs::write(docker.join("config.json"), config.to_string()).unwrap();
+    let out = build("ffffffffffffffffffffffffffffffffffffffff").env("DOCKER_CONFIG", &docker).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(entries(&env), 3);
+    let builds = env.json(&["show", &digest]);
+    assert!(builds["builds"].as_array().unwrap().iter().all(|b| b["registry_confirmed"] == true));
+
+    // Wrong password: refused, exit 1.
+    let out = build("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")
+        .env("PROVLEDGER_REGISTRY_USERNAME", "alice")
+        .env("PROVLEDGER_REGISTRY_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"), "the password is never printed");
+    assert_eq!(entries(&env), 3);
+}

@@ -79,8 +79,18 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("provledger").unwrap();
         c.env("PROVLEDGER_DIR", self.ledger());
-        for v in ["ALLOW_TAG", "DEV_MODE", "GITHUB_ACTIONS", "GITLAB_CI", "CI_RUN_URL", "GIT_SHA", "PROVLEDGER_SERVER"]
-        {
+        for v in [
+            "ALLOW_TAG",
+            "DEV_MODE",
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+            "CI_RUN_URL",
+            "GIT_SHA",
+            "PROVLEDGER_SERVER",
+            "PROVLEDGER_INSECURE_REGISTRIES",
+            "PROVLEDGER_REGISTRY_USERNAME",
+            "PROVLEDGER_REGISTRY_PASSWORD",
+        ] {
             c.env_remove(v);
         }
         c

@@ -29,18 +29,31 @@ pub fn free_port() -> u16 {
 }
 
 impl TestRegistry {
-    /// Starts a registry and waits until it answers `/v2/`.
+    /// Starts a registry and waits until it listens.
     pub fn start() -> TestRegistry {
+        TestRegistry::start_with(None)
+    }
+
+    /// Starts a registry that requires basic auth (htpasswd, bcrypt) as
+    /// `user` / `password` when given.
+    pub fn start_with(login: Option<(&str, &str)>) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
         // Our own minimal config: never the package's default, which listens
         // on every interface.
+        let mut config_text = "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    \
+             rootdirectory: /nonexistent\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n"
+            .to_string();
+        if let Some((user, password)) = login {
+            let htpasswd = dir.path().join("htpasswd");
+            let hash = bcrypt::hash(password, 4).unwrap();
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+            config_text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: provledger-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: /nonexistent\n  \
-             delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
-        )
-        .unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let port = free_port();
         let child = Command::new(tool(REGISTRY_BIN))
             .arg("serve")
@@ -144,13 +157,18 @@ impl Layout {
 
     /// Pushes the layout's `tag` to `host/repo:push_tag`; returns its digest.
     pub fn push(&self, tag: &str, host: &str, repo: &str, push_tag: &str) -> String {
-        skopeo(&[
-            "copy",
-            "--all",
-            "--dest-tls-verify=false",
-            &format!("oci:{}", self.image(tag)),
-            &format!("docker://{host}/{repo}:{push_tag}"),
-        ]);
+        self.push_as(tag, host, repo, push_tag, None)
+    }
+
+    /// [`Layout::push`] with `USER:PASSWORD` credentials.
+    pub fn push_as(&self, tag: &str, host: &str, repo: &str, push_tag: &str, creds: Option<&str>) -> String {
+        let (source, dest) = (format!("oci:{}", self.image(tag)), format!("docker://{host}/{repo}:{push_tag}"));
+        let mut args = vec!["copy", "--all", "--dest-tls-verify=false"];
+        if let Some(c) = creds {
+            args.extend(["--dest-creds", c]);
+        }
+        args.extend([source.as_str(), dest.as_str()]);
+        skopeo(&args);
         self.digest(tag)
     }
 
