@@ -18,7 +18,7 @@ use std::time::Duration;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Client, Reference};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -97,6 +97,8 @@ pub struct Manifest {
     pub digest: Digest,
     pub media_type: String,
     pub bytes: Vec<u8>,
+    /// The bytes, parsed once.
+    doc: ManifestDoc,
 }
 
 impl Manifest {
@@ -104,9 +106,11 @@ impl Manifest {
         self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
     }
 
-    fn document(&self, reference: &str) -> Result<ManifestDoc, RegistryError> {
-        serde_json::from_slice(&self.bytes)
-            .map_err(|e| protocol(reference, format!("manifest is not a valid OCI/Docker manifest: {e}")))
+    /// A manifest the ledger writes: `doc`'s bytes and their digest.
+    fn written(doc: ManifestDoc) -> Manifest {
+        let bytes = serde_json::to_vec(&doc).expect("manifest serialises");
+        let media_type = doc.declared_type().to_string();
+        Manifest { digest: Digest::of(&bytes), media_type, bytes, doc }
     }
 
     fn descriptor(&self) -> Descriptor {
@@ -257,6 +261,8 @@ pub enum Target<'a> {
 pub struct Registry {
     client: Client,
     runtime: tokio::runtime::Runtime,
+    /// Credentials by registry host.
+    credentials: std::sync::Mutex<std::collections::BTreeMap<String, RegistryAuth>>,
 }
 
 impl Registry {
@@ -273,7 +279,7 @@ impl Registry {
             .enable_all()
             .build()
             .map_err(|e| protocol("runtime", e.to_string()))?;
-        Ok(Registry { client: Client::new(config), runtime })
+        Ok(Registry { client: Client::new(config), runtime, credentials: Default::default() })
     }
 
     fn block_on<F: Future>(&self, f: F) -> F::Output {
@@ -391,8 +397,7 @@ impl Registry {
                 annotations: [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
                 ..ManifestDoc::default()
             };
-            let bytes = serde_json::to_vec(&doc).expect("manifest serialises");
-            let artifact = Manifest { digest: Digest::of(&bytes), media_type: OCI_MANIFEST.to_string(), bytes };
+            let artifact = Manifest::written(doc);
             self.push_manifest(image, Target::Digest(artifact.digest), &artifact).await?;
             let scheme = self.register_referrer(image, &subject, &artifact).await?;
             Ok((artifact.digest, scheme))
@@ -408,8 +413,7 @@ impl Registry {
             let mut out = Vec::new();
             let mut seen = std::collections::BTreeSet::new();
             for artifact in self.referrer_manifests(image, digest).await? {
-                let doc = artifact.document(&image.to_string())?;
-                for (i, layer) in doc.layers.iter().flatten().enumerate() {
+                for (i, layer) in artifact.doc.layers.iter().flatten().enumerate() {
                     // An envelope attached again in a later artifact is read once.
                     if layer.media_type != DSSE_ENVELOPE || !seen.insert(layer.digest.clone()) {
                         continue;
@@ -481,23 +485,27 @@ impl Registry {
         }
     }
 
-    async fn authenticate(&self, image: &ImageRef, op: RegistryOperation) -> Result<(), RegistryError> {
+    /// The credentials for the image's registry, looked up once per host.
+    fn credentials_for(&self, image: &ImageRef) -> RegistryAuth {
+        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known.entry(image.registry().to_string()).or_insert_with(|| credentials(image.registry())).clone()
+    }
+
+    /// Hands the client the registry's credentials. Each request then gets
+    /// its pull or push token (or basic credentials) from the client's
+    /// cache, asking the token service only on the first use.
+    async fn authenticate(&self, image: &ImageRef) {
         let reference = Self::reference(image, &Target::Tag("latest"));
-        let auth = credentials(image.registry());
-        if matches!(auth, RegistryAuth::Anonymous) && op == RegistryOperation::Pull {
-            self.client.store_auth_if_needed(reference.resolve_registry(), &auth).await;
-            return Ok(());
-        }
-        self.client.auth(&reference, &auth, op).await.map(|_| ()).map_err(|e| Self::error(image, &image.name(), e))
+        self.client.store_auth_if_needed(reference.resolve_registry(), &self.credentials_for(image)).await;
     }
 
     async fn manifest_async(&self, image: &ImageRef, target: Target<'_>) -> Result<Manifest, RegistryError> {
         let what = Self::describe(image, &target);
-        self.authenticate(image, RegistryOperation::Pull).await?;
+        self.authenticate(image).await;
         let reference = Self::reference(image, &target);
         let (bytes, served) = self
             .client
-            .pull_manifest_raw(&reference, &credentials(image.registry()), &MANIFEST_TYPES)
+            .pull_manifest_raw(&reference, &self.credentials_for(image), &MANIFEST_TYPES)
             .await
             .map_err(|e| Self::error(image, &what, e))?;
         if bytes.len() > MAX_MANIFEST_LEN {
@@ -529,14 +537,14 @@ impl Registry {
         if !MANIFEST_TYPES.contains(&media_type.as_str()) {
             return Err(protocol(&what, format!("unsupported manifest media type {media_type}")));
         }
-        Ok(Manifest { digest, media_type, bytes: bytes.to_vec() })
+        Ok(Manifest { digest, media_type, bytes: bytes.to_vec(), doc })
     }
 
     async fn platforms(&self, image: &ImageRef, manifest: &Manifest) -> Result<Vec<PlatformManifest>, RegistryError> {
         let what = format!("{}@{}", image.name(), manifest.digest);
-        let doc = manifest.document(&what)?;
+        let doc = &manifest.doc;
         if manifest.is_index() {
-            let children = doc.manifests.unwrap_or_default();
+            let children = doc.manifests.as_deref().unwrap_or_default();
             if children.len() > MAX_PLATFORMS {
                 return Err(protocol(&what, format!("index lists more than {MAX_PLATFORMS} manifests")));
             }
@@ -544,7 +552,8 @@ impl Registry {
             for child in children {
                 // Attestation manifests that build tools add to an index name
                 // the platform unknown/unknown; they are not platforms.
-                let Some(p) = child.platform.filter(|p| p.os != "unknown" && p.architecture != "unknown") else {
+                let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown" && p.architecture != "unknown")
+                else {
                     continue;
                 };
                 let d: Digest = child.digest.parse().map_err(|e| protocol(&what, format!("platform manifest: {e}")))?;
@@ -552,17 +561,17 @@ impl Registry {
                 self.manifest_async(image, Target::Digest(d)).await?;
                 out.push(PlatformManifest {
                     digest: d.to_string(),
-                    os: p.os,
-                    architecture: p.architecture,
-                    variant: p.variant,
+                    os: p.os.clone(),
+                    architecture: p.architecture.clone(),
+                    variant: p.variant.clone(),
                 });
             }
             return Ok(out);
         }
-        let Some(config) = doc.config.filter(|c| c.size as usize <= MAX_CONFIG_LEN) else {
+        let Some(config) = doc.config.as_ref().filter(|c| c.size as usize <= MAX_CONFIG_LEN) else {
             return Ok(Vec::new());
         };
-        let bytes = self.pull_blob(image, &config, MAX_CONFIG_LEN).await?;
+        let bytes = self.pull_blob(image, config, MAX_CONFIG_LEN).await?;
         let Ok(c) = serde_json::from_slice::<ImageConfig>(&bytes) else {
             return Ok(Vec::new());
         };
@@ -596,7 +605,7 @@ impl Registry {
 
     async fn push_blob(&self, image: &ImageRef, bytes: &[u8]) -> Result<(), RegistryError> {
         let digest = Digest::of(bytes).to_string();
-        self.authenticate(image, RegistryOperation::Push).await?;
+        self.authenticate(image).await;
         let reference = Self::reference(image, &Target::Tag("latest"));
         let what = format!("{}@{digest}", image.name());
         if self.client.blob_exists(&reference, &digest).await.map_err(|e| Self::error(image, &what, e))? {
@@ -608,7 +617,7 @@ impl Registry {
 
     async fn push_manifest(&self, image: &ImageRef, target: Target<'_>, m: &Manifest) -> Result<(), RegistryError> {
         let what = Self::describe(image, &target);
-        self.authenticate(image, RegistryOperation::Push).await?;
+        self.authenticate(image).await;
         let content_type = m.media_type.parse().map_err(|_| protocol(&what, "media type is not a header value"))?;
         self.client
             .push_manifest_raw(&Self::reference(image, &target), m.bytes.clone(), content_type)
@@ -622,7 +631,7 @@ impl Registry {
     /// copied otherwise.
     async fn copy_content(&self, from: &ImageRef, to: &ImageRef, manifest: &Manifest) -> Result<(), RegistryError> {
         let what = format!("{}@{}", from.name(), manifest.digest);
-        let doc = manifest.document(&what)?;
+        let doc = &manifest.doc;
         if manifest.is_index() {
             for child in doc.manifests.iter().flatten() {
                 let d: Digest = child.digest.parse().map_err(|e| protocol(&what, format!("index entry: {e}")))?;
@@ -632,7 +641,7 @@ impl Registry {
             }
             return Ok(());
         }
-        self.authenticate(to, RegistryOperation::Push).await?;
+        self.authenticate(to).await;
         let target = Self::reference(to, &Target::Tag("latest"));
         let source = Self::reference(from, &Target::Tag("latest"));
         for blob in doc.blobs() {
@@ -657,7 +666,7 @@ impl Registry {
     /// read by digest, hash-checked, and naming that subject.
     async fn referrer_manifests(&self, image: &ImageRef, digest: Digest) -> Result<Vec<Manifest>, RegistryError> {
         let what = format!("{}@{digest}", image.name());
-        self.authenticate(image, RegistryOperation::Pull).await?;
+        self.authenticate(image).await;
         let index = self
             .client
             .pull_referrers(&Self::reference(image, &Target::Digest(digest)), Some(ATTESTATIONS_ARTIFACT_TYPE))
@@ -667,9 +676,8 @@ impl Registry {
         for entry in index.manifests {
             let d: Digest = entry.digest.parse().map_err(|e| protocol(&what, format!("referrer: {e}")))?;
             let m = self.manifest_async(image, Target::Digest(d)).await?;
-            let doc = m.document(&what)?;
-            let names_subject = doc.subject.as_ref().is_some_and(|s| s.digest == digest.to_string());
-            if names_subject && doc.artifact_type.as_deref() == Some(ATTESTATIONS_ARTIFACT_TYPE) {
+            let names_subject = m.doc.subject.as_ref().is_some_and(|s| s.digest == digest.to_string());
+            if names_subject && m.doc.artifact_type.as_deref() == Some(ATTESTATIONS_ARTIFACT_TYPE) {
                 out.push(m);
             }
         }
@@ -701,8 +709,8 @@ impl Registry {
         if listed_here && tagged.is_none() {
             return Ok(ReferrersScheme::Api);
         }
-        let mut doc = match &tagged {
-            Some(m) => m.document(&what)?,
+        let mut doc = match tagged {
+            Some(m) => m.doc,
             None => ManifestDoc {
                 schema_version: 2,
                 media_type: Some(OCI_INDEX.to_string()),
@@ -712,15 +720,12 @@ impl Registry {
         };
         let entries = doc.manifests.get_or_insert_with(Vec::new);
         if !entries.iter().any(|m| m.digest == artifact.digest.to_string()) {
-            let art = artifact.document(&what)?;
             entries.push(Descriptor {
-                artifact_type: art.artifact_type,
-                annotations: art.annotations,
+                artifact_type: artifact.doc.artifact_type.clone(),
+                annotations: artifact.doc.annotations.clone(),
                 ..artifact.descriptor()
             });
-            let bytes = serde_json::to_vec(&doc).expect("index serialises");
-            let index = Manifest { digest: Digest::of(&bytes), media_type: OCI_INDEX.to_string(), bytes };
-            self.push_manifest(image, Target::Tag(&tag), &index).await?;
+            self.push_manifest(image, Target::Tag(&tag), &Manifest::written(doc)).await?;
         }
         Ok(ReferrersScheme::TagSchema)
     }
