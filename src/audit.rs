@@ -439,15 +439,8 @@ pub fn check_attestation<S: Store>(
     };
     let policy = crate::policy::Policy::from_predicate(p, &format!("entry {policy_index}"))
         .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    let trusted: Vec<(String, crate::core::keys::PublicKey)> =
-        policy.keys().map(|(id, k)| (id.to_string(), k.public)).collect();
-    let trusted: Vec<_> = trusted.iter().map(|(id, k)| (Some(id.as_str()), *k)).collect();
-    let signed = match envelope.verify_threshold(&trusted, 1, &[crate::core::dsse::PAYLOAD_TYPE_IN_TOTO]) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(format!("signature check under the policy of entry {policy_index}: {e}"))),
-    };
-    if signed.len() != envelope.signatures.len() {
-        return Ok(Err("a signature does not verify under the policy in force".to_string()));
+    if let Err((_, why)) = crate::verify::envelope_signers(&policy, &envelope) {
+        return Ok(Err(format!("signature check under the policy of entry {policy_index}: {why}")));
     }
     if !stored.statement.subject_digests().contains(digest) {
         return Ok(Err(format!("entry {index} is not about {digest}")));

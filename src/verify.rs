@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::core::FormatError;
 use crate::core::digest::Digest;
-use crate::core::dsse::PAYLOAD_TYPE_IN_TOTO;
+use crate::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
 use crate::core::keys::KeyId;
@@ -385,19 +385,25 @@ impl ChainState {
 /// `policy`: each key known, each signature valid, no key twice. Returns the
 /// signers in envelope order.
 fn check_signatures(policy: &Policy, entry: &UnverifiedEntry, index: u64) -> Result<Vec<KeyId>, VerifyError> {
-    let err = |f: Failure, r: String| VerifyError::new(index, f, r);
-    let message = entry.envelope.pae();
-    let mut signers = Vec::with_capacity(entry.envelope.signatures.len());
-    for sig in &entry.envelope.signatures {
-        let id = KeyId::parse(&sig.keyid).map_err(|e| err(Failure::Invalid, format!("signature key id: {e}")))?;
+    envelope_signers(policy, &entry.envelope).map_err(|(f, why)| VerifyError::new(index, f, why))
+}
+
+/// The rule of [`check_signatures`] for an envelope wherever it comes from:
+/// each signature by a key of `policy`, each valid, no key twice. Returns
+/// the signers in envelope order, or why not.
+pub fn envelope_signers(policy: &Policy, envelope: &Envelope) -> Result<Vec<KeyId>, (Failure, String)> {
+    let message = envelope.pae();
+    let mut signers = Vec::with_capacity(envelope.signatures.len());
+    for sig in &envelope.signatures {
+        let id = KeyId::parse(&sig.keyid).map_err(|e| (Failure::Invalid, format!("signature key id: {e}")))?;
         let Some(key) = policy.key(&id) else {
-            return Err(err(Failure::Denied, format!("key {id} is not in the policy in force")));
+            return Err((Failure::Denied, format!("key {id} is not in the policy in force")));
         };
         if !key.public.verify(&message, &sig.sig) {
-            return Err(err(Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
+            return Err((Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
         }
         if signers.contains(&id) {
-            return Err(err(Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
+            return Err((Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
         }
         signers.push(id);
     }
