@@ -620,8 +620,8 @@ fn record_build(
         check_name("release", r).map_err(|e| CliError::operational(e.to_string()))?;
     }
     let key = ctx.secret(&common.key)?;
-    let ledger = ctx.open_writer()?;
-    // The registry is asked before anything is signed; offline, the
+    // The registry is asked before the ledger is opened, so that no other
+    // writer waits on the lock through network round trips; offline, the
     // reference must carry its digest.
     let (image, confirmed) = if common.offline {
         (require_pinned(image, common.allow_tag)?, None)
@@ -629,6 +629,7 @@ fn record_build(
         let (image, c) = resolve_build(ctx, image)?;
         (image, Some(c))
     };
+    let ledger = ctx.open_writer()?;
     if let (Some(r), Some(sha)) = (&release, &git_sha) {
         for index in ledger.store().builds_of_release(r)? {
             if let Predicate::Build(b) = ledger.read(index)?.statement.predicate
@@ -713,6 +714,13 @@ fn record_validation(
     let image = require_pinned(parse_ref(image)?, common.allow_tag)?;
     let checks = parse_checks(checks, evidence)?;
     let key = ctx.secret(&common.key)?;
+    // A validation names the digest it checked; the registry confirms it
+    // publishes that digest (a tag-only dev record has nothing to confirm),
+    // before the ledger's lock is taken.
+    let registry = match (common.offline, image.is_pinned()) {
+        (false, true) => Some(confirm_exists(&ctx.registry()?, &image)?),
+        _ => None,
+    };
     let ledger = ctx.open_writer()?;
     let build = match image.digest() {
         Some(d) => {
@@ -725,12 +733,6 @@ fn record_validation(
             Some(r)
         }
         None => None,
-    };
-    // A validation names the digest it checked; the registry confirms it
-    // publishes that digest (a tag-only dev record has nothing to confirm).
-    let registry = match (common.offline, image.is_pinned()) {
-        (false, true) => Some(confirm_exists(&ctx.registry()?, &image)?),
-        _ => None,
     };
     let statement = record::validation_statement(ValidationInput {
         image,
