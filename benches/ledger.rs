@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench ledger`
 
+#[path = "support/ceiling.rs"]
+mod ceiling;
 #[path = "../examples/support/vectors.rs"]
 #[allow(dead_code)]
 mod vectors;
@@ -85,15 +87,7 @@ fn verify(c: &mut Criterion) {
     });
     g.finish();
 
-    // The ceiling: one strict ed25519 verification of a statement-sized message.
-    let key = vectors::key("ci");
-    let message = vectors::sign(&vectors::build(1), "ci").pae();
-    let sig = key.sign(&message);
-    let public = key.public();
-    let mut g = c.benchmark_group("ed25519");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("verify_strict", |b| b.iter(|| assert!(public.verify(&message, &sig))));
-    g.finish();
+    ceiling::ed25519_verify_strict(c);
 }
 
 /// Gate decisions on a real sled ledger of 1k and 10k entries (the scale

@@ -7,6 +7,8 @@
 //! `cargo bench --bench proofs`; `PROVLEDGER_BENCH_LARGE=N` sets the large
 //! ledger's size (default 1,000,000; filling it takes a few minutes).
 
+#[path = "support/ceiling.rs"]
+mod ceiling;
 #[path = "../examples/support/vectors.rs"]
 #[allow(dead_code)]
 mod vectors;
@@ -85,15 +87,7 @@ fn bundle(c: &mut Criterion) {
     });
     g.finish();
 
-    // The ceiling: one strict ed25519 verification of a statement-sized message.
-    let key = vectors::key("ci");
-    let message = vectors::sign(&vectors::build(1), "ci").pae();
-    let sig = key.sign(&message);
-    let public = key.public();
-    let mut g = c.benchmark_group("ed25519");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("verify_strict", |b| b.iter(|| assert!(public.verify(&message, &sig))));
-    g.finish();
+    ceiling::ed25519_verify_strict(c);
 }
 
 criterion_group! {
