@@ -36,6 +36,11 @@ impl World {
         format!("{}/{repo_tag_or_digest}", self.host())
     }
 
+    /// `HOST/repo@digest`.
+    fn pinned(&self, repo: &str, digest: &str) -> String {
+        format!("{}/{repo}@{digest}", self.host())
+    }
+
     /// Runs provledger with the test registry reachable over plain HTTP.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let mut a = vec!["--insecure-registry".to_string(), self.host()];
@@ -134,13 +139,13 @@ fn a_build_digest_the_registry_does_not_serve_under_the_tag_is_refused() {
     w.publish("real", "acme/app", "1.0");
     let other = w.publish("other", "acme/other", "1.0");
     let before = entries(&w.env);
-    let lying = format!("{}@{other}", w.reference("acme/app:1.0"));
+    let lying = w.pinned("acme/app:1.0", &other);
     let out = w.fails(3, &["record", "build", "--key", &w.env.key("ci"), "--image", &lying]);
     assert!(out.contains("same label, different artifact") && out.contains(&other), "{out}");
     assert_eq!(entries(&w.env), before, "nothing appended");
 
     // A digest the repository never had is refused as well.
-    let absent = format!("{}@{}", w.reference("acme/app"), common::digest("never pushed"));
+    let absent = w.pinned("acme/app", &common::digest("never pushed"));
     let out = w.fails(3, &["record", "build", "--key", &w.env.key("ci"), "--image", &absent]);
     assert!(out.contains("not in the registry"), "{out}");
     assert_eq!(entries(&w.env), before);
@@ -152,14 +157,14 @@ fn a_moved_tag_changes_nothing_for_the_validated_digest() {
     let old = w.publish("v1", "acme/app", "latest");
     let tag = w.reference("acme/app:latest");
     w.build(&tag);
-    let old_ref = format!("{}@{old}", w.reference("acme/app"));
+    let old_ref = w.pinned("acme/app", &old);
     w.validate(&old_ref, &ALL_CHECKS);
 
     // The tag moves to a new image, which is built but not validated.
     let new = w.publish("v2", "acme/app", "latest");
     assert_ne!(old, new);
     w.build(&tag);
-    let new_ref = format!("{}@{new}", w.reference("acme/app"));
+    let new_ref = w.pinned("acme/app", &new);
 
     let key = w.env.key("release");
     w.json(&w.promote_args(&key, &old_ref, "dev"));
@@ -176,7 +181,7 @@ fn a_moved_tag_changes_nothing_for_the_validated_digest() {
 fn a_deleted_manifest_blocks_promotion_unless_offline() {
     let w = World::new();
     let digest = w.publish("gone", "acme/app", "1.0");
-    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    let reference = w.pinned("acme/app", &digest);
     w.build(&reference);
     w.validate(&reference, &ALL_CHECKS);
     w.reg.delete("acme/app", &digest);
@@ -229,19 +234,19 @@ fn an_index_records_its_platforms_and_only_those_platform_digests_are_subjects()
     assert_eq!(meta["supported_architectures"], serde_json::json!(["amd64", "arm64"]));
 
     // Validation and promotion of the index name the index.
-    let index_ref = format!("{}@{index}", w.reference("acme/multi"));
+    let index_ref = w.pinned("acme/multi", &index);
     w.validate(&index_ref, &ALL_CHECKS);
     let key = w.env.key("release");
     let p = w.json(&w.promote_args(&key, &index_ref, "dev"));
     assert!(p["entry"]["subjects"].to_string().contains(&index));
 
     // A platform digest of the recorded index is a subject that can be validated...
-    let arm_ref = format!("{}@{arm}", w.reference("acme/multi"));
+    let arm_ref = w.pinned("acme/multi", &arm);
     let v = w.validate(&arm_ref, &["unit=pass"]);
     assert!(v["subjects"].to_string().contains(&arm));
     // ...but a manifest no recorded index publishes is not.
     let loose = w.publish("loose", "acme/multi", "loose");
-    let loose_ref = format!("{}@{loose}", w.reference("acme/multi"));
+    let loose_ref = w.pinned("acme/multi", &loose);
     let before = entries(&w.env);
     let out =
         w.fails(3, &["record", "validation", "--key", &w.env.key("qa"), "--image", &loose_ref, "--check", "unit=pass"]);
@@ -253,7 +258,7 @@ fn an_index_records_its_platforms_and_only_those_platform_digests_are_subjects()
 fn attestations_round_trip_survive_promotion_and_reject_tampering() {
     let w = World::new();
     let digest = w.publish("att", "acme/app", "1.0");
-    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    let reference = w.pinned("acme/app", &digest);
     w.build(&reference);
     w.validate(&reference, &ALL_CHECKS);
 
@@ -331,7 +336,7 @@ fn attestations_round_trip_survive_promotion_and_reject_tampering() {
 fn an_unreachable_registry_is_exit_1_naming_the_host_with_nothing_appended() {
     let mut w = World::new();
     let digest = w.publish("down", "acme/app", "1.0");
-    let reference = format!("{}@{digest}", w.reference("acme/app"));
+    let reference = w.pinned("acme/app", &digest);
     w.build(&reference);
     w.validate(&reference, &ALL_CHECKS);
     w.reg.stop();
