@@ -170,7 +170,7 @@ fn an_earlier_checkpoint_proves_the_bundle_extends_it_and_a_rewrite_fails() {
     env.ok(&["checkpoint", "--out", &seen]);
     // A copy of the ledger at this point, whose history goes another way below.
     let fork_env = Env::new();
-    copy_dir(&env.ledger(), &fork_env.ledger());
+    common::copy_dir(&env.ledger(), &fork_env.ledger());
     env.build(&image("later"));
     env.validate(&image("later"), &["unit=pass"]);
     let bundle = env.path("later.bundle");
@@ -205,19 +205,6 @@ fn an_earlier_checkpoint_proves_the_bundle_extends_it_and_a_rewrite_fails() {
     std::fs::write(&seen, provledger::core::note::sign_note(&body, origin, &other).unwrap()).unwrap();
     let out = env.fails(4, &["verify", "--bundle", &bundle, "--genesis", &genesis, "--since", &seen]);
     assert!(out.contains("earlier checkpoint"), "{out}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 #[test]

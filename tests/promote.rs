@@ -224,23 +224,10 @@ fn decisions_are_deterministic_on_a_copy() {
     };
     let first = ask(&env);
     let copy = Env::new();
-    copy_dir(&env.ledger(), &copy.ledger());
+    common::copy_dir(&env.ledger(), &copy.ledger());
     assert_eq!(ask(&copy), first);
     assert_eq!(ask(&env), first);
     assert_eq!(first.0, 3);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A modified client that skips the gate and writes a promotion straight

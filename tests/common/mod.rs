@@ -187,3 +187,17 @@ pub fn statement(log: &Value, i: usize) -> Value {
     let payload = log[i]["envelope"]["payload"].as_str().unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(payload).unwrap()).unwrap()
 }
+
+/// Copies a directory tree (a ledger, say) as it is on disk.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
