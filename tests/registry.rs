@@ -448,3 +448,36 @@ fn basic_auth_from_the_environment_or_the_docker_config() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"), "the password is never printed");
     assert_eq!(entries(&env), 3);
 }
+
+#[test]
+fn a_release_is_promoted_only_while_every_artifact_is_in_the_registry() {
+    let w = World::new();
+    let mut refs = Vec::new();
+    for artifact in ["backend", "frontend"] {
+        let digest = w.publish(artifact, &format!("acme/{artifact}"), "3.0");
+        let reference = w.pinned(&format!("acme/{artifact}"), &digest);
+        let key = w.env.key("ci");
+        let args = ["record", "build", "--key", &key, "--image", &reference, "--git-sha", GIT_SHA];
+        w.json(&[&args[..], &["--artifact", artifact, "--release", "r3"]].concat());
+        w.validate(&reference, &ALL_CHECKS);
+        refs.push((artifact, digest));
+    }
+    let key = w.env.key("release");
+    let promote = ["promote", "--key", &key, "--release", "r3", "--to", "dev"];
+
+    // One artifact deleted: the whole release is denied, naming it.
+    w.reg.delete("acme/frontend", &refs[1].1);
+    let before = w.env.head();
+    let out = w.fails(3, &promote);
+    assert!(out.contains("frontend") && out.contains("is not in registry"), "{out}");
+    assert_eq!(w.env.head(), before);
+
+    // Pushed again: both promoted, each recorded as confirmed by its registry.
+    w.images.push("frontend", &w.host(), "acme/frontend", "3.0");
+    w.json(&promote);
+    for (_, digest) in &refs {
+        let p = &w.show(digest)["promotions"][0];
+        assert_eq!(p["registry_confirmed"], true, "{p}");
+        assert_eq!(p["registry"], w.host().as_str());
+    }
+}

@@ -901,10 +901,10 @@ fn image_of(ledger: &Ledger<SledStore>, text: &str) -> Result<ImageRef> {
         return Ok(r);
     }
     let digest = parse_digest(text)?;
-    let (_, build) = ledger
-        .latest_build_for(&digest)?
-        .ok_or_else(|| CliError::denied(format!("no build entry names {digest}, so its repository is unknown")))
-        .map_err(|e| e.hint("name the image as REPO@sha256:<digest>"))?;
+    let (_, build) = ledger.latest_build_for(&digest)?.ok_or_else(|| {
+        CliError::denied(format!("no build entry names {digest}, so its repository is unknown"))
+            .hint("name the image as REPO@sha256:<digest>")
+    })?;
     let Predicate::Build(b) = &build.statement.predicate else { unreachable!("a build entry") };
     let image: ImageRef = parse_ref(&b.build_definition.external_parameters.image)?;
     Ok(image.with_digest(digest))
@@ -1201,13 +1201,13 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
             Decision::Allow(a) => allowed.push((artifact.clone(), image.clone(), *digest, a)),
         }
     }
-    // Every artifact must still be in the registry (not asked on a dry run).
-    let mut registry = None;
-    if reasons.is_empty() && !dry_run && !offline {
+    // Every artifact must still be in its registry (not asked on a dry run).
+    let confirmed = reasons.is_empty() && !dry_run && !offline;
+    if confirmed {
         let reg = ctx.registry()?;
         for (artifact, image, digest, _) in &allowed {
             match confirm_exists(&reg, &image.with_digest(*digest)) {
-                Ok(host) => registry = Some(host),
+                Ok(_) => {}
                 Err(e) if e.code == Code::Denied => reasons.push(format!("{artifact} ({digest}): {}", e.message)),
                 Err(e) => return Err(e),
             }
@@ -1237,7 +1237,9 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
     let envelopes = allowed
         .into_iter()
         .map(|(_, image, digest, a)| {
-            let input = PromotionInput { registry: registry.clone(), tag_target: None, time };
+            // Each promotion names the registry that confirmed its own artifact.
+            let registry = confirmed.then(|| image.registry().to_string());
+            let input = PromotionInput { registry, tag_target: None, time };
             sign(&record::promotion_statement(&image, digest, to, a, input), &[&key])
         })
         .collect();
