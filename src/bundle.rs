@@ -250,3 +250,28 @@ fn checkpoint_body_owned(note: &str) -> Result<(Checkpoint, String), BundleError
     })?;
     Ok((cp, note.to_string()))
 }
+
+/// Entries framed as in a bundle's body (each a u32 length, then its
+/// bytes), without the header: the unit the server's entry range and an OCI
+/// ledger blob carry.
+pub fn encode_frames<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        write_chunk(&mut out, e).expect("writing to memory");
+    }
+    out
+}
+
+/// Reads back what [`encode_frames`] wrote: at most `max_count` entries,
+/// each within the entry size limit, and nothing after the last.
+pub fn decode_frames(mut bytes: &[u8], max_count: usize) -> Result<Vec<Vec<u8>>, BundleError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if out.len() == max_count {
+            return Err(malformed(format!("more than {max_count} entries")));
+        }
+        let what = format!("entry {}", out.len());
+        out.push(read_chunk(&mut bytes, MAX_ENTRY_LEN, &what)?);
+    }
+    Ok(out)
+}

@@ -223,50 +223,147 @@ impl<S: Store> Ledger<S> {
     /// Appends several statements in order as one atomic, durable write: all
     /// or none.
     pub fn append_batch(&self, envelopes: Vec<Envelope>, now: u64) -> Result<Vec<VerifiedEntry>, LedgerError> {
+        let mut results = self.append_each(envelopes, now, true)?;
+        results.drain(..).collect::<Result<Vec<_>, _>>().map_err(LedgerError::from)
+    }
+
+    /// Group commit: appends, in order, every statement the chain rules
+    /// accept, in one atomic, durable write. A refused statement takes no
+    /// index and is answered in its place; the others do not depend on it.
+    pub fn append_group(
+        &self,
+        envelopes: Vec<Envelope>,
+        now: u64,
+    ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
+        self.append_each(envelopes, now, false)
+    }
+
+    /// With `all_or_none`, the first refusal refuses the batch (and is the
+    /// only error returned); otherwise each refusal stands alone.
+    fn append_each(
+        &self,
+        envelopes: Vec<Envelope>,
+        now: u64,
+        all_or_none: bool,
+    ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
         let expected = self.store.head()?;
         let mut state = self.state()?;
         let mut prefix = StorePrefix { store: &self.store, pending: MemPrefix::default() };
+        let mut results = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());
         let mut writes = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let time = now.max(state.last_time);
             let (entry, bytes) = UnverifiedEntry::build(state.next_index, state.head, time, envelope);
+            match state.verify_next(entry, &prefix) {
+                Ok(v) => {
+                    writes.push(NewEntry { bytes, ..index_rows(&v) });
+                    prefix.pending.record(&v);
+                    state.advance(&v);
+                    verified.push(v);
+                    results.push(Ok(verified.len() - 1));
+                }
+                Err(e) if all_or_none => return Err(e.into()),
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if !verified.is_empty() {
+            let (policy_ref, policy) = state.policy().expect("a verified entry implies a policy");
+            let (nodes, frontier) = self.grow_tree(expected.as_ref(), &verified)?;
+            let checkpoint = self.sign_checkpoint(&frontier, policy.log())?;
+            let new_head = Head {
+                count: state.next_index,
+                hash: state.head,
+                last_time: state.last_time,
+                policy_index: policy_ref.index,
+            };
+            let append = Append { entries: &writes, nodes: &nodes, checkpoint: &checkpoint, head: &new_head };
+            self.store.append(expected.as_ref(), &append)?;
+        }
+        let mut verified: Vec<Option<VerifiedEntry>> = verified.into_iter().map(Some).collect();
+        Ok(results.into_iter().map(|r| r.map(|i| verified[i].take().expect("each once"))).collect())
+    }
+
+    /// Appends entries another copy of this ledger holds (a mirror's sync):
+    /// each is decoded strictly and verified against the chain as it stands,
+    /// the tree they grow must have exactly the root and size of
+    /// `checkpoint`, and the note must be signed by the log key of the policy
+    /// in force after them. Then entries, tree nodes and the note are written
+    /// in one atomic, durable write; on any failure nothing is.
+    pub fn append_replicated(&self, entries: &[Vec<u8>], checkpoint: &str) -> Result<SignedCheckpoint, LedgerError> {
+        let expected = self.store.head()?;
+        let mut state = self.state()?;
+        let mut prefix = StorePrefix { store: &self.store, pending: MemPrefix::default() };
+        let mut verified = Vec::with_capacity(entries.len());
+        let mut writes = Vec::with_capacity(entries.len());
+        for bytes in entries {
+            let index = state.next_index;
+            let entry = UnverifiedEntry::decode(bytes)
+                .map_err(|e| VerifyError::new(index, Failure::Invalid, format!("received entry: {e}")))?;
             let v = state.verify_next(entry, &prefix)?;
-            writes.push(NewEntry { bytes, ..index_rows(&v) });
+            writes.push(NewEntry { bytes: bytes.clone(), ..index_rows(&v) });
             prefix.pending.record(&v);
             state.advance(&v);
             verified.push(v);
         }
-        if verified.is_empty() {
-            return Ok(verified);
+        let (policy_ref, policy) = state.policy().ok_or(LedgerError::Empty)?;
+        let last = state.next_index.saturating_sub(1);
+        let signed = SignedCheckpoint::open(checkpoint, policy.log()).map_err(|e| {
+            VerifyError::new(last, Failure::Invalid, format!("received checkpoint: {e}"))
+        })?;
+        let (nodes, frontier) = self.grow_tree(expected.as_ref(), &verified)?;
+        if signed.checkpoint.size != frontier.size() || signed.checkpoint.root != frontier.root() {
+            return Err(VerifyError::new(
+                last,
+                Failure::Invalid,
+                format!(
+                    "the received checkpoint (size {}, root {}) does not match the entries received \
+                     (size {}, root {})",
+                    signed.checkpoint.size,
+                    base64_root(&signed.checkpoint.root),
+                    frontier.size(),
+                    base64_root(&frontier.root())
+                ),
+            )
+            .into());
         }
-        let (policy_ref, policy) = state.policy().expect("a verified entry implies a policy");
-        let new_head = Head {
-            count: state.next_index,
-            hash: state.head,
-            last_time: state.last_time,
-            policy_index: policy_ref.index,
-        };
-        let (nodes, checkpoint) = self.extend_tree(expected.as_ref(), &verified, policy.log())?;
-        let append = Append { entries: &writes, nodes: &nodes, checkpoint: &checkpoint, head: &new_head };
+        if verified.is_empty() {
+            return Ok(signed);
+        }
+        let new_head =
+            Head { count: state.next_index, hash: state.head, last_time: state.last_time, policy_index: policy_ref.index };
+        let append = Append { entries: &writes, nodes: &nodes, checkpoint, head: &new_head };
         self.store.append(expected.as_ref(), &append)?;
-        Ok(verified)
+        Ok(signed)
     }
 
-    /// The tree nodes `entries` complete and the checkpoint of the new tree,
-    /// signed with the log key. Refuses to sign unless the stored checkpoint
-    /// describes exactly the tree being extended, so no two checkpoints this
-    /// ledger signs can be inconsistent.
-    fn extend_tree(
+    /// The policy in force for the tree of the first `size` entries: that of
+    /// the newest policy entry below `size`.
+    pub fn policy_at(&self, size: u64) -> Result<Arc<Policy>, LedgerError> {
+        let index = self
+            .store
+            .policy_entries()?
+            .into_iter()
+            .rev()
+            .find(|&i| i < size)
+            .ok_or(LedgerError::Empty)?;
+        let Predicate::Policy(p) = &self.read(index)?.statement.predicate else {
+            return Err(StoreError::Corrupt(format!("the policy index names entry {index}, which is not a policy")).into());
+        };
+        let policy = Policy::from_predicate(p, &format!("entry {index}"))
+            .map_err(|e| VerifyError::new(index, Failure::Invalid, e.to_string()))?;
+        Ok(Arc::new(policy))
+    }
+
+    /// The tree nodes `entries` complete, and the frontier of the grown
+    /// tree. Refuses unless the stored checkpoint describes exactly the tree
+    /// being extended, so no two checkpoints this ledger holds can be
+    /// inconsistent.
+    fn grow_tree(
         &self,
         head: Option<&Head>,
         entries: &[VerifiedEntry],
-        log: &NoteVerifier,
-    ) -> Result<(Vec<NodeWrite>, String), LedgerError> {
-        let key = self.log_key.as_ref().ok_or(LedgerError::NoLogKey)?;
-        if key.public() != log.public {
-            return Err(LedgerError::LogKeyMismatch { have: key.id().to_string(), want: log.public.id().to_string() });
-        }
+    ) -> Result<(Vec<NodeWrite>, Frontier), LedgerError> {
         let size = head.map_or(0, |h| h.count);
         let mut frontier = Frontier::load(&self.nodes(), size)?;
         match (self.store.checkpoint()?, head) {
@@ -292,9 +389,17 @@ impl<S: Store> Ledger<S> {
         for v in entries {
             frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));
         }
+        Ok((nodes, frontier))
+    }
+
+    /// The checkpoint of the tree `frontier` describes, signed with the log key.
+    fn sign_checkpoint(&self, frontier: &Frontier, log: &NoteVerifier) -> Result<String, LedgerError> {
+        let key = self.log_key.as_ref().ok_or(LedgerError::NoLogKey)?;
+        if key.public() != log.public {
+            return Err(LedgerError::LogKeyMismatch { have: key.id().to_string(), want: log.public.id().to_string() });
+        }
         let checkpoint = Checkpoint { origin: log.name.clone(), size: frontier.size(), root: frontier.root() };
-        let note = note::sign_note(&checkpoint.to_text(), &log.name, key).map_err(LedgerError::Checkpoint)?;
-        Ok((nodes, note))
+        note::sign_note(&checkpoint.to_text(), &log.name, key).map_err(LedgerError::Checkpoint)
     }
 
     /// The latest checkpoint, its signature verified with the policy's log key.

@@ -5,6 +5,7 @@
 //! [`core`] (formats, no I/O) → [`policy`] → [`verify`] (the chain rules) →
 //! [`store`] (sled) → [`ledger`] (appends through the store) → the CLI.
 
+pub mod api;
 pub mod audit;
 pub mod bundle;
 pub mod core;
@@ -16,6 +17,9 @@ pub mod policy;
 pub mod proof;
 pub mod record;
 pub mod registry;
+pub mod remote;
+pub mod server;
+pub mod sync;
 pub mod store;
 pub mod tree;
 pub mod verify;

@@ -43,6 +43,19 @@ pub const ANNOTATION_ENTRY_INDEX: &str = "dev.provledger.entry.index";
 pub const ANNOTATION_ENTRY_HASH: &str = "dev.provledger.entry.hash";
 /// Artifact annotation naming the ledger (its genesis hash).
 pub const ANNOTATION_GENESIS: &str = "dev.provledger.genesis";
+/// `artifactType` of a ledger published to a registry (`sync --to oci://`).
+pub const LEDGER_ARTIFACT_TYPE: &str = "application/vnd.provledger.ledger.v1";
+/// Media type of each blob of a published ledger: entries in bundle frames.
+pub const LEDGER_ENTRIES: &str = "application/vnd.provledger.entries.v1";
+/// Manifest annotation of a published ledger: its signed checkpoint note.
+pub const ANNOTATION_CHECKPOINT: &str = "dev.provledger.checkpoint";
+/// Blob annotations: the index of the first entry, and how many it holds.
+pub const ANNOTATION_ENTRIES_START: &str = "dev.provledger.entries.start";
+pub const ANNOTATION_ENTRIES_COUNT: &str = "dev.provledger.entries.count";
+/// Largest blob of entries read.
+pub const MAX_LEDGER_BLOB_LEN: usize = 512 << 20;
+/// Most blobs one published ledger lists.
+pub const MAX_LEDGER_BLOBS: usize = 1 << 16;
 /// Largest manifest read.
 pub const MAX_MANIFEST_LEN: usize = 4 << 20;
 /// Largest image config read (for its platform).
@@ -148,6 +161,25 @@ pub struct FetchedLayer {
     /// Position among that artifact's layers.
     pub layer: usize,
     pub bytes: Vec<u8>,
+}
+
+/// A ledger as published in a registry: the checkpoint note (unverified)
+/// and the blobs of entries, in order.
+#[derive(Clone, Debug)]
+pub struct PublishedLedger {
+    pub manifest: Digest,
+    pub checkpoint: String,
+    pub genesis: String,
+    pub chunks: Vec<LedgerChunk>,
+}
+
+/// One blob of a published ledger: entries `start..start + count`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerChunk {
+    pub start: u64,
+    pub count: u64,
+    pub digest: Digest,
+    pub size: u64,
 }
 
 /// How an attached artifact is listed as a referrer of its subject.
@@ -424,6 +456,121 @@ impl Registry {
             }
             Ok(out)
         })
+    }
+
+    /// The ledger published under `image`'s tag, if any. The listing must
+    /// be contiguous from entry 0; the checkpoint is returned unverified.
+    pub fn published_ledger(&self, image: &ImageRef) -> Result<Option<PublishedLedger>, RegistryError> {
+        let tag = image.tag().unwrap_or("latest");
+        let m = match self.manifest(image, Target::Tag(tag)) {
+            Ok(m) => m,
+            Err(RegistryError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let what = format!("{}:{tag}", image.name());
+        if m.doc.artifact_type.as_deref() != Some(LEDGER_ARTIFACT_TYPE) {
+            return Err(protocol(&what, format!("not a published ledger (artifactType {:?})", m.doc.artifact_type)));
+        }
+        let annotation = |key: &str| {
+            m.doc.annotations.get(key).cloned().ok_or_else(|| protocol(&what, format!("manifest lacks annotation {key}")))
+        };
+        let checkpoint = annotation(ANNOTATION_CHECKPOINT)?;
+        let genesis = annotation(ANNOTATION_GENESIS)?;
+        let layers = m.doc.layers.as_deref().unwrap_or_default();
+        if layers.len() > MAX_LEDGER_BLOBS {
+            return Err(protocol(&what, format!("more than {MAX_LEDGER_BLOBS} blobs")));
+        }
+        let mut chunks = Vec::with_capacity(layers.len());
+        let mut next = 0u64;
+        for (i, l) in layers.iter().enumerate() {
+            let number = |key: &str| -> Result<u64, RegistryError> {
+                l.annotations
+                    .get(key)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| protocol(&what, format!("blob {i}: annotation {key} is missing or not a number")))
+            };
+            let (start, count) = (number(ANNOTATION_ENTRIES_START)?, number(ANNOTATION_ENTRIES_COUNT)?);
+            if l.media_type != LEDGER_ENTRIES || start != next || count == 0 {
+                return Err(protocol(&what, format!("blob {i} is not entries {next}.. (it says {start}, {count})")));
+            }
+            let digest = l.digest.parse().map_err(|e| protocol(&what, format!("blob {i}: {e}")))?;
+            chunks.push(LedgerChunk { start, count, digest, size: l.size });
+            next = start + count;
+        }
+        Ok(Some(PublishedLedger { manifest: m.digest, checkpoint, genesis, chunks }))
+    }
+
+    /// Pushes one blob of entries (`bytes`, framed) unless the repository has it.
+    pub fn push_ledger_blob(&self, image: &ImageRef, start: u64, count: u64, bytes: &[u8]) -> Result<LedgerChunk, RegistryError> {
+        self.block_on(self.push_blob(image, bytes))?;
+        Ok(LedgerChunk { start, count, digest: Digest::of(bytes), size: bytes.len() as u64 })
+    }
+
+    /// Publishes a ledger under `image`'s tag: one manifest listing `chunks`,
+    /// carrying the checkpoint note and the genesis hash.
+    pub fn push_ledger_manifest(
+        &self,
+        image: &ImageRef,
+        checkpoint: &str,
+        genesis: &str,
+        chunks: &[LedgerChunk],
+    ) -> Result<Digest, RegistryError> {
+        self.block_on(async {
+            self.push_blob(image, b"{}").await?;
+            let layers = chunks
+                .iter()
+                .map(|c| Descriptor {
+                    media_type: LEDGER_ENTRIES.to_string(),
+                    digest: c.digest.to_string(),
+                    size: c.size,
+                    annotations: [
+                        (ANNOTATION_ENTRIES_START.to_string(), c.start.to_string()),
+                        (ANNOTATION_ENTRIES_COUNT.to_string(), c.count.to_string()),
+                    ]
+                    .into(),
+                    ..Descriptor::default()
+                })
+                .collect();
+            let doc = ManifestDoc {
+                schema_version: 2,
+                media_type: Some(OCI_MANIFEST.to_string()),
+                artifact_type: Some(LEDGER_ARTIFACT_TYPE.to_string()),
+                config: Some(Descriptor {
+                    media_type: EMPTY_CONFIG.to_string(),
+                    digest: Digest::of(b"{}").to_string(),
+                    size: 2,
+                    ..Descriptor::default()
+                }),
+                layers: Some(layers),
+                annotations: [
+                    (ANNOTATION_CHECKPOINT.to_string(), checkpoint.to_string()),
+                    (ANNOTATION_GENESIS.to_string(), genesis.to_string()),
+                ]
+                .into(),
+                ..ManifestDoc::default()
+            };
+            let m = Manifest::written(doc);
+            self.push_manifest(image, Target::Tag(image.tag().unwrap_or("latest")), &m).await?;
+            Ok(m.digest)
+        })
+    }
+
+    /// Reads one blob of a published ledger, its size bounded and its hash checked.
+    pub fn ledger_chunk(&self, image: &ImageRef, chunk: &LedgerChunk) -> Result<Vec<u8>, RegistryError> {
+        let d = Descriptor {
+            media_type: LEDGER_ENTRIES.to_string(),
+            digest: chunk.digest.to_string(),
+            size: chunk.size,
+            ..Descriptor::default()
+        };
+        let bytes = self.block_on(self.pull_blob(image, &d, MAX_LEDGER_BLOB_LEN))?;
+        if Digest::of(&bytes) != chunk.digest {
+            return Err(RegistryError::DigestMismatch {
+                reference: format!("{}@{}", image.name(), chunk.digest),
+                detail: format!("the blob hashes to {}", Digest::of(&bytes)),
+            });
+        }
+        Ok(bytes)
     }
 
     // ------------------------------------------------------------ internals

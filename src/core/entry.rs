@@ -117,6 +117,18 @@ impl UnverifiedEntry {
         self.hash
     }
 
+    /// The canonical bytes again (those [`UnverifiedEntry::build`] returned
+    /// or [`UnverifiedEntry::decode`] accepted).
+    pub fn encode(&self) -> Vec<u8> {
+        encode_wire(&WireEntry {
+            index: self.index,
+            version: ENTRY_VERSION,
+            envelope: self.envelope.clone(),
+            prev_hash: self.prev_hash.as_bytes().to_vec(),
+            integrated_time: self.integrated_time,
+        })
+    }
+
     pub fn encoded_len(&self) -> usize {
         self.encoded_len
     }

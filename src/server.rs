@@ -1,0 +1,423 @@
+//! `provledger serve`: one ledger, many writers, over HTTP (API v1, see
+//! [`crate::api`]).
+//!
+//! Submissions are checked in the request handler first (size, JSON, DSSE
+//! limits, every signature against the policy in force, replay), so a flood
+//! of bad submissions costs handler time but never a place in the queue.
+//! What passes goes into one bounded queue; a single committer thread takes
+//! everything queued, runs each statement through the same chain rules as a
+//! local append ([`Ledger::append_group`]), and writes the accepted ones in
+//! one atomic, durable write: group commit. A submitter is answered only
+//! after that write is flushed, with the entry, the signed checkpoint that
+//! includes it and the inclusion proof.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{self, Ack, DecisionReply, DecisionRequest, EntryRefJson, Info, Proof, Refusal, SubjectEntry, Subjects};
+use crate::bundle;
+use crate::core::digest::Digest;
+use crate::core::dsse::Envelope;
+use crate::core::entry::envelope_fingerprint;
+use crate::core::keys::KeyId;
+use crate::core::statement::Predicate;
+use crate::gate::{self, Decision};
+use crate::ledger::{Ledger, LedgerError};
+use crate::policy::Policy;
+use crate::store::{SledStore, Store};
+use crate::verify::{self, Failure, VerifyError};
+
+/// Limits and sizes of a server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most submissions written in one group commit.
+    pub max_batch: usize,
+    /// Most submissions waiting for the committer; beyond it, 503.
+    pub queue: usize,
+    /// Longest a request may take, queueing included.
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub max_body: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { max_batch: 4096, queue: 16384, request_timeout: Duration::from_secs(30), max_body: api::MAX_BODY }
+    }
+}
+
+/// What the committer says of one submission.
+type Outcome = Result<Committed, Refused>;
+
+struct Job {
+    envelope: Envelope,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// A durably written entry and the checkpoint written with it.
+struct Committed {
+    index: u64,
+    hash: String,
+    bytes: Vec<u8>,
+    checkpoint: String,
+    size: u64,
+}
+
+struct Refused {
+    status: StatusCode,
+    refusal: Refusal,
+}
+
+impl Refused {
+    fn new(status: StatusCode, error: &str, reason: impl Into<String>, index: Option<u64>) -> Refused {
+        Refused { status, refusal: Refusal { error: error.into(), reason: reason.into(), index } }
+    }
+
+    fn verify(e: VerifyError) -> Refused {
+        let (status, error) = match e.failure {
+            Failure::Denied => (StatusCode::FORBIDDEN, "unauthorized"),
+            Failure::Invalid | Failure::Newer => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Failure::Io => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Refused::new(status, error, e.to_string(), Some(e.index))
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Refused {
+        Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), None)
+    }
+
+    fn malformed(reason: impl Into<String>) -> Refused {
+        Refused::new(StatusCode::BAD_REQUEST, "malformed", reason, None)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(self.refusal)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+impl From<LedgerError> for Refused {
+    fn from(e: LedgerError) -> Refused {
+        match e {
+            LedgerError::Verify(v) => Refused::verify(v),
+            other => Refused::internal(other),
+        }
+    }
+}
+
+struct Shared {
+    ledger: Arc<Ledger<SledStore>>,
+    queue: mpsc::Sender<Job>,
+    /// The policy in force, for the handlers' signature pre-check; the
+    /// committer replaces it after appending a policy entry.
+    policy: Arc<RwLock<Arc<Policy>>>,
+    timeout: Duration,
+}
+
+type AppState = Arc<Shared>;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Serves `ledger` on `listener` until SIGINT or SIGTERM, then drains: the
+/// queue is committed before the function returns.
+pub fn run(ledger: Ledger<SledStore>, listener: std::net::TcpListener, config: Config) -> std::io::Result<()> {
+    let ledger = Arc::new(ledger);
+    let (_, policy) = ledger.policy().map_err(std::io::Error::other)?;
+    let policy = Arc::new(RwLock::new(policy));
+    let (tx, rx) = mpsc::channel::<Job>(config.queue);
+    let committer = {
+        let ledger = ledger.clone();
+        let policy = policy.clone();
+        let max_batch = config.max_batch;
+        std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || commit_loop(&ledger, rx, &policy, max_batch))?
+    };
+    let state = Arc::new(Shared { ledger, queue: tx, policy, timeout: config.request_timeout });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let app = router(state, &config);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    });
+    // The router (and with it the queue's sender) is gone: the committer
+    // drains what is queued and stops.
+    drop(runtime);
+    let _ = committer.join();
+    result
+}
+
+fn router(state: AppState, config: &Config) -> Router {
+    let p = api::PREFIX;
+    Router::new()
+        .route(&format!("{p}/info"), get(info))
+        .route(&format!("{p}/checkpoint"), get(checkpoint))
+        .route(&format!("{p}/entries"), post(submit).get(entries))
+        .route(&format!("{p}/proof/inclusion"), get(inclusion))
+        .route(&format!("{p}/proof/consistency"), get(consistency))
+        .route(&format!("{p}/subjects/{{digest}}"), get(subjects))
+        .route(&format!("{p}/decision"), post(decision))
+        .layer(DefaultBodyLimit::max(config.max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The committer: one group commit per turn, of everything queued.
+fn commit_loop(ledger: &Ledger<SledStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        // A submitter that gave up still has its statement written (a
+        // resubmission is then answered as a duplicate, naming the entry).
+        let envelopes: Vec<Envelope> = jobs.iter().map(|j| j.envelope.clone()).collect();
+        match ledger.append_group(envelopes, now()) {
+            Ok(results) => {
+                let note = ledger.store().checkpoint();
+                let size = ledger.store().head().map(|h| h.map_or(0, |h| h.count));
+                let new_policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
+                if new_policy && let Ok((_, p)) = ledger.policy() {
+                    *policy.write().expect("policy lock") = p;
+                }
+                for (job, r) in jobs.into_iter().zip(results) {
+                    let outcome = match (r, &note, &size) {
+                        (Ok(v), Ok(Some(note)), Ok(size)) => Ok(Committed {
+                            index: v.index(),
+                            hash: v.hash().to_string(),
+                            bytes: v.entry().encode(),
+                            checkpoint: note.clone(),
+                            size: *size,
+                        }),
+                        (Ok(_), _, _) => Err(Refused::internal("written, but the checkpoint could not be read back")),
+                        (Err(e), _, _) => Err(Refused::verify(e)),
+                    };
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let why = format!("nothing written: {e}");
+                for job in jobs {
+                    let _ = job.reply.send(Err(Refused::internal(&why)));
+                }
+            }
+        }
+    }
+}
+
+async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refused> {
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| Refused::malformed(format!("the body is not JSON: {e}")))?;
+    let envelope =
+        Envelope::from_json_value(value).map_err(|e| Refused::malformed(format!("not a DSSE envelope: {e}")))?;
+    envelope.check_limits().map_err(|e| Refused::malformed(e.to_string()))?;
+    let ledger = &s.ledger;
+    if let Some(index) = ledger.store().envelope_entry(&envelope_fingerprint(&envelope)).map_err(Refused::internal)? {
+        return Err(Refused::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            format!("the same signed statement is already entry {index}"),
+            Some(index),
+        ));
+    }
+    // Every signature is checked here, in parallel handlers, so that only
+    // statements signed by keys of the policy reach the committer.
+    let policy = s.policy.read().expect("policy lock").clone();
+    if let Err((failure, why)) = verify::envelope_signers(&policy, &envelope) {
+        let (status, error) = match failure {
+            Failure::Denied => (StatusCode::FORBIDDEN, "unauthorized"),
+            _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        };
+        return Err(Refused::new(status, error, why, None));
+    }
+    let (reply, answer) = oneshot::channel();
+    s.queue.try_send(Job { envelope, reply }).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the commit queue is full; retry after a second",
+            None,
+        ),
+        mpsc::error::TrySendError::Closed(_) => Refused::internal("the server is shutting down"),
+    })?;
+    let committed = tokio::time::timeout(s.timeout, answer)
+        .await
+        .map_err(|_| {
+            Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "not committed in time; resubmit the same statement to learn its fate",
+                None,
+            )
+        })?
+        .map_err(|_| Refused::internal("the committer stopped"))??;
+    let proof = ledger.inclusion_proof(committed.index, committed.size)?;
+    let ack = Ack {
+        index: committed.index,
+        hash: committed.hash,
+        entry: b64(&committed.bytes),
+        checkpoint: committed.checkpoint,
+        inclusion: proof.iter().map(|h| b64(h)).collect(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(ack)).into_response())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
+    Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
+}
+
+async fn info(State(s): State<AppState>) -> Result<axum::Json<Info>, Refused> {
+    let genesis = s.ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
+    let cp = s.ledger.checkpoint()?;
+    Ok(axum::Json(Info {
+        api: 1,
+        genesis,
+        log_verifier_key: cp.verifier.to_text(),
+        size: cp.checkpoint.size,
+    }))
+}
+
+async fn checkpoint(State(s): State<AppState>) -> Result<Response, Refused> {
+    let note = s.ledger.store().checkpoint().map_err(Refused::internal)?.ok_or_else(|| Refused::internal("empty"))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+#[derive(Deserialize)]
+struct Range {
+    start: u64,
+    end: Option<u64>,
+}
+
+async fn entries(State(s): State<AppState>, Query(r): Query<Range>) -> Result<Response, Refused> {
+    let size = size(&s.ledger)?;
+    let end = r.end.unwrap_or(u64::MAX).min(size).min(r.start.saturating_add(api::MAX_RANGE));
+    if r.start > end {
+        return Err(Refused::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("start {} is beyond the ledger's {size} entries", r.start),
+            None,
+        ));
+    }
+    let mut list = Vec::with_capacity((end - r.start) as usize);
+    for index in r.start..end {
+        let bytes = s
+            .ledger
+            .store()
+            .get(index)
+            .map_err(Refused::internal)?
+            .ok_or_else(|| Refused::internal(format!("entry {index} is missing")))?;
+        list.push(bytes);
+    }
+    let body = bundle::encode_frames(list.iter().map(|b| b.as_slice()));
+    Ok(([(header::CONTENT_TYPE, api::ENTRIES_MEDIA_TYPE)], body).into_response())
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(State(s): State<AppState>, Query(q): Query<InclusionQuery>) -> Result<axum::Json<Proof>, Refused> {
+    let proof = s.ledger.inclusion_proof(q.index, q.size).map_err(out_of_range)?;
+    Ok(axum::Json(Proof { hashes: proof.iter().map(|h| b64(h)).collect() }))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+async fn consistency(
+    State(s): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<axum::Json<Proof>, Refused> {
+    let proof = s.ledger.consistency_proof(q.from, q.to).map_err(out_of_range)?;
+    Ok(axum::Json(Proof { hashes: proof.iter().map(|h| b64(h)).collect() }))
+}
+
+fn out_of_range(e: LedgerError) -> Refused {
+    match e {
+        LedgerError::Tree(t) => Refused::new(StatusCode::NOT_FOUND, "not_found", t.to_string(), None),
+        other => other.into(),
+    }
+}
+
+async fn subjects(State(s): State<AppState>, Path(digest): Path<String>) -> Result<axum::Json<Subjects>, Refused> {
+    let d: Digest = digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
+    let mut entries = Vec::new();
+    for index in s.ledger.store().entries_for_subject(&d).map_err(Refused::internal)? {
+        let e = s.ledger.read(index)?;
+        let kind = match e.statement.predicate {
+            Predicate::Build(_) => "build",
+            Predicate::Validation(_) => "validation",
+            Predicate::Promotion(_) => "promotion",
+            Predicate::Policy(_) => "policy",
+        };
+        entries.push(SubjectEntry { index, hash: e.entry.hash().to_string(), kind: kind.into() });
+    }
+    Ok(axum::Json(Subjects { digest: d.to_string(), entries }))
+}
+
+async fn decision(
+    State(s): State<AppState>,
+    axum::Json(q): axum::Json<DecisionRequest>,
+) -> Result<axum::Json<DecisionReply>, Refused> {
+    let digest: Digest = q.digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
+    let promoter = KeyId::parse(&q.promoter).map_err(|e| Refused::malformed(format!("promoter: {e}")))?;
+    let request = gate::Request { digest: Some(digest), to: &q.to, promoter };
+    let r = |e: &crate::core::statement::EntryRef| EntryRefJson { index: e.index, hash: e.hash.to_string() };
+    Ok(axum::Json(match s.ledger.decide(&request)? {
+        Decision::Allow(a) => DecisionReply {
+            allowed: true,
+            reasons: Vec::new(),
+            build: Some(r(&a.build)),
+            validations: a.validations.iter().map(r).collect(),
+        },
+        Decision::Deny(reasons) => DecisionReply { allowed: false, reasons, build: None, validations: Vec::new() },
+    }))
+}
+
+/// The address a server listens on, as printed for scripts.
+pub fn describe(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}

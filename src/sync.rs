@@ -1,0 +1,429 @@
+//! Mirrors: pulling a ledger's new entries from another copy, and publishing
+//! a ledger to an OCI registry.
+//!
+//! A mirror trusts only what it holds (its last verified checkpoint) and the
+//! genesis hash it was started from. From a source it takes the latest
+//! signed checkpoint; where the source serves them, a consistency proof from
+//! the mirror's tree to that checkpoint is checked before any entry is
+//! fetched. Then the new entries are verified as a chain extending the
+//! mirror's, the tree they grow must have the checkpoint's root, and the
+//! checkpoint must be signed by the log key of the policy in force. Only
+//! then is anything written, in one atomic write. A source whose history is
+//! not an extension of the mirror's (a fork) is refused, the mirror left
+//! untouched, and the source's signed checkpoint saved as evidence.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::json;
+use thiserror::Error;
+
+use crate::bundle;
+use crate::core::hash::EntryHash;
+use crate::core::image_ref::ImageRef;
+use crate::core::note::{Checkpoint, MAX_NOTE_SIZE};
+use crate::ledger::{Ledger, LedgerError, SignedCheckpoint};
+use crate::registry::{LedgerChunk, PublishedLedger, Registry, RegistryError};
+use crate::remote::{Client, RemoteError};
+use crate::store::{SledStore, Store};
+use crate::tree::{self, Hash};
+
+/// Entries per blob of a published ledger. Blob boundaries are fixed, so a
+/// full blob, once pushed, is reused by every later publication.
+pub const CHUNK_ENTRIES: u64 = 1024;
+/// Entries fetched per request.
+const PAGE: u64 = 1024;
+
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// The source could not be read.
+    #[error("{0}")]
+    Source(String),
+    /// The source's history is not an extension of ours.
+    #[error("fork: {reason}")]
+    Fork { reason: String, evidence: Option<PathBuf> },
+    /// The source's answer does not verify (not a fork signed by the log).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the mirror is empty: the first sync needs the genesis hash to trust (--genesis)")]
+    NeedGenesis,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<RemoteError> for SyncError {
+    fn from(e: RemoteError) -> SyncError {
+        match e {
+            RemoteError::Forged { .. } => SyncError::Invalid(e.to_string()),
+            other => SyncError::Source(other.to_string()),
+        }
+    }
+}
+
+impl From<RegistryError> for SyncError {
+    fn from(e: RegistryError) -> SyncError {
+        match e {
+            RegistryError::DigestMismatch { .. } => SyncError::Invalid(e.to_string()),
+            other => SyncError::Source(other.to_string()),
+        }
+    }
+}
+
+/// Another copy of a ledger.
+pub trait Source {
+    fn describe(&self) -> String;
+    /// The latest signed checkpoint note (verified by the caller).
+    fn checkpoint(&mut self) -> Result<String, SyncError>;
+    /// A consistency proof between two sizes, where the source serves them.
+    fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError>;
+    /// Entries from `start`, at most up to `end`; at least one if `start < end`.
+    fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError>;
+}
+
+/// A ledger server.
+pub struct ServerSource(pub Client);
+
+impl Source for ServerSource {
+    fn describe(&self) -> String {
+        self.0.url().to_string()
+    }
+    fn checkpoint(&mut self) -> Result<String, SyncError> {
+        Ok(self.0.checkpoint()?)
+    }
+    fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError> {
+        Ok(Some(self.0.consistency(from, to)?))
+    }
+    fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        Ok(self.0.entries(start, end)?)
+    }
+}
+
+/// Another ledger directory on this machine.
+pub struct DirSource {
+    path: PathBuf,
+    ledger: Ledger<SledStore>,
+}
+
+impl DirSource {
+    pub fn open(path: &Path, lock_wait: std::time::Duration) -> Result<DirSource, SyncError> {
+        let store = SledStore::open(path, lock_wait).map_err(|e| SyncError::Source(e.to_string()))?;
+        Ok(DirSource { path: path.to_path_buf(), ledger: Ledger::new(store) })
+    }
+}
+
+impl Source for DirSource {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn checkpoint(&mut self) -> Result<String, SyncError> {
+        self.ledger.store().checkpoint()?.ok_or_else(|| SyncError::Source(format!("{}: no checkpoint", self.describe())))
+    }
+    fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError> {
+        Ok(Some(self.ledger.consistency_proof(from, to)?))
+    }
+    fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mut out = Vec::new();
+        for item in self.ledger.store().entries_from(start).take(end.saturating_sub(start).min(PAGE) as usize) {
+            out.push(item.map_err(LedgerError::from)?.1);
+        }
+        Ok(out)
+    }
+}
+
+impl From<crate::store::StoreError> for SyncError {
+    fn from(e: crate::store::StoreError) -> SyncError {
+        SyncError::Ledger(e.into())
+    }
+}
+
+/// A ledger published to an OCI registry by [`publish`].
+pub struct OciSource {
+    registry: Registry,
+    image: ImageRef,
+    published: PublishedLedger,
+    /// The last blob read, decoded.
+    cached: Option<(u64, Vec<Vec<u8>>)>,
+}
+
+impl OciSource {
+    pub fn open(registry: Registry, image: ImageRef) -> Result<OciSource, SyncError> {
+        let published = registry
+            .published_ledger(&image)?
+            .ok_or_else(|| SyncError::Source(format!("no ledger is published at {image}")))?;
+        Ok(OciSource { registry, image, published, cached: None })
+    }
+}
+
+impl Source for OciSource {
+    fn describe(&self) -> String {
+        format!("oci://{}", self.image)
+    }
+    fn checkpoint(&mut self) -> Result<String, SyncError> {
+        Ok(self.published.checkpoint.clone())
+    }
+    fn consistency(&mut self, _: u64, _: u64) -> Result<Option<Vec<Hash>>, SyncError> {
+        Ok(None)
+    }
+    fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        let chunk = self
+            .published
+            .chunks
+            .iter()
+            .find(|c| c.start <= start && start < c.start + c.count)
+            .cloned()
+            .ok_or_else(|| SyncError::Invalid(format!("{}: no blob holds entry {start}", self.describe())))?;
+        if self.cached.as_ref().is_none_or(|(s, _)| *s != chunk.start) {
+            let bytes = self.registry.ledger_chunk(&self.image, &chunk)?;
+            let entries = bundle::decode_frames(&bytes, chunk.count as usize)
+                .map_err(|e| SyncError::Invalid(format!("{}: blob {}: {e}", self.describe(), chunk.digest)))?;
+            if entries.len() as u64 != chunk.count {
+                return Err(SyncError::Invalid(format!(
+                    "{}: blob {} holds {} entries, its listing says {}",
+                    self.describe(),
+                    chunk.digest,
+                    entries.len(),
+                    chunk.count
+                )));
+            }
+            self.cached = Some((chunk.start, entries));
+        }
+        let (s, entries) = self.cached.as_ref().expect("cached");
+        let from = (start - s) as usize;
+        let to = (end.min(s + entries.len() as u64) - s) as usize;
+        Ok(entries[from..to].to_vec())
+    }
+}
+
+/// What a sync did.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    pub source: String,
+    /// Size of the mirror before and after.
+    pub from: u64,
+    pub to: u64,
+    /// The checkpoint the mirror now holds (or the source's, when it is behind).
+    pub checkpoint: SignedCheckpoint,
+    /// The source is behind the mirror (a prefix of it): nothing to fetch.
+    pub source_behind: bool,
+}
+
+fn b64(h: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// Pulls what `source` has beyond the mirror, verified (see the module
+/// documentation). `genesis` must be given for an empty mirror and, when
+/// given, must be the mirror's. Fork evidence goes into `evidence_dir`.
+pub fn pull<S: Store>(
+    mirror: &Ledger<S>,
+    source: &mut dyn Source,
+    genesis: Option<&EntryHash>,
+    evidence_dir: &Path,
+) -> Result<SyncReport, SyncError> {
+    let describe = source.describe();
+    let note = source.checkpoint()?;
+    if note.len() > MAX_NOTE_SIZE {
+        return Err(SyncError::Invalid(format!("{describe}: checkpoint larger than {MAX_NOTE_SIZE} bytes")));
+    }
+    let remote = Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t))
+        .map_err(|e| SyncError::Invalid(format!("{describe}: checkpoint: {e}")))?;
+    let head = mirror.store().head()?;
+    let ours = head.as_ref().map_or(0, |h| h.count);
+    let fork = |reason: String, size_policy: Option<u64>| -> SyncError {
+        // Only a checkpoint the log key signed is evidence against the log.
+        let signed = size_policy
+            .and_then(|s| mirror.policy_at(s).ok())
+            .is_some_and(|p| SignedCheckpoint::open(&note, p.log()).is_ok());
+        if !signed {
+            return SyncError::Invalid(format!("{describe}: {reason}; its checkpoint is not signed by the log key"));
+        }
+        let evidence = save_evidence(mirror, evidence_dir, &describe, &note, &reason).ok();
+        SyncError::Fork { reason: format!("{describe}: {reason}"), evidence }
+    };
+    match head {
+        None => {
+            let genesis = genesis.ok_or(SyncError::NeedGenesis)?;
+            let entries = fetch(source, 0, remote.size)?;
+            let first = entries.first().ok_or_else(|| SyncError::Invalid(format!("{describe}: empty ledger")))?;
+            let got = crate::core::entry::entry_hash(first);
+            if got != *genesis {
+                return Err(SyncError::Invalid(format!(
+                    "{describe}: entry 0 hashes to {got}, not the genesis {genesis} given"
+                )));
+            }
+            let checkpoint = mirror.append_replicated(&entries, &note).map_err(replica_failure)?;
+            Ok(SyncReport { source: describe, from: 0, to: remote.size, checkpoint, source_behind: false })
+        }
+        Some(_) => {
+            if let Some(g) = genesis
+                && mirror.genesis_hash()?.as_ref() != Some(g)
+            {
+                return Err(SyncError::Invalid(format!("the mirror's genesis is not {g}")));
+            }
+            let local = mirror.checkpoint()?;
+            if remote.size <= ours {
+                let policy = mirror.policy_at(remote.size)?;
+                let signed = SignedCheckpoint::open(&note, policy.log())
+                    .map_err(|e| SyncError::Invalid(format!("{describe}: checkpoint: {e}")))?;
+                if mirror.root_at(remote.size)? != remote.root {
+                    return Err(fork(
+                        format!(
+                            "its checkpoint of size {} has root {}, ours at that size is {}",
+                            remote.size,
+                            b64(&remote.root),
+                            b64(&mirror.root_at(remote.size)?)
+                        ),
+                        Some(remote.size),
+                    ));
+                }
+                let behind = remote.size < ours;
+                let checkpoint = if behind { signed } else { local };
+                return Ok(SyncReport { source: describe, from: ours, to: ours, checkpoint, source_behind: behind });
+            }
+            if let Some(proof) = source.consistency(ours, remote.size)?
+                && let Err(e) =
+                    tree::verify_consistency(ours, remote.size, &proof, &local.checkpoint.root, &remote.root)
+            {
+                return Err(fork(
+                    format!("its checkpoint of size {} is not consistent with ours of size {ours}: {e}", remote.size),
+                    Some(ours),
+                ));
+            }
+            let entries = fetch(source, ours, remote.size)?;
+            match mirror.append_replicated(&entries, &note) {
+                Ok(checkpoint) => {
+                    Ok(SyncReport { source: describe, from: ours, to: remote.size, checkpoint, source_behind: false })
+                }
+                // Entries that do not extend our chain, or a tree whose root
+                // is not the signed one: a fork if the log signed it.
+                Err(LedgerError::Verify(v)) => Err(fork(format!("entries do not extend ours: {v}"), Some(ours))),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn replica_failure(e: LedgerError) -> SyncError {
+    match e {
+        LedgerError::Verify(v) => SyncError::Invalid(v.to_string()),
+        other => other.into(),
+    }
+}
+
+/// Entries `start..end` from `source`, page by page.
+fn fetch(source: &mut dyn Source, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+    let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 20) as usize);
+    let mut next = start;
+    while next < end {
+        let page = source.entries(next, end.min(next + PAGE))?;
+        if page.is_empty() {
+            return Err(SyncError::Invalid(format!(
+                "{}: its checkpoint names {end} entries, it serves none from {next}",
+                source.describe()
+            )));
+        }
+        next += page.len() as u64;
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Writes the conflicting checkpoint, with ours and why, to
+/// `dir/fork-<unix time>-<size>.json` (atomically).
+fn save_evidence<S: Store>(
+    mirror: &Ledger<S>,
+    dir: &Path,
+    source: &str,
+    note: &str,
+    reason: &str,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let ours = mirror.store().checkpoint().ok().flatten().unwrap_or_default();
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let doc = json!({
+        "source": source,
+        "reason": reason,
+        "time": time,
+        "their_checkpoint": note,
+        "our_checkpoint": ours,
+    });
+    let size = Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t)).map_or(0, |c| c.size);
+    let path = dir.join(format!("fork-{time}-{size}.json"));
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// What a publication did.
+#[derive(Clone, Debug)]
+pub struct PublishReport {
+    pub manifest: crate::core::digest::Digest,
+    pub size: u64,
+    /// Blobs pushed by this publication, and blobs in all.
+    pub pushed: usize,
+    pub blobs: usize,
+}
+
+/// Publishes `ledger` to `image`'s tag in a registry. Refuses to replace a
+/// published ledger that is not a prefix of ours: a longer one (pull it
+/// first), another genesis, or a fork (evidence saved in `evidence_dir`).
+pub fn publish<S: Store>(
+    ledger: &Ledger<S>,
+    registry: &Registry,
+    image: &ImageRef,
+    evidence_dir: &Path,
+) -> Result<PublishReport, SyncError> {
+    let cp = ledger.checkpoint()?;
+    let size = cp.checkpoint.size;
+    let genesis = ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
+    let existing = registry.published_ledger(image)?;
+    let mut reuse: Vec<LedgerChunk> = Vec::new();
+    if let Some(p) = &existing {
+        if p.genesis != genesis {
+            return Err(SyncError::Invalid(format!(
+                "oci://{image} holds the ledger of genesis {}, not ours ({genesis})",
+                p.genesis
+            )));
+        }
+        let theirs = Checkpoint::parse(p.checkpoint.split_once("\n\n").map_or("", |(t, _)| t))
+            .map_err(|e| SyncError::Invalid(format!("oci://{image}: checkpoint: {e}")))?;
+        if theirs.size > size {
+            return Err(SyncError::Source(format!(
+                "oci://{image} holds {} entries, more than our {size}: pull them first (sync --from)",
+                theirs.size
+            )));
+        }
+        if ledger.root_at(theirs.size)? != theirs.root {
+            let policy = ledger.policy_at(theirs.size)?;
+            let reason = format!("its checkpoint of size {} is not a prefix of ours", theirs.size);
+            if SignedCheckpoint::open(&p.checkpoint, policy.log()).is_err() {
+                return Err(SyncError::Invalid(format!("oci://{image}: {reason}, and not signed by the log key")));
+            }
+            let evidence = save_evidence(ledger, evidence_dir, &format!("oci://{image}"), &p.checkpoint, &reason).ok();
+            return Err(SyncError::Fork { reason: format!("oci://{image}: {reason}"), evidence });
+        }
+        reuse = p.chunks.clone();
+    }
+    let mut chunks = Vec::new();
+    let mut pushed = 0;
+    let mut start = 0;
+    while start < size {
+        let count = CHUNK_ENTRIES.min(size - start);
+        if let Some(c) = reuse.iter().find(|c| c.start == start && c.count == count) {
+            chunks.push(c.clone());
+        } else {
+            let mut entries = Vec::with_capacity(count as usize);
+            for item in ledger.store().entries_from(start).take(count as usize) {
+                entries.push(item.map_err(LedgerError::from)?.1);
+            }
+            let bytes = bundle::encode_frames(entries.iter().map(|e| e.as_slice()));
+            chunks.push(registry.push_ledger_blob(image, start, count, &bytes)?);
+            pushed += 1;
+        }
+        start += count;
+    }
+    let manifest = registry.push_ledger_manifest(image, &cp.note, &genesis, &chunks)?;
+    Ok(PublishReport { manifest, size, pushed, blobs: chunks.len() })
+}
