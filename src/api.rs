@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const PREFIX: &str = "/v1";
 /// Largest request body: one DSSE envelope (payload limit, base64, signatures).
 pub const MAX_BODY: usize = 2 << 20;
+/// Most statements in one all-or-none batch.
+pub const MAX_BATCH: usize = 256;
 /// Most entries one range request returns.
 pub const MAX_RANGE: u64 = 1024;
 /// Media type of a range of entries: bundle frames ([`crate::bundle::encode_frames`]).

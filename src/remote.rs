@@ -177,6 +177,23 @@ impl Client {
         }
     }
 
+    /// Submits statements to be appended all or none, and verifies each
+    /// acknowledgement against `log`.
+    pub fn append_batch(&self, envelopes: &[Envelope], log: &NoteVerifier) -> Result<Vec<Appended>, RemoteError> {
+        let list: Vec<serde_json::Value> = envelopes.iter().map(|e| e.to_json_value()).collect();
+        let body = serde_json::to_vec(&list).expect("json");
+        let r =
+            self.agent.post(&self.path("/entries/batch")).header("Content-Type", "application/json").send(&body[..]);
+        let acks: Vec<Ack> = self.json(&self.read(r, MAX_JSON * 64)?)?;
+        if acks.len() != envelopes.len() {
+            return Err(RemoteError::Forged {
+                url: self.base.clone(),
+                reason: format!("{} statements submitted, {} acknowledged", envelopes.len(), acks.len()),
+            });
+        }
+        acks.iter().zip(envelopes).map(|(a, e)| verify_ack(&self.base, a, e, log)).collect()
+    }
+
     /// Fetches entry `index` with its inclusion proof in the latest checkpoint.
     pub fn prove_present(&self, index: u64, envelope: &Envelope, log: &NoteVerifier) -> Result<Appended, RemoteError> {
         let note = self.checkpoint()?;

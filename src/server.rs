@@ -36,7 +36,7 @@ use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
 use crate::store::{SledStore, Store};
-use crate::verify::{self, Failure, VerifyError};
+use crate::verify::{self, Failure, VerifiedEntry, VerifyError};
 
 /// Limits and sizes of a server.
 #[derive(Clone, Debug)]
@@ -60,9 +60,11 @@ impl Default for Config {
 /// What the committer says of one submission.
 type Outcome = Result<Committed, Refused>;
 
+/// One submission: a statement, or (`atomic`) statements appended all or none.
 struct Job {
-    envelope: Envelope,
-    reply: oneshot::Sender<Outcome>,
+    envelopes: Vec<Envelope>,
+    atomic: bool,
+    reply: oneshot::Sender<Vec<Outcome>>,
 }
 
 /// A durably written entry and the checkpoint written with it.
@@ -172,6 +174,7 @@ fn router(state: AppState, config: &Config) -> Router {
         .route(&format!("{p}/info"), get(info))
         .route(&format!("{p}/checkpoint"), get(checkpoint))
         .route(&format!("{p}/entries"), post(submit).get(entries))
+        .route(&format!("{p}/entries/batch"), post(submit_batch))
         .route(&format!("{p}/proof/inclusion"), get(inclusion))
         .route(&format!("{p}/proof/consistency"), get(consistency))
         .route(&format!("{p}/subjects/{{digest}}"), get(subjects))
@@ -192,60 +195,127 @@ async fn shutdown_signal() {
     }
 }
 
-/// The committer: one group commit per turn, of everything queued.
+/// The committer: one group commit per turn, of everything queued (an
+/// all-or-none batch is written on its own).
 fn commit_loop(ledger: &Ledger<SledStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < max {
+        let mut queued = first.envelopes.len();
+        let mut jobs = std::collections::VecDeque::from([first]);
+        while queued < max {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(j) => {
+                    queued += j.envelopes.len();
+                    jobs.push_back(j);
+                }
                 Err(_) => break,
             }
         }
-        // A submitter that gave up still has its statement written (a
-        // resubmission is then answered as a duplicate, naming the entry).
-        let envelopes: Vec<Envelope> = jobs.iter().map(|j| j.envelope.clone()).collect();
-        match ledger.append_group(envelopes, now()) {
-            Ok(results) => {
-                let note = ledger.store().checkpoint();
-                let size = ledger.store().head().map(|h| h.map_or(0, |h| h.count));
-                let new_policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
-                if new_policy && let Ok((_, p)) = ledger.policy() {
-                    *policy.write().expect("policy lock") = p;
-                }
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let outcome = match (r, &note, &size) {
-                        (Ok(v), Ok(Some(note)), Ok(size)) => Ok(Committed {
-                            index: v.index(),
-                            hash: v.hash().to_string(),
-                            bytes: v.entry().encode(),
-                            checkpoint: note.clone(),
-                            size: *size,
-                        }),
-                        (Ok(_), _, _) => Err(Refused::internal("written, but the checkpoint could not be read back")),
-                        (Err(e), _, _) => Err(Refused::verify(e)),
-                    };
-                    let _ = job.reply.send(outcome);
-                }
+        let mut new_policy = false;
+        while let Some(job) = jobs.pop_front() {
+            if job.atomic {
+                new_policy |= commit_atomic(ledger, job);
+                continue;
             }
-            Err(e) => {
-                let why = format!("nothing written: {e}");
-                for job in jobs {
-                    let _ = job.reply.send(Err(Refused::internal(&why)));
-                }
+            let mut group = vec![job];
+            while jobs.front().is_some_and(|j| !j.atomic) {
+                group.extend(jobs.pop_front());
             }
+            new_policy |= commit_group(ledger, group);
+        }
+        if new_policy && let Ok((_, p)) = ledger.policy() {
+            *policy.write().expect("policy lock") = p;
         }
     }
 }
 
-async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refused> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| Refused::malformed(format!("the body is not JSON: {e}")))?;
+/// The checkpoint note and size just written (only the committer writes).
+fn written(ledger: &Ledger<SledStore>) -> Result<(String, u64), Refused> {
+    let note = ledger.store().checkpoint().map_err(Refused::internal)?;
+    let size = ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count);
+    note.map(|n| (n, size)).ok_or_else(|| Refused::internal("written, but no checkpoint could be read back"))
+}
+
+fn committed(v: &VerifiedEntry, (note, size): &(String, u64)) -> Committed {
+    Committed {
+        index: v.index(),
+        hash: v.hash().to_string(),
+        bytes: v.entry().encode(),
+        checkpoint: note.clone(),
+        size: *size,
+    }
+}
+
+/// Single statements, each accepted or refused on its own, in one write.
+/// Returns whether a policy entry was appended.
+fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
+    // A submitter that gave up still has its statement written (a
+    // resubmission is then answered as a duplicate, naming the entry).
+    let envelopes: Vec<Envelope> = jobs.iter().flat_map(|j| j.envelopes.iter().cloned()).collect();
+    match ledger.append_group(envelopes, now()) {
+        Ok(results) => {
+            let note = written(ledger);
+            let policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
+            let mut results = results.into_iter();
+            for job in jobs {
+                let outcomes = results
+                    .by_ref()
+                    .take(job.envelopes.len())
+                    .map(|r| match (r, &note) {
+                        (Ok(v), Ok(n)) => Ok(committed(&v, n)),
+                        (Ok(_), Err(e)) => Err(Refused::new(e.status, &e.refusal.error, &e.refusal.reason, None)),
+                        (Err(e), _) => Err(Refused::verify(e)),
+                    })
+                    .collect();
+                let _ = job.reply.send(outcomes);
+            }
+            policy
+        }
+        Err(e) => {
+            let why = format!("nothing written: {e}");
+            for job in jobs {
+                let _ = job.reply.send(job.envelopes.iter().map(|_| Err(Refused::internal(&why))).collect());
+            }
+            false
+        }
+    }
+}
+
+/// Statements appended all or none, in one write of their own.
+fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
+    let n = job.envelopes.len();
+    let mut policy = false;
+    let outcomes: Vec<Outcome> = match ledger.append_batch(job.envelopes, now()) {
+        Ok(vs) => {
+            policy = vs.iter().any(|v| v.new_policy().is_some());
+            match written(ledger) {
+                Ok(w) => vs.iter().map(|v| Ok(committed(v, &w))).collect(),
+                Err(e) => {
+                    (0..n).map(|_| Err(Refused::new(e.status, &e.refusal.error, &e.refusal.reason, None))).collect()
+                }
+            }
+        }
+        Err(LedgerError::Verify(v)) => {
+            let r = Refused::verify(v);
+            (0..n).map(|_| Err(Refused::new(r.status, &r.refusal.error, &r.refusal.reason, r.refusal.index))).collect()
+        }
+        Err(e) => {
+            let why = format!("nothing written: {e}");
+            (0..n).map(|_| Err(Refused::internal(&why))).collect()
+        }
+    };
+    let _ = job.reply.send(outcomes);
+    policy
+}
+
+/// Parses and pre-checks one submitted envelope: limits, replay, and every
+/// signature against the policy in force. Runs in the handler, so that only
+/// statements signed by keys of the policy reach the committer.
+fn precheck(s: &Shared, value: serde_json::Value) -> Result<Envelope, Refused> {
     let envelope =
         Envelope::from_json_value(value).map_err(|e| Refused::malformed(format!("not a DSSE envelope: {e}")))?;
     envelope.check_limits().map_err(|e| Refused::malformed(e.to_string()))?;
-    let ledger = &s.ledger;
-    if let Some(index) = ledger.store().envelope_entry(&envelope_fingerprint(&envelope)).map_err(Refused::internal)? {
+    let fp = envelope_fingerprint(&envelope);
+    if let Some(index) = s.ledger.store().envelope_entry(&fp).map_err(Refused::internal)? {
         return Err(Refused::new(
             StatusCode::CONFLICT,
             "duplicate",
@@ -253,8 +323,6 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refu
             Some(index),
         ));
     }
-    // Every signature is checked here, in parallel handlers, so that only
-    // statements signed by keys of the policy reach the committer.
     let policy = s.policy.read().expect("policy lock").clone();
     if let Err((failure, why)) = verify::envelope_signers(&policy, &envelope) {
         let (status, error) = match failure {
@@ -263,8 +331,13 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refu
         };
         return Err(Refused::new(status, error, why, None));
     }
+    Ok(envelope)
+}
+
+/// Queues a job and waits for the committer's answer.
+async fn enqueue(s: &Shared, envelopes: Vec<Envelope>, atomic: bool) -> Result<Vec<Ack>, Refused> {
     let (reply, answer) = oneshot::channel();
-    s.queue.try_send(Job { envelope, reply }).map_err(|e| match e {
+    s.queue.try_send(Job { envelopes, atomic, reply }).map_err(|e| match e {
         mpsc::error::TrySendError::Full(_) => Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -273,7 +346,7 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refu
         ),
         mpsc::error::TrySendError::Closed(_) => Refused::internal("the server is shutting down"),
     })?;
-    let committed = tokio::time::timeout(s.timeout, answer)
+    let outcomes = tokio::time::timeout(s.timeout, answer)
         .await
         .map_err(|_| {
             Refused::new(
@@ -283,16 +356,43 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refu
                 None,
             )
         })?
-        .map_err(|_| Refused::internal("the committer stopped"))??;
-    let proof = ledger.inclusion_proof(committed.index, committed.size)?;
-    let ack = Ack {
-        index: committed.index,
-        hash: committed.hash,
-        entry: b64(&committed.bytes),
-        checkpoint: committed.checkpoint,
-        inclusion: proof.iter().map(|h| b64(h)).collect(),
-    };
+        .map_err(|_| Refused::internal("the committer stopped"))?;
+    let mut acks = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        let c = o?;
+        let proof = s.ledger.inclusion_proof(c.index, c.size)?;
+        acks.push(Ack {
+            index: c.index,
+            hash: c.hash,
+            entry: b64(&c.bytes),
+            checkpoint: c.checkpoint,
+            inclusion: proof.iter().map(|h| b64(h)).collect(),
+        });
+    }
+    Ok(acks)
+}
+
+fn parse_body(body: &[u8]) -> Result<serde_json::Value, Refused> {
+    serde_json::from_slice(body).map_err(|e| Refused::malformed(format!("the body is not JSON: {e}")))
+}
+
+async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refused> {
+    let envelope = precheck(&s, parse_body(&body)?)?;
+    let ack = enqueue(&s, vec![envelope], false).await?.pop().expect("one outcome per statement");
     Ok((StatusCode::CREATED, axum::Json(ack)).into_response())
+}
+
+/// Statements appended all or none (a release promotion).
+async fn submit_batch(State(s): State<AppState>, body: Bytes) -> Result<Response, Refused> {
+    let serde_json::Value::Array(items) = parse_body(&body)? else {
+        return Err(Refused::malformed("expected a JSON array of DSSE envelopes"));
+    };
+    if items.is_empty() || items.len() > api::MAX_BATCH {
+        return Err(Refused::malformed(format!("a batch holds 1 to {} statements", api::MAX_BATCH)));
+    }
+    let envelopes = items.into_iter().map(|v| precheck(&s, v)).collect::<Result<Vec<_>, _>>()?;
+    let acks = enqueue(&s, envelopes, true).await?;
+    Ok((StatusCode::CREATED, axum::Json(acks)).into_response())
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -6,7 +6,9 @@ use provledger::keyfile::KeyFileError;
 use provledger::ledger::LedgerError;
 use provledger::policy::PolicyError;
 use provledger::registry::{INSECURE_ENV, PASSWORD_ENV, RegistryError, USERNAME_ENV};
+use provledger::remote::RemoteError;
 use provledger::store::StoreError;
+use provledger::sync::SyncError;
 use provledger::verify::{Failure, VerifyError};
 
 /// Exit codes, part of the command-line contract.
@@ -187,6 +189,49 @@ impl From<RegistryError> for CliError {
             )),
             RegistryError::DigestMismatch { .. } => CliError::new(Code::Verification, e.to_string()),
             RegistryError::NotFound { .. } | RegistryError::Protocol { .. } => CliError::operational(e.to_string()),
+        }
+    }
+}
+
+impl From<RemoteError> for CliError {
+    fn from(e: RemoteError) -> Self {
+        match &e {
+            // The server's chain rules refused the statement as the policy's
+            // (unknown key, wrong role, the promotion gate): a denial.
+            RemoteError::Refused { status: 403, refusal, .. } => {
+                CliError { index: refusal.index, ..CliError::denied(format!("refused: {e}")) }
+            }
+            RemoteError::Refused { refusal, .. } => {
+                CliError { index: refusal.index, ..CliError::operational(format!("refused: {e}")) }
+            }
+            RemoteError::Forged { .. } => CliError::new(Code::Verification, e.to_string()),
+            RemoteError::Unreachable { url, .. } => CliError::operational(e.to_string())
+                .hint(format!("check that `provledger serve` runs at {url} ($PROVLEDGER_SERVER, --server)")),
+            RemoteError::Protocol { .. } => CliError::operational(e.to_string()),
+        }
+    }
+}
+
+impl From<SyncError> for CliError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Fork { reason, evidence } => {
+                let err = CliError::new(
+                    Code::Verification,
+                    format!("refused: the source's history forks from ours: {reason}; nothing was written"),
+                );
+                match evidence {
+                    Some(p) => err.hint(format!("its signed checkpoint is kept as evidence in {}", p.display())),
+                    None => err,
+                }
+            }
+            SyncError::Invalid(why) => {
+                CliError::new(Code::Verification, format!("refused: {why}; nothing was written"))
+            }
+            SyncError::NeedGenesis => CliError::operational(e.to_string())
+                .hint("pass the genesis hash you trust (from `provledger init` or the ledger's operator)"),
+            SyncError::Source(why) => CliError::operational(why),
+            SyncError::Ledger(l) => CliError::from_verify(l),
         }
     }
 }

@@ -30,6 +30,9 @@ use provledger::policy::{default_origin, parse_policy_toml};
 use provledger::proof::{self, PromotionProof};
 use provledger::record::{self, BuildInput, PromotionInput, ValidationInput};
 use provledger::registry::{self, Registry, Target};
+use provledger::remote::Client;
+use provledger::server;
+use provledger::sync;
 use provledger::store::{SledStore, Store as _};
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
 
@@ -64,6 +67,20 @@ pub struct Cli {
     /// Seconds to wait for a registry to connect, and for each read
     #[arg(long, global = true, default_value_t = 30)]
     registry_timeout: u64,
+    /// Use the ledger served at URL (`provledger serve`) in place of a local one: statements are
+    /// signed here and submitted; reads run on a verified local mirror of it
+    #[arg(long, global = true, env = "PROVLEDGER_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// With --server: the local mirror's directory [default: ~/.cache/provledger/mirrors/<url hash>]
+    #[arg(long, global = true, env = "PROVLEDGER_MIRROR", value_name = "DIR")]
+    mirror: Option<PathBuf>,
+    /// With --server: the genesis hash to trust when the mirror is first filled [default: the
+    /// server's, trusted on first use, with a warning]
+    #[arg(long, global = true, env = "PROVLEDGER_SERVER_GENESIS", value_name = "HASH")]
+    server_genesis: Option<String>,
+    /// With --server: seconds to wait for each request to the server
+    #[arg(long, global = true, default_value_t = 60)]
+    server_timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -194,6 +211,37 @@ enum Command {
         #[arg(long)]
         env: String,
     },
+    /// Serve this ledger over HTTP (API v1) to many writers and mirrors, until SIGINT or SIGTERM
+    Serve {
+        /// Address to listen on; port 0 picks a free one (the first line printed names it)
+        #[arg(long, default_value = "127.0.0.1:8470")]
+        listen: String,
+        /// Most statements written in one group commit
+        #[arg(long, default_value_t = 4096)]
+        max_batch: usize,
+        /// Most statements waiting to be committed; beyond it submissions get 503
+        #[arg(long, default_value_t = 16384)]
+        queue: usize,
+        /// Seconds a request may take, waiting for its commit included
+        #[arg(long, default_value_t = 30)]
+        request_timeout: u64,
+        /// Largest request body, in bytes
+        #[arg(long, default_value_t = provledger::api::MAX_BODY)]
+        max_body: usize,
+    },
+    /// Pull new entries from another copy into this ledger (a mirror), verified; a forked history
+    /// is refused (exit 4) and its checkpoint kept as evidence. Or publish this ledger to a registry
+    Sync {
+        /// http(s)://server, a ledger directory, or oci://REGISTRY/REPO[:TAG]
+        #[arg(long, value_name = "URL|DIR|oci://REGISTRY/REPO", conflicts_with = "to")]
+        from: Option<String>,
+        /// oci://REGISTRY/REPO[:TAG]: publish entries (immutable blobs) and the checkpoint (manifest)
+        #[arg(long, value_name = "oci://REGISTRY/REPO")]
+        to: Option<String>,
+        /// Genesis hash to trust; required when this ledger is empty
+        #[arg(long)]
+        genesis: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +360,14 @@ struct Ctx {
     insecure_keys: bool,
     lock_wait: Duration,
     registry: registry::Options,
+    remote: Option<RemoteCtx>,
+}
+
+/// `--server`: where the ledger is served, and the local mirror of it.
+struct RemoteCtx {
+    client: Client,
+    mirror: PathBuf,
+    genesis: Option<EntryHash>,
 }
 
 impl Ctx {
@@ -319,15 +375,79 @@ impl Ctx {
         Ok(Registry::new(&self.registry)?)
     }
 
+    /// Opens the ledger to read: the local one, or with --server the mirror,
+    /// brought up to the server's latest checkpoint first.
     fn open(&self) -> Result<Ledger<SledStore>> {
-        Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?))
+        match &self.remote {
+            None => Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?)),
+            Some(r) => {
+                let ledger = Ledger::new(open_or_create(&r.mirror, self.lock_wait)?);
+                self.pull_mirror(r, &ledger)?;
+                Ok(ledger)
+            }
+        }
     }
 
-    /// Opens the ledger to append: with the log key that signs each new checkpoint.
+    /// Opens the ledger to append: with the log key that signs each new
+    /// checkpoint (with --server, the server signs; the mirror is opened).
     fn open_writer(&self) -> Result<Ledger<SledStore>> {
         let ledger = self.open()?;
+        if self.remote.is_some() {
+            return Ok(ledger);
+        }
         let key = self.log_key()?;
         Ok(ledger.with_log_key(key))
+    }
+
+    /// Brings the mirror up to the server's latest checkpoint, verified.
+    fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<SledStore>) -> Result<sync::SyncReport> {
+        let genesis = match (&r.genesis, ledger.store().head()?) {
+            (Some(g), _) => Some(*g),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let info = r.client.info()?;
+                let g = EntryHash::parse(&info.genesis)
+                    .map_err(|e| CliError::operational(format!("the server's genesis hash: {e}")))?;
+                eprintln!(
+                    "warning: trusting genesis {g} of {} on first use; pin it with --server-genesis",
+                    r.client.url()
+                );
+                Some(g)
+            }
+        };
+        let mut source = sync::ServerSource(r.client.clone());
+        Ok(sync::pull(ledger, &mut source, genesis.as_ref(), &r.mirror.join(EVIDENCE_DIR))?)
+    }
+
+    /// Appends statements: locally, or with --server by submitting them
+    /// (several all or none), verifying each acknowledgement, and pulling
+    /// the mirror so that the entries shown are the ones it verified.
+    fn append_all(&self, ledger: &Ledger<SledStore>, envelopes: Vec<Envelope>) -> Result<Vec<Shown>> {
+        let Some(r) = &self.remote else {
+            let done = ledger.append_batch(envelopes, now()).map_err(CliError::from_append)?;
+            return Ok(done.iter().map(Shown::from).collect());
+        };
+        let log = ledger.policy()?.1.log().clone();
+        let appended = match envelopes.as_slice() {
+            [one] => vec![r.client.append(one, &log)?],
+            many => r.client.append_batch(many, &log)?,
+        };
+        self.pull_mirror(r, ledger)?;
+        let mut shown = Vec::with_capacity(appended.len());
+        for a in appended {
+            let index = a.entry.index;
+            let e = ledger.read(index)?;
+            if e.entry.hash() != a.entry.hash() {
+                return Err(CliError::new(
+                    Code::Verification,
+                    format!("the server acknowledged entry {index} as {}, its log holds {}", a.entry.hash(), e.entry.hash()),
+                ));
+            }
+            let signers = provledger::verify::envelope_signers(&*ledger.policy_at(index)?, &e.entry.envelope)
+                .map_err(|(_, why)| CliError::new(Code::Verification, format!("entry {index}: {why}")))?;
+            shown.push(Shown { index, hash: e.entry.hash(), entry: e.entry, statement: e.statement, signers });
+        }
+        Ok(shown)
     }
 
     fn log_key_path(&self) -> PathBuf {
@@ -361,14 +481,80 @@ impl Ctx {
 
 /// The ledger's own key, in its directory.
 const LOG_KEY_FILE: &str = "log.key";
+/// Where a mirror keeps the signed checkpoints of forks it refused.
+const EVIDENCE_DIR: &str = "evidence";
+
+/// Opens a ledger directory's store, creating an empty one if there is none
+/// (a mirror before its first sync).
+fn open_or_create(dir: &Path, lock_wait: Duration) -> Result<SledStore> {
+    if dir.join(provledger::store::DB_DIR).is_dir() {
+        Ok(SledStore::open(dir, lock_wait)?)
+    } else {
+        Ok(SledStore::create(dir, lock_wait)?)
+    }
+}
+
+/// The default mirror of a server: one directory per URL in the user's cache.
+fn default_mirror(url: &str) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    let id = hex::encode(&provledger::core::hash::sha256(url.trim_end_matches('/').as_bytes())[..8]);
+    cache.join("provledger").join("mirrors").join(id)
+}
+
+/// An appended entry, as commands print it.
+struct Shown {
+    index: u64,
+    hash: EntryHash,
+    entry: provledger::core::entry::UnverifiedEntry,
+    statement: Statement,
+    signers: Vec<provledger::core::keys::KeyId>,
+}
+
+impl From<&VerifiedEntry> for Shown {
+    fn from(v: &VerifiedEntry) -> Shown {
+        Shown {
+            index: v.index(),
+            hash: v.hash(),
+            entry: v.entry().clone(),
+            statement: v.statement().clone(),
+            signers: v.signers().to_vec(),
+        }
+    }
+}
 
 fn run(cli: Cli) -> Result<()> {
+    let remote = match &cli.server {
+        None => None,
+        Some(url) => {
+            if matches!(cli.command, Command::Init { .. } | Command::Serve { .. }) {
+                return Err(CliError::new(
+                    Code::Usage,
+                    "--server: init and serve work on a local ledger, on the server's own host",
+                ));
+            }
+            let genesis = cli
+                .server_genesis
+                .as_deref()
+                .map(EntryHash::parse)
+                .transpose()
+                .map_err(|e| CliError::new(Code::Usage, format!("--server-genesis: {e}")))?;
+            Some(RemoteCtx {
+                client: Client::new(url, Duration::from_secs(cli.server_timeout))?,
+                mirror: cli.mirror.clone().unwrap_or_else(|| default_mirror(url)),
+                genesis,
+            })
+        }
+    };
     let ctx = Ctx {
         ledger_dir: cli.ledger.unwrap_or_else(|| PathBuf::from(".provledger")),
         json: cli.json,
         insecure_keys: cli.insecure_key_permissions,
         lock_wait: Duration::from_secs(cli.lock_timeout),
         registry: registry::Options::new(cli.insecure_registries, Duration::from_secs(cli.registry_timeout)),
+        remote,
     };
     match cli.command {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
@@ -404,6 +590,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::ReleaseMetadata { digest, out } => release_metadata(&ctx, &digest, out.as_deref()),
         Command::CheckBundle { file, require_ci_evidence } => check_bundle(&ctx, &file, require_ci_evidence),
         Command::CheckRefs { files, allow_tag } => check_refs(&ctx, &files, allow_tag),
+        Command::Serve { listen, max_batch, queue, request_timeout, max_body } => {
+            let config = server::Config {
+                max_batch: max_batch.max(1),
+                queue: queue.max(1),
+                request_timeout: Duration::from_secs(request_timeout),
+                max_body,
+            };
+            serve(&ctx, &listen, config)
+        }
+        Command::Sync { from, to, genesis } => sync_command(&ctx, from.as_deref(), to.as_deref(), genesis.as_deref()),
     }
 }
 
@@ -660,7 +856,7 @@ fn record_build(
     });
     let v = append(ctx, &ledger, sign(&statement, &[&key]))?;
     // A rebuild is recorded, and flagged: its digest has no validation yet.
-    if let Some(d) = v.statement().subject_digests().first()
+    if let Some(d) = v.statement.subject_digests().first()
         && let Some(r) = audit::show(&ledger, d)?
     {
         for f in r.findings.iter().filter(|f| f.starts_with("rebuild")) {
@@ -755,6 +951,17 @@ fn record_policy(ctx: &Ctx, keys: &[PathBuf], policy_path: &Path, log_key_path: 
     let keys = keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
     let named = policy_log_key(&predicate)?;
     let rotates = named.public != current_policy.log().public;
+    if ctx.remote.is_some() {
+        // The server holds the log key: it signs the checkpoint after this entry.
+        if rotates || log_key_path.is_some() {
+            return Err(CliError::operational(
+                "--server: a policy that names a new log key is recorded on the server's host, which holds it",
+            ));
+        }
+        predicate.previous = Some(current);
+        let statement = record::policy_statement(predicate, &source);
+        return append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>())).map(|_| ());
+    }
     let log_key = match log_key_path {
         Some(p) => ctx.secret(p)?,
         None => ctx.log_key()?,
@@ -859,13 +1066,13 @@ fn promote(
     };
     let input = PromotionInput { registry, tag_target: tag_target.as_ref().map(|t| t.to_string()), time: now() };
     let statement = record::promotion_statement(&image, digest, to, allowed, input);
-    let v = ledger.append(sign(&statement, &[&key]), now()).map_err(CliError::from_append)?;
+    let v = ctx.append_all(&ledger, vec![sign(&statement, &[&key])])?.remove(0);
     ctx.emit(json!({"allowed": true, "entry": entry_json(&v, false)}), || {
-        println!("promoted {image} to {to}: entry {}", v.index());
+        println!("promoted {image} to {to}: entry {}", v.index);
         if let Some(t) = &tag_target {
             println!("{t} now serves {digest}");
         }
-        println!("entry hash {}", v.hash());
+        println!("entry hash {}", v.hash);
     });
     Ok(())
 }
@@ -1243,13 +1450,13 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
             sign(&record::promotion_statement(&image, digest, to, a, input), &[&key])
         })
         .collect();
-    let done = ledger.append_batch(envelopes, time).map_err(CliError::from_append)?;
+    let done = ctx.append_all(&ledger, envelopes)?;
     let entries: Vec<_> = done.iter().map(|v| entry_json(v, false)).collect();
     ctx.emit(
         json!({"allowed": true, "release": release, "to": to, "artifacts": artifacts, "entries": entries}),
         || {
             for v in &done {
-                println!("promoted {} to {to}: entry {}", subjects_json(v.statement()).join(" "), v.index());
+                println!("promoted {} to {to}: entry {}", subjects_json(&v.statement).join(" "), v.index);
             }
         },
     );
@@ -1276,34 +1483,30 @@ fn subjects_json(statement: &Statement) -> Vec<String> {
         .collect()
 }
 
-fn entry_json(v: &VerifiedEntry, with_envelope: bool) -> serde_json::Value {
+fn entry_json(v: &Shown, with_envelope: bool) -> serde_json::Value {
     let mut j = json!({
-        "index": v.index(),
-        "hash": v.hash().to_string(),
-        "prev_hash": v.entry().prev_hash.to_string(),
-        "integrated_time": v.entry().integrated_time,
-        "kind": kind(v.statement()),
-        "subjects": subjects_json(v.statement()),
-        "signers": v.signers().iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-        "dev_only": v.statement().predicate.is_dev_only(),
+        "index": v.index,
+        "hash": v.hash.to_string(),
+        "prev_hash": v.entry.prev_hash.to_string(),
+        "integrated_time": v.entry.integrated_time,
+        "kind": kind(&v.statement),
+        "subjects": subjects_json(&v.statement),
+        "signers": v.signers.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "dev_only": v.statement.predicate.is_dev_only(),
     });
     if with_envelope {
-        j["envelope"] = v.entry().envelope.to_json_value();
+        j["envelope"] = v.entry.envelope.to_json_value();
     }
     j
 }
 
-fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<VerifiedEntry> {
-    let v = ledger.append(envelope, now()).map_err(CliError::from_append)?;
+/// Appends one statement (locally or through the server) and prints it.
+fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<Shown> {
+    let v = ctx.append_all(ledger, vec![envelope])?.remove(0);
     ctx.emit(entry_json(&v, false), || {
-        let dev = if v.statement().predicate.is_dev_only() { " [dev-only]" } else { "" };
-        println!(
-            "recorded entry {} ({}){dev} {}",
-            v.index(),
-            kind(v.statement()),
-            subjects_json(v.statement()).join(" ")
-        );
-        println!("entry hash {}", v.hash());
+        let dev = if v.statement.predicate.is_dev_only() { " [dev-only]" } else { "" };
+        println!("recorded entry {} ({}){dev} {}", v.index, kind(&v.statement), subjects_json(&v.statement).join(" "));
+        println!("entry hash {}", v.hash);
     });
     Ok(v)
 }
@@ -1569,7 +1772,7 @@ fn log(ctx: &Ctx) -> Result<()> {
     let mut rows = Vec::new();
     let result = ledger.verify(None, |v| rows.push(v.clone()));
     if ctx.json {
-        println!("{}", serde_json::Value::Array(rows.iter().map(|v| entry_json(v, true)).collect()));
+        println!("{}", serde_json::Value::Array(rows.iter().map(|v| entry_json(&Shown::from(v), true)).collect()));
     } else {
         println!("{:>6}  {:<12}  {:<10}  {:<16}  SUBJECTS", "INDEX", "HASH", "KIND", "SIGNER");
         for v in &rows {
@@ -1591,6 +1794,122 @@ fn log(ctx: &Ctx) -> Result<()> {
         }
     }
     result.map(|_| ()).map_err(CliError::from_verify)
+}
+
+fn serve(ctx: &Ctx, listen: &str, config: server::Config) -> Result<()> {
+    let ledger = ctx.open_writer()?;
+    let cp = ledger.checkpoint()?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
+    let url = server::describe(addr);
+    // The first line names the address, for scripts that asked for port 0.
+    ctx.emit(json!({"listening": url, "ledger": ctx.ledger_dir, "size": cp.checkpoint.size}), || {
+        println!("listening on {url}");
+    });
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    if !ctx.json {
+        eprintln!(
+            "serving {} ({} entries); submissions are group-committed, at most {} per write",
+            ctx.ledger_dir.display(),
+            cp.checkpoint.size,
+            config.max_batch
+        );
+    }
+    server::run(ledger, listener, config).map_err(|e| CliError::operational(format!("server: {e}")))
+}
+
+/// A `sync` source: a server URL, an OCI repository, or a ledger directory.
+fn sync_source(ctx: &Ctx, from: &str) -> Result<Box<dyn sync::Source>> {
+    if from.starts_with("http://") || from.starts_with("https://") {
+        let client = Client::new(from, Duration::from_secs(60))?;
+        return Ok(Box::new(sync::ServerSource(client)));
+    }
+    if let Some(rest) = from.strip_prefix("oci://") {
+        let image = parse_ref(rest)?;
+        return Ok(Box::new(sync::OciSource::open(ctx.registry()?, image)?));
+    }
+    Ok(Box::new(sync::DirSource::open(Path::new(from), ctx.lock_wait)?))
+}
+
+fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, genesis: Option<&str>) -> Result<()> {
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    if let Some(to) = to {
+        let Some(rest) = to.strip_prefix("oci://") else {
+            return Err(CliError::new(Code::Usage, format!("--to {to}: expected oci://REGISTRY/REPO[:TAG]")));
+        };
+        let image = parse_ref(rest)?;
+        let ledger = ctx.open()?;
+        let dir = ctx.remote.as_ref().map_or(&ctx.ledger_dir, |r| &r.mirror);
+        let report = sync::publish(&ledger, &ctx.registry()?, &image, &dir.join(EVIDENCE_DIR))?;
+        ctx.emit(
+            json!({"ok": true, "to": to, "manifest": report.manifest.to_string(), "entries": report.size,
+                   "blobs": report.blobs, "pushed": report.pushed}),
+            || {
+                println!(
+                    "published {} entries to {to} ({} blobs, {} pushed now); manifest {}",
+                    report.size, report.blobs, report.pushed, report.manifest
+                )
+            },
+        );
+        return Ok(());
+    }
+    let (ledger, dir, report) = match (from, &ctx.remote) {
+        (None, None) => {
+            return Err(CliError::new(Code::Usage, "sync needs --from URL|DIR|oci://… or --to oci://… (or --server)"));
+        }
+        (None, Some(r)) => {
+            let ledger = Ledger::new(open_or_create(&r.mirror, ctx.lock_wait)?);
+            let report = ctx.pull_mirror(r, &ledger)?;
+            (ledger, r.mirror.clone(), report)
+        }
+        (Some(from), _) => {
+            let mut source = sync_source(ctx, from)?;
+            let created = !ctx.ledger_dir.join(provledger::store::DB_DIR).is_dir();
+            let ledger = Ledger::new(open_or_create(&ctx.ledger_dir, ctx.lock_wait)?);
+            let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &ctx.ledger_dir.join(EVIDENCE_DIR));
+            match report {
+                Ok(r) => (ledger, ctx.ledger_dir.clone(), r),
+                Err(e) => {
+                    // A mirror created for this sync and left empty goes too.
+                    if created {
+                        drop(ledger);
+                        let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    drop(ledger);
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "source": report.source, "mirror": dir, "from": report.from, "to": report.to,
+               "fetched": report.to - report.from, "source_behind": report.source_behind,
+               "checkpoint": checkpoint_json(cp)}),
+        || {
+            if report.source_behind {
+                println!(
+                    "{} is behind (size {} < ours {}), and a prefix of ours: nothing to fetch",
+                    report.source, cp.checkpoint.size, report.to
+                );
+            } else if report.to == report.from {
+                println!("up to date with {} at size {}", report.source, report.to);
+            } else {
+                println!(
+                    "synced {} new entries from {} (size {} -> {}), verified; root {}",
+                    report.to - report.from,
+                    report.source,
+                    report.from,
+                    report.to,
+                    b64(&cp.checkpoint.root)
+                );
+            }
+        },
+    );
+    Ok(())
 }
 
 fn policy_name(policy: &provledger::policy::Policy, id: &provledger::core::keys::KeyId) -> Option<String> {
