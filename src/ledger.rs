@@ -308,9 +308,8 @@ impl<S: Store> Ledger<S> {
         }
         let (policy_ref, policy) = state.policy().ok_or(LedgerError::Empty)?;
         let last = state.next_index.saturating_sub(1);
-        let signed = SignedCheckpoint::open(checkpoint, policy.log()).map_err(|e| {
-            VerifyError::new(last, Failure::Invalid, format!("received checkpoint: {e}"))
-        })?;
+        let signed = SignedCheckpoint::open(checkpoint, policy.log())
+            .map_err(|e| VerifyError::new(last, Failure::Invalid, format!("received checkpoint: {e}")))?;
         let (nodes, frontier) = self.grow_tree(expected.as_ref(), &verified)?;
         if signed.checkpoint.size != frontier.size() || signed.checkpoint.root != frontier.root() {
             return Err(VerifyError::new(
@@ -330,8 +329,12 @@ impl<S: Store> Ledger<S> {
         if verified.is_empty() {
             return Ok(signed);
         }
-        let new_head =
-            Head { count: state.next_index, hash: state.head, last_time: state.last_time, policy_index: policy_ref.index };
+        let new_head = Head {
+            count: state.next_index,
+            hash: state.head,
+            last_time: state.last_time,
+            policy_index: policy_ref.index,
+        };
         let append = Append { entries: &writes, nodes: &nodes, checkpoint, head: &new_head };
         self.store.append(expected.as_ref(), &append)?;
         Ok(signed)
@@ -340,15 +343,11 @@ impl<S: Store> Ledger<S> {
     /// The policy in force for the tree of the first `size` entries: that of
     /// the newest policy entry below `size`.
     pub fn policy_at(&self, size: u64) -> Result<Arc<Policy>, LedgerError> {
-        let index = self
-            .store
-            .policy_entries()?
-            .into_iter()
-            .rev()
-            .find(|&i| i < size)
-            .ok_or(LedgerError::Empty)?;
+        let index = self.store.policy_entries()?.into_iter().rev().find(|&i| i < size).ok_or(LedgerError::Empty)?;
         let Predicate::Policy(p) = &self.read(index)?.statement.predicate else {
-            return Err(StoreError::Corrupt(format!("the policy index names entry {index}, which is not a policy")).into());
+            return Err(
+                StoreError::Corrupt(format!("the policy index names entry {index}, which is not a policy")).into()
+            );
         };
         let policy = Policy::from_predicate(p, &format!("entry {index}"))
             .map_err(|e| VerifyError::new(index, Failure::Invalid, e.to_string()))?;

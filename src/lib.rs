@@ -19,7 +19,7 @@ pub mod record;
 pub mod registry;
 pub mod remote;
 pub mod server;
-pub mod sync;
 pub mod store;
+pub mod sync;
 pub mod tree;
 pub mod verify;

@@ -472,7 +472,11 @@ impl Registry {
             return Err(protocol(&what, format!("not a published ledger (artifactType {:?})", m.doc.artifact_type)));
         }
         let annotation = |key: &str| {
-            m.doc.annotations.get(key).cloned().ok_or_else(|| protocol(&what, format!("manifest lacks annotation {key}")))
+            m.doc
+                .annotations
+                .get(key)
+                .cloned()
+                .ok_or_else(|| protocol(&what, format!("manifest lacks annotation {key}")))
         };
         let checkpoint = annotation(ANNOTATION_CHECKPOINT)?;
         let genesis = annotation(ANNOTATION_GENESIS)?;
@@ -501,7 +505,13 @@ impl Registry {
     }
 
     /// Pushes one blob of entries (`bytes`, framed) unless the repository has it.
-    pub fn push_ledger_blob(&self, image: &ImageRef, start: u64, count: u64, bytes: &[u8]) -> Result<LedgerChunk, RegistryError> {
+    pub fn push_ledger_blob(
+        &self,
+        image: &ImageRef,
+        start: u64,
+        count: u64,
+        bytes: &[u8],
+    ) -> Result<LedgerChunk, RegistryError> {
         self.block_on(self.push_blob(image, bytes))?;
         Ok(LedgerChunk { start, count, digest: Digest::of(bytes), size: bytes.len() as u64 })
     }

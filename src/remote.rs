@@ -53,11 +53,8 @@ impl Client {
                 reason: "a server URL starts with http:// or https://".into(),
             });
         }
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
+        let agent =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().new_agent();
         Ok(Client { base, agent })
     }
 
@@ -78,7 +75,11 @@ impl Client {
     }
 
     /// Reads a response: the body on success, the server's refusal otherwise.
-    fn read(&self, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, limit: u64) -> Result<Vec<u8>, RemoteError> {
+    fn read(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        limit: u64,
+    ) -> Result<Vec<u8>, RemoteError> {
         let mut response = response.map_err(|e| self.unreachable(e))?;
         let status = response.status().as_u16();
         let body = response.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| self.unreachable(e))?;

@@ -25,7 +25,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{self, Ack, DecisionReply, DecisionRequest, EntryRefJson, Info, Proof, Refusal, SubjectEntry, Subjects};
+use crate::api::{
+    self, Ack, DecisionReply, DecisionRequest, EntryRefJson, Info, Proof, Refusal, SubjectEntry, Subjects,
+};
 use crate::bundle;
 use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
@@ -180,10 +182,7 @@ fn router(state: AppState, config: &Config) -> Router {
         .route(&format!("{p}/subjects/{{digest}}"), get(subjects))
         .route(&format!("{p}/decision"), post(decision))
         .layer(DefaultBodyLimit::max(config.max_body))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .with_state(state)
 }
 
@@ -406,12 +405,7 @@ fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
 async fn info(State(s): State<AppState>) -> Result<axum::Json<Info>, Refused> {
     let genesis = s.ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
     let cp = s.ledger.checkpoint()?;
-    Ok(axum::Json(Info {
-        api: 1,
-        genesis,
-        log_verifier_key: cp.verifier.to_text(),
-        size: cp.checkpoint.size,
-    }))
+    Ok(axum::Json(Info { api: 1, genesis, log_verifier_key: cp.verifier.to_text(), size: cp.checkpoint.size }))
 }
 
 async fn checkpoint(State(s): State<AppState>) -> Result<Response, Refused> {

@@ -116,7 +116,10 @@ impl Source for DirSource {
         self.path.display().to_string()
     }
     fn checkpoint(&mut self) -> Result<String, SyncError> {
-        self.ledger.store().checkpoint()?.ok_or_else(|| SyncError::Source(format!("{}: no checkpoint", self.describe())))
+        self.ledger
+            .store()
+            .checkpoint()?
+            .ok_or_else(|| SyncError::Source(format!("{}: no checkpoint", self.describe())))
     }
     fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError> {
         Ok(Some(self.ledger.consistency_proof(from, to)?))

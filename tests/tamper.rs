@@ -7,14 +7,10 @@ mod common;
 #[allow(dead_code)]
 mod vectors;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{Env, image};
-use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
-use provledger::keyfile::read_secret;
+use common::{Env, build_envelope, image};
 use provledger::ledger::LedgerError;
-use provledger::record::{self, BuildInput};
 use provledger::store::{STORE_VERSION, SledStore, Store};
 use provledger::verify::Failure;
 
@@ -99,25 +95,6 @@ fn an_appended_foreign_entry_is_caught() {
     s.raw_put(6, &copy).unwrap();
     drop(s);
     verify_fails_at(&env, 6);
-}
-
-fn build_envelope(dir: &Path, seed: &str, time: u64) -> Envelope {
-    let key = read_secret(&dir.join("ci.key"), false).unwrap();
-    let statement = record::build_statement(BuildInput {
-        image: image(seed).parse().unwrap(),
-        artifact: None,
-        release: None,
-        git_sha: None,
-        source_repository: None,
-        builder_id: None,
-        ci: Default::default(),
-        registry_confirmed: false,
-        registry: None,
-        media_type: None,
-        platforms: Vec::new(),
-        time,
-    });
-    Envelope::sign(PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), &[&key])
 }
 
 #[test]

@@ -32,8 +32,8 @@ use provledger::record::{self, BuildInput, PromotionInput, ValidationInput};
 use provledger::registry::{self, Registry, Target};
 use provledger::remote::Client;
 use provledger::server;
-use provledger::sync;
 use provledger::store::{SledStore, Store as _};
+use provledger::sync;
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
 
 use ci_env::CiEnv;
@@ -440,7 +440,11 @@ impl Ctx {
             if e.entry.hash() != a.entry.hash() {
                 return Err(CliError::new(
                     Code::Verification,
-                    format!("the server acknowledged entry {index} as {}, its log holds {}", a.entry.hash(), e.entry.hash()),
+                    format!(
+                        "the server acknowledged entry {index} as {}, its log holds {}",
+                        a.entry.hash(),
+                        e.entry.hash()
+                    ),
                 ));
             }
             let signers = provledger::verify::envelope_signers(&*ledger.policy_at(index)?, &e.entry.envelope)
@@ -1799,8 +1803,8 @@ fn log(ctx: &Ctx) -> Result<()> {
 fn serve(ctx: &Ctx, listen: &str, config: server::Config) -> Result<()> {
     let ledger = ctx.open_writer()?;
     let cp = ledger.checkpoint()?;
-    let listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
     let url = server::describe(addr);
     // The first line names the address, for scripts that asked for port 0.

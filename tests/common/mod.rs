@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod server;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,8 @@ impl Env {
             "CI_RUN_URL",
             "GIT_SHA",
             "PROVLEDGER_SERVER",
+            "PROVLEDGER_MIRROR",
+            "PROVLEDGER_SERVER_GENESIS",
             "PROVLEDGER_INSECURE_REGISTRIES",
             "PROVLEDGER_REGISTRY_USERNAME",
             "PROVLEDGER_REGISTRY_PASSWORD",
@@ -200,4 +203,35 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &dest).unwrap();
         }
     }
+}
+
+/// A build statement for `image(seed)`, signed in-process by the example
+/// key `signer` (a file `<signer>.key` in `dir`).
+pub fn build_envelope_by(dir: &Path, signer: &str, seed: &str, time: u64) -> provledger::core::dsse::Envelope {
+    use provledger::record::{self, BuildInput};
+    let key = provledger::keyfile::read_secret(&dir.join(format!("{signer}.key")), false).unwrap();
+    let statement = record::build_statement(BuildInput {
+        image: image(seed).parse().unwrap(),
+        artifact: None,
+        release: None,
+        git_sha: None,
+        source_repository: None,
+        builder_id: None,
+        ci: Default::default(),
+        registry_confirmed: false,
+        registry: None,
+        media_type: None,
+        platforms: Vec::new(),
+        time,
+    });
+    provledger::core::dsse::Envelope::sign(
+        provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO,
+        statement.to_payload(),
+        &[&key],
+    )
+}
+
+/// A build statement signed by the example CI key.
+pub fn build_envelope(dir: &Path, seed: &str, time: u64) -> provledger::core::dsse::Envelope {
+    build_envelope_by(dir, "ci", seed, time)
 }
