@@ -155,7 +155,11 @@ pub fn run(ledger: Ledger<SledStore>, listener: std::net::TcpListener, config: C
             .name("committer".into())
             .spawn(move || commit_loop(&ledger, rx, &policy, max_batch))?
     };
-    let state = Arc::new(Shared { ledger, queue: tx, policy, timeout: config.request_timeout });
+    // The wait for the committer ends a little before the request's own
+    // timeout, so that the submitter learns to resubmit (503) rather than
+    // meeting a bare 408.
+    let timeout = config.request_timeout.mul_f64(0.9);
+    let state = Arc::new(Shared { ledger, queue: tx, policy, timeout });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         listener.set_nonblocking(true)?;
