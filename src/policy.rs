@@ -209,6 +209,7 @@ fn check_environments(envs: &[PolicyEnvironment], where_: &str) -> Result<Vec<En
         while let Some(next) = &cur.requires {
             if path.contains(&next.as_str()) {
                 path.push(next);
+                let path: Vec<String> = path.iter().map(|n| format!("{n:?}")).collect();
                 return Err(invalid(where_, format!("environments form a requires cycle: {}", path.join(" -> "))));
             }
             path.push(next);
@@ -277,10 +278,10 @@ pub fn parse_policy_toml(
     log: Option<&PolicyLog>,
 ) -> Result<PolicyPredicate, PolicyError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let parsed: TomlPolicy = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
-        invalid(&format!("{file}:{line}"), e.message().to_string())
-    })?;
+    // `file:line` where a line is known, else the file alone.
+    let at = |line: Option<usize>| line.map_or_else(|| file.to_string(), |l| format!("{file}:{l}"));
+    let parsed: TomlPolicy =
+        toml::from_str(text).map_err(|e| invalid(&at(e.span().map(|s| line_of(s.start))), e.message().to_string()))?;
     // A public key inline or as a path, never a secret key.
     let mut public_key = |name: &str, public: &Spanned<String>| -> Result<PublicKey, PolicyError> {
         let at = format!("{file}:{}", line_of(public.span().start));
@@ -344,10 +345,7 @@ pub fn parse_policy_toml(
     // Semantic errors name the line of the environment or key involved when
     // they can; the message itself names the item.
     Policy::from_predicate(&predicate, file).map_err(|e| match e {
-        PolicyError::Invalid { message, .. } => {
-            let line = locate(text, &message).map(line_of).unwrap_or(0);
-            invalid(&format!("{file}:{line}"), message)
-        }
+        PolicyError::Invalid { message, .. } => invalid(&at(locate(text, &message).map(line_of)), message),
         other => other,
     })?;
     Ok(predicate)
