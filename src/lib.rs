@@ -9,6 +9,8 @@ pub mod api;
 pub mod audit;
 pub mod bundle;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gate;
 pub mod keyfile;
 pub mod ledger;
