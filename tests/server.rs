@@ -193,6 +193,11 @@ fn the_cli_works_through_a_server_and_a_mirror_syncs_incrementally() {
     let shown = run(&["show", &img, "--json"]);
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["promotions"][0]["to"], "dev");
+    let verified: serde_json::Value = serde_json::from_str(&run(&["verify", "--json"])).unwrap();
+    assert_eq!(verified["entries"], 4);
+    let proof = env.path("remote.proof");
+    run(&["prove", &img, "--env", "dev", "--out", &proof]);
+    env.ok(&["verify", "--proof", &proof, "--genesis", &genesis]);
 
     // A mirror elsewhere: first sync needs the genesis, then only new entries come.
     let mirror = Env::new();
