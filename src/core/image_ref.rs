@@ -146,7 +146,9 @@ impl FromStr for ImageRef {
             return Err(bad(text, "empty image reference"));
         }
         if text.len() > MAX_REFERENCE_LEN {
-            return Err(bad(&text[..32], format!("reference longer than {MAX_REFERENCE_LEN} bytes")));
+            // The message quotes its start, cut at a character boundary.
+            let cut = (0..=32).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            return Err(bad(&text[..cut], format!("reference longer than {MAX_REFERENCE_LEN} bytes")));
         }
         if text.trim() != text || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad(text, "white space or control characters in image reference"));
@@ -218,6 +220,15 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Found by the image_ref fuzz target: the message quoted the first 32
+    /// bytes of an over-long reference, which may end inside a character.
+    #[test]
+    fn an_over_long_reference_with_multibyte_characters_is_refused_not_a_panic() {
+        let text = format!("{}{}", "a".repeat(31), "\u{c2}".repeat(400));
+        let e = text.parse::<ImageRef>().unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+    }
 
     #[test]
     fn normalises() {
