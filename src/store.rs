@@ -52,6 +52,11 @@ pub enum StoreError {
     OlderVersion(u32),
     #[error("ledger at {0} is in use by another process (waited {1:?} for its lock)")]
     Locked(PathBuf, Duration),
+    #[error(
+        "the file system of {path} has {available} bytes free; the store needs {needed} \
+         (its writes plus the margin kept free so that no write is cut short by a full disk); nothing was written"
+    )]
+    DiskFull { path: PathBuf, available: u64, needed: u64 },
     #[error("the ledger head moved during the append (another writer?); nothing was written")]
     HeadMoved,
     #[error("store is corrupt: {0}")]
@@ -198,9 +203,33 @@ pub trait Store {
     fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError>;
 }
 
+/// Free space an append leaves on the file system by default: 64 MiB.
+pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
+
+/// Refuses a write of about `bytes` under `path` unless the file system
+/// keeps `min_free` free after it (sled writes each byte about twice: log
+/// and pages). sled does not survive a write cut short by a full disk: its
+/// files are left unreadable (spacejam/sled#1509), so the store refuses to
+/// come that close. `min_free` 0 turns the check off.
+fn check_space(path: &Path, min_free: u64, bytes: u64) -> Result<(), StoreError> {
+    if min_free == 0 {
+        return Ok(());
+    }
+    let st = rustix::fs::statvfs(path)
+        .map_err(|e| StoreError::Io { path: path.to_path_buf(), source: sled::Error::Io(e.into()) })?;
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    let needed = min_free.saturating_add(bytes.saturating_mul(2));
+    if available < needed {
+        return Err(StoreError::DiskFull { path: path.to_path_buf(), available, needed });
+    }
+    Ok(())
+}
+
 /// The sled store of a ledger directory.
 pub struct SledStore {
     path: PathBuf,
+    /// Bytes an append leaves free on the file system (see [`SledStore::with_min_free`]).
+    min_free: u64,
     db: sled::Db,
     entries: sled::Tree,
     meta: sled::Tree,
@@ -215,25 +244,40 @@ pub struct SledStore {
 
 impl SledStore {
     /// Creates a new, empty store in `dir` (which may exist but must not hold
-    /// a store).
+    /// a store), keeping [`DEFAULT_MIN_FREE`] bytes free.
     pub fn create(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+        SledStore::create_keeping(dir, lock_wait, DEFAULT_MIN_FREE)
+    }
+
+    /// Opens the store of an existing ledger directory, keeping
+    /// [`DEFAULT_MIN_FREE`] bytes free.
+    pub fn open(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+        SledStore::open_keeping(dir, lock_wait, DEFAULT_MIN_FREE)
+    }
+
+    /// [`SledStore::create`], keeping `min_free` bytes free (see [`SledStore::with_min_free`]).
+    pub fn create_keeping(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore, StoreError> {
         let db_path = dir.join(DB_DIR);
         if db_path.exists() {
             return Err(StoreError::AlreadyExists(dir.to_path_buf()));
         }
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e.into() })?;
-        let store = SledStore::open_db(dir, lock_wait)?;
+        check_space(dir, min_free, 0)?;
+        let store = SledStore::open_db(dir, lock_wait)?.with_min_free(min_free);
         store.meta.insert(META_VERSION, &STORE_VERSION.to_be_bytes()).map_err(|e| store.io(e))?;
         store.db.flush().map_err(|e| store.io(e))?;
         Ok(store)
     }
 
-    /// Opens the store of an existing ledger directory.
-    pub fn open(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
+    /// [`SledStore::open`], keeping `min_free` bytes free. sled writes when
+    /// it opens a store (a new snapshot of its log), so even a store opened
+    /// to read is refused on a file system with less free.
+    pub fn open_keeping(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore, StoreError> {
         if !dir.join(DB_DIR).is_dir() {
             return Err(StoreError::NotALedger(dir.to_path_buf()));
         }
-        let store = SledStore::open_db(dir, lock_wait)?;
+        check_space(dir, min_free, 0)?;
+        let store = SledStore::open_db(dir, lock_wait)?.with_min_free(min_free);
         match store.meta.get(META_VERSION).map_err(|e| store.io(e))? {
             None => return Err(StoreError::NotALedger(dir.to_path_buf())),
             Some(v) => {
@@ -286,8 +330,18 @@ impl SledStore {
             releases: tree(TREE_RELEASES)?,
             nodes: tree(TREE_NODES)?,
             path: db_path.clone(),
+            min_free: DEFAULT_MIN_FREE,
             db,
         })
+    }
+
+    /// Sets the free space an append must leave on the file system. sled
+    /// does not survive a write cut short by a full disk (its log is left
+    /// unreadable), so an append that would come close is refused before
+    /// anything is written. 0 turns the check off.
+    pub fn with_min_free(mut self, bytes: u64) -> SledStore {
+        self.min_free = bytes;
+        self
     }
 
     fn io(&self, source: sled::Error) -> StoreError {
@@ -461,6 +515,10 @@ impl Store for SledStore {
     }
 
     fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError> {
+        let bytes: usize = append.entries.iter().map(|e| e.bytes.len() + 256).sum::<usize>()
+            + append.nodes.len() * 48
+            + append.checkpoint.len();
+        check_space(&self.path, self.min_free, bytes as u64)?;
         let expected = expected.map(Head::encode);
         let trees = (
             &self.entries,

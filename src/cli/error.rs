@@ -159,6 +159,8 @@ impl From<StoreError> for CliError {
             }
             StoreError::Locked(..) => CliError::operational(e.to_string())
                 .hint("retry when the other command has finished, or raise --lock-timeout"),
+            StoreError::DiskFull { .. } => CliError::operational(e.to_string())
+                .hint("free space on that file system (the margin is --min-free-space MiB)"),
             _ => CliError::operational(e.to_string()),
         }
     }

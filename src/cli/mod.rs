@@ -60,6 +60,11 @@ pub struct Cli {
     /// Seconds to wait for another process holding the ledger
     #[arg(long, global = true, default_value_t = 10)]
     lock_timeout: u64,
+    /// MiB the store must leave free on the ledger's file system: opening it (sled writes when it
+    /// opens) or appending closer to a full disk is refused before anything is written (0: no
+    /// check; sled's files do not survive a write cut short by a full disk)
+    #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
+    min_free_space: u64,
     /// Registry to reach over plain HTTP instead of HTTPS (HOST:PORT; repeatable; also
     /// $PROVLEDGER_INSECURE_REGISTRIES, comma-separated)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST:PORT")]
@@ -359,6 +364,8 @@ struct Ctx {
     json: bool,
     insecure_keys: bool,
     lock_wait: Duration,
+    /// Bytes an append leaves free on the ledger's file system.
+    min_free: u64,
     registry: registry::Options,
     remote: Option<RemoteCtx>,
 }
@@ -379,9 +386,9 @@ impl Ctx {
     /// brought up to the server's latest checkpoint first.
     fn open(&self) -> Result<Ledger<SledStore>> {
         match &self.remote {
-            None => Ok(Ledger::new(SledStore::open(&self.ledger_dir, self.lock_wait)?)),
+            None => Ok(Ledger::new(SledStore::open_keeping(&self.ledger_dir, self.lock_wait, self.min_free)?)),
             Some(r) => {
-                let ledger = Ledger::new(open_or_create(&r.mirror, self.lock_wait)?);
+                let ledger = Ledger::new(open_or_create(&r.mirror, self.lock_wait, self.min_free)?);
                 self.pull_mirror(r, &ledger)?;
                 Ok(ledger)
             }
@@ -490,11 +497,11 @@ const EVIDENCE_DIR: &str = "evidence";
 
 /// Opens a ledger directory's store, creating an empty one if there is none
 /// (a mirror before its first sync).
-fn open_or_create(dir: &Path, lock_wait: Duration) -> Result<SledStore> {
+fn open_or_create(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore> {
     if dir.join(provledger::store::DB_DIR).is_dir() {
-        Ok(SledStore::open(dir, lock_wait)?)
+        Ok(SledStore::open_keeping(dir, lock_wait, min_free)?)
     } else {
-        Ok(SledStore::create(dir, lock_wait)?)
+        Ok(SledStore::create_keeping(dir, lock_wait, min_free)?)
     }
 }
 
@@ -557,6 +564,7 @@ fn run(cli: Cli) -> Result<()> {
         json: cli.json,
         insecure_keys: cli.insecure_key_permissions,
         lock_wait: Duration::from_secs(cli.lock_timeout),
+        min_free: cli.min_free_space.saturating_mul(1 << 20),
         registry: registry::Options::new(cli.insecure_registries, Duration::from_secs(cli.registry_timeout)),
         remote,
     };
@@ -687,7 +695,7 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
     // Check the genesis entry before anything is created on disk.
     let (probe, _) = provledger::core::entry::UnverifiedEntry::build(0, EntryHash::ZERO, now(), envelope.clone());
     ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(|e| CliError::from_append(e.into()))?;
-    let store = SledStore::create(&ctx.ledger_dir, ctx.lock_wait)?;
+    let store = SledStore::create_keeping(&ctx.ledger_dir, ctx.lock_wait, ctx.min_free)?;
     // The ledger (and its sled lock) lives only inside the closure, so that a
     // failure can remove what was created.
     let result = (|| -> Result<VerifiedEntry> {
@@ -1865,14 +1873,14 @@ fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, genesis: Option
             return Err(CliError::new(Code::Usage, "sync needs --from URL|DIR|oci://… or --to oci://… (or --server)"));
         }
         (None, Some(r)) => {
-            let ledger = Ledger::new(open_or_create(&r.mirror, ctx.lock_wait)?);
+            let ledger = Ledger::new(open_or_create(&r.mirror, ctx.lock_wait, ctx.min_free)?);
             let report = ctx.pull_mirror(r, &ledger)?;
             (ledger, r.mirror.clone(), report)
         }
         (Some(from), _) => {
             let mut source = sync_source(ctx, from)?;
             let created = !ctx.ledger_dir.join(provledger::store::DB_DIR).is_dir();
-            let ledger = Ledger::new(open_or_create(&ctx.ledger_dir, ctx.lock_wait)?);
+            let ledger = Ledger::new(open_or_create(&ctx.ledger_dir, ctx.lock_wait, ctx.min_free)?);
             let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &ctx.ledger_dir.join(EVIDENCE_DIR));
             match report {
                 Ok(r) => (ledger, ctx.ledger_dir.clone(), r),
