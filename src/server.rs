@@ -78,6 +78,7 @@ struct Committed {
     size: u64,
 }
 
+#[derive(Clone)]
 struct Refused {
     status: StatusCode,
     refusal: Refusal,
@@ -265,7 +266,7 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
                     .take(job.envelopes.len())
                     .map(|r| match (r, &note) {
                         (Ok(v), Ok(n)) => Ok(committed(&v, n)),
-                        (Ok(_), Err(e)) => Err(Refused::new(e.status, &e.refusal.error, &e.refusal.reason, None)),
+                        (Ok(_), Err(e)) => Err(e.clone()),
                         (Err(e), _) => Err(Refused::verify(e)),
                     })
                     .collect();
@@ -292,14 +293,12 @@ fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
             policy = vs.iter().any(|v| v.new_policy().is_some());
             match written(ledger) {
                 Ok(w) => vs.iter().map(|v| Ok(committed(v, &w))).collect(),
-                Err(e) => {
-                    (0..n).map(|_| Err(Refused::new(e.status, &e.refusal.error, &e.refusal.reason, None))).collect()
-                }
+                Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
             }
         }
         Err(LedgerError::Verify(v)) => {
             let r = Refused::verify(v);
-            (0..n).map(|_| Err(Refused::new(r.status, &r.refusal.error, &r.refusal.reason, r.refusal.index))).collect()
+            (0..n).map(|_| Err(r.clone())).collect()
         }
         Err(e) => {
             let why = format!("nothing written: {e}");
