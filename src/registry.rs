@@ -237,6 +237,29 @@ struct ManifestDoc {
 }
 
 impl ManifestDoc {
+    /// An OCI 1.1 artifact manifest: `artifact_type`, the empty config
+    /// (whose blob `{}` the pusher pushes first), `layers`, `annotations`.
+    fn artifact(
+        artifact_type: &str,
+        layers: Vec<Descriptor>,
+        annotations: std::collections::BTreeMap<String, String>,
+    ) -> ManifestDoc {
+        ManifestDoc {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.to_string()),
+            artifact_type: Some(artifact_type.to_string()),
+            config: Some(Descriptor {
+                media_type: EMPTY_CONFIG.to_string(),
+                digest: Digest::of(b"{}").to_string(),
+                size: 2,
+                ..Descriptor::default()
+            }),
+            layers: Some(layers),
+            annotations,
+            ..ManifestDoc::default()
+        }
+    }
+
     /// The media type a manifest declares, or the one its shape implies.
     fn declared_type(&self) -> &str {
         match &self.media_type {
@@ -415,19 +438,12 @@ impl Registry {
                 });
             }
             let doc = ManifestDoc {
-                schema_version: 2,
-                media_type: Some(OCI_MANIFEST.to_string()),
-                artifact_type: Some(ATTESTATIONS_ARTIFACT_TYPE.to_string()),
-                config: Some(Descriptor {
-                    media_type: EMPTY_CONFIG.to_string(),
-                    digest: Digest::of(b"{}").to_string(),
-                    size: 2,
-                    ..Descriptor::default()
-                }),
-                layers: Some(descriptors),
                 subject: Some(subject.descriptor()),
-                annotations: [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
-                ..ManifestDoc::default()
+                ..ManifestDoc::artifact(
+                    ATTESTATIONS_ARTIFACT_TYPE,
+                    descriptors,
+                    [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
+                )
             };
             let artifact = Manifest::written(doc);
             self.push_manifest(image, Target::Digest(artifact.digest), &artifact).await?;
@@ -541,24 +557,15 @@ impl Registry {
                     ..Descriptor::default()
                 })
                 .collect();
-            let doc = ManifestDoc {
-                schema_version: 2,
-                media_type: Some(OCI_MANIFEST.to_string()),
-                artifact_type: Some(LEDGER_ARTIFACT_TYPE.to_string()),
-                config: Some(Descriptor {
-                    media_type: EMPTY_CONFIG.to_string(),
-                    digest: Digest::of(b"{}").to_string(),
-                    size: 2,
-                    ..Descriptor::default()
-                }),
-                layers: Some(layers),
-                annotations: [
+            let doc = ManifestDoc::artifact(
+                LEDGER_ARTIFACT_TYPE,
+                layers,
+                [
                     (ANNOTATION_CHECKPOINT.to_string(), checkpoint.to_string()),
                     (ANNOTATION_GENESIS.to_string(), genesis.to_string()),
                 ]
                 .into(),
-                ..ManifestDoc::default()
-            };
+            );
             let m = Manifest::written(doc);
             self.push_manifest(image, Target::Tag(image.tag().unwrap_or("latest")), &m).await?;
             Ok(m.digest)
