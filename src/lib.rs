@@ -21,6 +21,7 @@ pub mod record;
 pub mod registry;
 pub mod remote;
 pub mod server;
+pub mod sigcheck;
 pub mod store;
 pub mod sync;
 pub mod tree;

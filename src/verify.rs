@@ -10,12 +10,13 @@ use std::sync::Arc;
 use crate::core::FormatError;
 use crate::core::digest::Digest;
 use crate::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
-use crate::core::entry::UnverifiedEntry;
+use crate::core::entry::{UnverifiedEntry, envelope_fingerprint};
 use crate::core::hash::EntryHash;
 use crate::core::keys::KeyId;
 use crate::core::statement::{EntryRef, Predicate, Role, Statement};
 use crate::gate::{self, Decision, Evidence, EvidenceKind};
 use crate::policy::{Policy, PolicyError};
+use crate::sigcheck::{self, Keyring, SigCheck};
 
 /// Why an entry was refused, which decides the exit code of the command that
 /// met it.
@@ -56,6 +57,50 @@ impl VerifyError {
         };
         VerifyError::new(index, failure, e.to_string())
     }
+}
+
+/// Work on an entry that does not depend on its place in the chain, done
+/// ahead of [`ChainState::verify_next_prepared`] (on all cores, see
+/// [`prepare`]): its statement parsed, its signatures checked.
+///
+/// Crate-private: the chain walk believes what it holds, so only [`prepare`]
+/// makes one, from the very envelope it is then used with.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The parsed payload, or `None` to parse it in the chain walk.
+    statement: Option<Result<Statement, FormatError>>,
+    /// Per signature, in envelope order: its check, if made.
+    signatures: Vec<Option<SigCheck>>,
+    /// The envelope's fingerprint, if computed.
+    fingerprint: Option<[u8; 32]>,
+}
+
+/// Parses the statements of `envelopes` and checks their signatures, on all
+/// cores. The keys of every policy statement among them join `keyring`
+/// first, so that a policy change and the entries signed under it are
+/// checked together.
+pub(crate) fn prepare(envelopes: &[&Envelope], keyring: &mut Keyring, mode: sigcheck::Mode) -> Vec<Prepared> {
+    use rayon::prelude::*;
+    let parsed: Vec<(Result<Statement, FormatError>, [u8; 32])> = envelopes
+        .par_iter()
+        .with_min_len(64)
+        .map(|e| (Statement::parse(&e.payload), envelope_fingerprint(e)))
+        .collect();
+    for (s, _) in &parsed {
+        if let Ok(s) = s {
+            keyring.add_policy_keys(s);
+        }
+    }
+    let checks = sigcheck::check_all(envelopes, keyring, mode);
+    parsed
+        .into_iter()
+        .zip(checks)
+        .map(|((statement, fingerprint), signatures)| Prepared {
+            statement: Some(statement),
+            signatures,
+            fingerprint: Some(fingerprint),
+        })
+        .collect()
 }
 
 /// What a later entry may need to know about a build entry.
@@ -119,6 +164,7 @@ pub struct VerifiedEntry {
     statement: Statement,
     signers: Vec<KeyId>,
     new_policy: Option<Arc<Policy>>,
+    fingerprint: [u8; 32],
 }
 
 impl VerifiedEntry {
@@ -144,6 +190,10 @@ impl VerifiedEntry {
     /// The policy this entry puts in force, if it is a policy entry.
     pub fn new_policy(&self) -> Option<&Arc<Policy>> {
         self.new_policy.as_ref()
+    }
+    /// The envelope's fingerprint (see [`UnverifiedEntry::envelope_fingerprint`]).
+    pub fn envelope_fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
     }
     pub fn build_summary(&self) -> Option<BuildSummary> {
         BuildSummary::of(&self.entry, &self.statement)
@@ -192,6 +242,17 @@ impl ChainState {
     /// here: index, link, time, encoding, statement, signatures, roles,
     /// policy transitions, bindings to earlier entries, no replays.
     pub fn verify_next(&self, entry: UnverifiedEntry, prefix: &dyn Prefix) -> Result<VerifiedEntry, VerifyError> {
+        self.verify_next_prepared(entry, Prepared::default(), prefix)
+    }
+
+    /// [`ChainState::verify_next`], with work done ahead of time (see
+    /// [`Prepared`]). The outcome is the same as without it.
+    pub(crate) fn verify_next_prepared(
+        &self,
+        entry: UnverifiedEntry,
+        prepared: Prepared,
+        prefix: &dyn Prefix,
+    ) -> Result<VerifiedEntry, VerifyError> {
         let index = self.next_index;
         let err = |f: Failure, r: String| VerifyError::new(index, f, r);
         if entry.index != index {
@@ -226,11 +287,16 @@ impl ChainState {
         // whatever the statement says, so the signatures are checked before
         // the payload is interpreted: tampered bytes fail as a bad signature,
         // never as, say, a statement "from a newer provledger".
+        let checks = &prepared.signatures;
         let signed = match &self.policy {
-            Some((_, current)) => Some(check_signatures(current, &entry, index)?),
+            Some((_, current)) => Some(check_signatures(current, &entry, index, checks)?),
             None => None,
         };
-        let statement = Statement::parse(&entry.envelope.payload).map_err(|e| VerifyError::format(index, e))?;
+        let statement = match prepared.statement {
+            Some(parsed) => parsed,
+            None => Statement::parse(&entry.envelope.payload),
+        }
+        .map_err(|e| VerifyError::format(index, e))?;
 
         // The policy that judges the signatures, and the one in force after.
         let (judge, new_policy) = match (&self.policy, &statement.predicate) {
@@ -265,7 +331,7 @@ impl ChainState {
         };
         let signers = match signed {
             Some(s) => s,
-            None => check_signatures(&judge, &entry, index)?,
+            None => check_signatures(&judge, &entry, index, checks)?,
         };
 
         let role = statement.predicate.role();
@@ -360,13 +426,14 @@ impl ChainState {
             }
         }
 
-        if prefix.has_envelope(&entry.envelope_fingerprint()).map_err(|e| err(Failure::Io, e))? {
+        let fingerprint = prepared.fingerprint.unwrap_or_else(|| entry.envelope_fingerprint());
+        if prefix.has_envelope(&fingerprint).map_err(|e| err(Failure::Io, e))? {
             return Err(err(
                 Failure::Invalid,
                 "the same signed statement is already in the ledger (replayed envelope)".into(),
             ));
         }
-        Ok(VerifiedEntry { entry, statement, signers, new_policy })
+        Ok(VerifiedEntry { entry, statement, signers, new_policy, fingerprint })
     }
 
     /// Moves past a verified entry.
@@ -384,22 +451,42 @@ impl ChainState {
 /// Checks every signature of an entry's envelope against the keys of
 /// `policy`: each key known, each signature valid, no key twice. Returns the
 /// signers in envelope order.
-fn check_signatures(policy: &Policy, entry: &UnverifiedEntry, index: u64) -> Result<Vec<KeyId>, VerifyError> {
-    envelope_signers(policy, &entry.envelope).map_err(|(f, why)| VerifyError::new(index, f, why))
+fn check_signatures(
+    policy: &Policy,
+    entry: &UnverifiedEntry,
+    index: u64,
+    checks: &[Option<SigCheck>],
+) -> Result<Vec<KeyId>, VerifyError> {
+    envelope_signers_checked(policy, &entry.envelope, checks).map_err(|(f, why)| VerifyError::new(index, f, why))
 }
 
 /// The rule of [`check_signatures`] for an envelope wherever it comes from:
 /// each signature by a key of `policy`, each valid, no key twice. Returns
 /// the signers in envelope order, or why not.
 pub fn envelope_signers(policy: &Policy, envelope: &Envelope) -> Result<Vec<KeyId>, (Failure, String)> {
-    let message = envelope.pae();
+    envelope_signers_checked(policy, envelope, &[])
+}
+
+/// [`envelope_signers`], using `checks` (per signature, in envelope order)
+/// where a signature was already checked with the very key the policy
+/// names for it; any other signature is verified here.
+pub fn envelope_signers_checked(
+    policy: &Policy,
+    envelope: &Envelope,
+    checks: &[Option<SigCheck>],
+) -> Result<Vec<KeyId>, (Failure, String)> {
+    let mut message = None;
     let mut signers = Vec::with_capacity(envelope.signatures.len());
-    for sig in &envelope.signatures {
+    for (i, sig) in envelope.signatures.iter().enumerate() {
         let id = KeyId::parse(&sig.keyid).map_err(|e| (Failure::Invalid, format!("signature key id: {e}")))?;
         let Some(key) = policy.key(&id) else {
             return Err((Failure::Denied, format!("key {id} is not in the policy in force")));
         };
-        if !key.public.verify(&message, &sig.sig) {
+        let valid = match checks.get(i).copied().flatten() {
+            Some(c) if c.key == key.public => c.valid,
+            _ => key.public.verify(message.get_or_insert_with(|| envelope.pae()), &sig.sig),
+        };
+        if !valid {
             return Err((Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
         }
         if signers.contains(&id) {
@@ -423,7 +510,7 @@ impl MemPrefix {
         if let Some(b) = v.build_summary() {
             self.builds.insert(v.index(), b);
         }
-        self.envelopes.insert(v.entry.envelope_fingerprint());
+        self.envelopes.insert(v.fingerprint);
         if let Some(ev) = evidence_of(&v.entry, &v.statement) {
             let mut digests = v.statement.subject_digests();
             digests.sort();
@@ -456,54 +543,143 @@ pub struct ChainReport {
     pub state: ChainState,
 }
 
+/// Entries per chunk of the verification pipeline: a chunk is decoded and
+/// its signatures checked on all cores while the previous one is walked.
+const CHUNK: usize = 2048;
+
+/// A stored entry after the parallel stage: where it was stored, and the
+/// entry decoded with its prepared work (or why it does not decode).
+type Decoded = (u64, Result<(UnverifiedEntry, Prepared), FormatError>);
+
 /// Verifies a whole chain from entry 0, in order. `entries` yields each
 /// stored entry's bytes with the index it is stored under. Stops at the first
-/// failure, naming the entry.
+/// failure, naming the entry. Signatures are checked in batches
+/// ([`sigcheck::Mode::Batch`]).
 pub fn verify_chain<I>(
     entries: I,
     expected_genesis: Option<&EntryHash>,
+    on_entry: impl FnMut(&VerifiedEntry),
+) -> Result<ChainReport, VerifyError>
+where
+    I: IntoIterator<Item = Result<(u64, Vec<u8>), VerifyError>>,
+{
+    verify_chain_with(entries, expected_genesis, sigcheck::Mode::Batch, on_entry)
+}
+
+/// [`verify_chain`] with a choice of signature checks.
+///
+/// Two stages run at once: a helper thread takes chunks of stored bytes and,
+/// on all cores, decodes them, parses their statements and checks their
+/// signatures ([`prepare`]); the calling thread reads the store and walks the
+/// chain in order with [`ChainState::verify_next_prepared`]. The outcome,
+/// including which entry is named on failure, is that of walking the chain
+/// one entry at a time.
+pub fn verify_chain_with<I>(
+    entries: I,
+    expected_genesis: Option<&EntryHash>,
+    mode: sigcheck::Mode,
     mut on_entry: impl FnMut(&VerifiedEntry),
 ) -> Result<ChainReport, VerifyError>
 where
     I: IntoIterator<Item = Result<(u64, Vec<u8>), VerifyError>>,
 {
+    use std::sync::mpsc::sync_channel;
+    type Chunk<T> = Vec<Result<T, VerifyError>>;
+
     let mut state = ChainState::empty();
     let mut prefix = MemPrefix::default();
     let mut genesis = None;
-    for item in entries {
-        let (stored_at, bytes) = item?;
-        let expected = state.next_index;
-        if stored_at != expected {
-            let why = if stored_at > expected {
-                format!("entry {expected} is missing")
-            } else {
-                format!("entry stored under index {stored_at} is out of order")
-            };
-            return Err(VerifyError::new(expected, Failure::Invalid, why));
+    std::thread::scope(|scope| {
+        // At most 3 chunks in flight against queues of 2 each way: neither
+        // side can block the other for good.
+        let (raw_tx, raw_rx) = sync_channel::<Chunk<(u64, Vec<u8>)>>(2);
+        let (ready_tx, ready_rx) = sync_channel::<Chunk<Decoded>>(2);
+        scope.spawn(move || {
+            let mut keyring = Keyring::default();
+            for chunk in raw_rx {
+                if ready_tx.send(decode_chunk(chunk, &mut keyring, mode)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut input = entries.into_iter().fuse();
+        let mut in_flight = 0;
+        loop {
+            while in_flight < 3 {
+                let chunk: Vec<_> = input.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                raw_tx.send(chunk).expect("the preparing thread is running");
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let chunk = ready_rx.recv().expect("the preparing thread is running");
+            in_flight -= 1;
+            for item in chunk {
+                let (stored_at, decoded) = item?;
+                let expected = state.next_index;
+                if stored_at != expected {
+                    let why = if stored_at > expected {
+                        format!("entry {expected} is missing")
+                    } else {
+                        format!("entry stored under index {stored_at} is out of order")
+                    };
+                    return Err(VerifyError::new(expected, Failure::Invalid, why));
+                }
+                let (entry, prepared) = decoded.map_err(|e| VerifyError::format(expected, e))?;
+                // The genesis hash is checked before anything in the entry is
+                // believed: a different genesis is a different ledger, whatever it says.
+                if expected == 0
+                    && let Some(want) = expected_genesis
+                    && entry.hash() != *want
+                {
+                    return Err(VerifyError::new(
+                        0,
+                        Failure::Invalid,
+                        format!("genesis hash is {}, expected {want}", entry.hash()),
+                    ));
+                }
+                let v = state.verify_next_prepared(entry, prepared, &prefix)?;
+                if expected == 0 {
+                    genesis = Some(v.hash());
+                }
+                on_entry(&v);
+                prefix.record(&v);
+                state.advance(&v);
+            }
         }
-        let entry = UnverifiedEntry::decode(&bytes).map_err(|e| VerifyError::format(expected, e))?;
-        // The genesis hash is checked before anything in the entry is
-        // believed: a different genesis is a different ledger, whatever it says.
-        if expected == 0
-            && let Some(want) = expected_genesis
-            && entry.hash() != *want
-        {
-            return Err(VerifyError::new(
-                0,
-                Failure::Invalid,
-                format!("genesis hash is {}, expected {want}", entry.hash()),
-            ));
-        }
-        let v = state.verify_next(entry, &prefix)?;
-        if expected == 0 {
-            genesis = Some(v.hash());
-        }
-        on_entry(&v);
-        prefix.record(&v);
-        state.advance(&v);
-    }
+        Ok(())
+    })?;
     if state.next_index == 0 && expected_genesis.is_some() {
         return Err(VerifyError::new(0, Failure::Invalid, "the ledger is empty: no genesis entry"));
     }
     Ok(ChainReport { entries: state.next_index, genesis, head: state.head, state })
+}
+
+/// The parallel stage of [`verify_chain_with`]: decodes a chunk and prepares
+/// its entries. Read errors pass through in their place.
+fn decode_chunk(
+    chunk: Vec<Result<(u64, Vec<u8>), VerifyError>>,
+    keyring: &mut Keyring,
+    mode: sigcheck::Mode,
+) -> Vec<Result<Decoded, VerifyError>> {
+    use rayon::prelude::*;
+    type Read = Result<(u64, Result<UnverifiedEntry, FormatError>), VerifyError>;
+    let decoded: Vec<Read> = chunk
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|item| item.map(|(at, bytes)| (at, UnverifiedEntry::decode(&bytes))))
+        .collect();
+    let envelopes: Vec<&Envelope> =
+        decoded.iter().filter_map(|d| d.as_ref().ok()?.1.as_ref().ok()).map(|e| &e.envelope).collect();
+    let mut prepared = prepare(&envelopes, keyring, mode).into_iter();
+    decoded
+        .into_iter()
+        .map(|item| {
+            item.map(|(at, entry)| (at, entry.map(|e| (e, prepared.next().expect("one prepared per decoded entry")))))
+        })
+        .collect()
 }

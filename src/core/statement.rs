@@ -112,6 +112,20 @@ struct WireStatement {
     predicate: serde_json::Value,
 }
 
+/// The statement as it is read: the predicate is kept as raw JSON and
+/// deserialised once, straight into its typed struct.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireStatementIn<'a> {
+    #[serde(rename = "_type", borrow)]
+    type_: std::borrow::Cow<'a, str>,
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType", borrow)]
+    predicate_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    predicate: &'a serde_json::value::RawValue,
+}
+
 // ---------------------------------------------------------------- build (SLSA)
 
 /// SLSA Provenance v1, as far as the ledger writes and reads it.
@@ -520,12 +534,12 @@ impl Statement {
     /// Parses and checks a payload: statement type, subjects, predicate type
     /// and the predicate's own rules.
     pub fn parse(payload: &[u8]) -> Result<Statement, FormatError> {
-        let wire: WireStatement =
+        let wire: WireStatementIn<'_> =
             serde_json::from_slice(payload).map_err(|e| FormatError::Statement(format!("statement JSON: {e}")))?;
         if wire.type_ != STATEMENT_TYPE {
             return Err(FormatError::Statement(format!("_type is {:?}, expected {STATEMENT_TYPE}", wire.type_)));
         }
-        let predicate = match wire.predicate_type.as_str() {
+        let predicate = match wire.predicate_type.as_ref() {
             PREDICATE_BUILD => Predicate::Build(from_predicate(wire.predicate)?),
             PREDICATE_VALIDATION => Predicate::Validation(from_predicate(wire.predicate)?),
             PREDICATE_PROMOTION => Predicate::Promotion(from_predicate(wire.predicate)?),
@@ -595,8 +609,8 @@ impl Statement {
     }
 }
 
-fn from_predicate<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, FormatError> {
-    serde_json::from_value(v).map_err(|e| FormatError::Statement(format!("predicate: {e}")))
+fn from_predicate<T: serde::de::DeserializeOwned>(v: &serde_json::value::RawValue) -> Result<T, FormatError> {
+    serde_json::from_str(v.get()).map_err(|e| FormatError::Statement(format!("predicate: {e}")))
 }
 
 /// Names of checks, artifacts and environments: `[a-z0-9][a-z0-9._-]*`, at
