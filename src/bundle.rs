@@ -23,7 +23,7 @@ use crate::core::hash::EntryHash;
 use crate::core::note::{Checkpoint, MAX_NOTE_SIZE, NoteVerifier};
 use crate::ledger::{SignedCheckpoint, leaf_of};
 use crate::tree::{Frontier, Hash};
-use crate::verify::{ChainReport, Failure, VerifiedEntry, VerifyError, verify_chain};
+use crate::verify::{ChainReport, Failure, VerifiedEntry, VerifyError, verify_chain_with};
 
 pub const BUNDLE_MAGIC: &[u8; 18] = b"PROVLEDGER-BUNDLE\n";
 /// Bundle format version written by this build.
@@ -164,6 +164,17 @@ pub fn verify_bundle<R: Read>(
     r: R,
     genesis: &EntryHash,
     since: Option<&str>,
+    on_entry: impl FnMut(&VerifiedEntry),
+) -> Result<BundleReport, BundleError> {
+    verify_bundle_with(r, genesis, since, crate::sigcheck::Mode::Batch, on_entry)
+}
+
+/// [`verify_bundle`] with a choice of signature checks.
+pub fn verify_bundle_with<R: Read>(
+    r: R,
+    genesis: &EntryHash,
+    since: Option<&str>,
+    mode: crate::sigcheck::Mode,
     mut on_entry: impl FnMut(&VerifiedEntry),
 ) -> Result<BundleReport, BundleError> {
     let mut reader = BundleReader::open(r)?;
@@ -193,7 +204,7 @@ pub fn verify_bundle<R: Read>(
             .next_entry()
             .map(|r| r.map(|bytes| (at, bytes)).map_err(|e| VerifyError::new(at, Failure::Invalid, e.to_string())))
     });
-    let chain = verify_chain(entries, Some(genesis), |v| {
+    let chain = verify_chain_with(entries, Some(genesis), mode, |v| {
         if let Some(p) = v.new_policy() {
             log = Some(p.log().clone());
         }

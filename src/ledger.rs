@@ -17,11 +17,12 @@ use crate::core::note::{self, Checkpoint, NoteVerifier};
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Decision, Evidence};
 use crate::policy::Policy;
-use crate::store::{Append, Head, IndexCounts, IndexRow, NewEntry, NodeWrite, Store, StoreError, source_key};
+use crate::sigcheck::{self, Keyring};
+use crate::store::{Append, Head, NewEntry, NodeWrite, Store, StoreError, source_key};
 use crate::tree::{self, Frontier, Hash, Nodes, TreeError};
 use crate::verify::{
-    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, VerifiedEntry, VerifyError, evidence_of,
-    verify_chain,
+    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, Prepared, VerifiedEntry, VerifyError,
+    evidence_of, prepare, verify_chain_with,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -252,10 +253,11 @@ impl<S: Store> Ledger<S> {
         let mut results = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());
         let mut writes = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
+        let prepared = prepare_for(&state, envelopes.iter());
+        for (envelope, prepared) in envelopes.into_iter().zip(prepared) {
             let time = now.max(state.last_time);
             let (entry, bytes) = UnverifiedEntry::build(state.next_index, state.head, time, envelope);
-            match state.verify_next(entry, &prefix) {
+            match state.verify_next_prepared(entry, prepared, &prefix) {
                 Ok(v) => {
                     writes.push(NewEntry { bytes, ..index_rows(&v) });
                     prefix.pending.record(&v);
@@ -296,11 +298,18 @@ impl<S: Store> Ledger<S> {
         let mut prefix = StorePrefix { store: &self.store, pending: MemPrefix::default() };
         let mut verified = Vec::with_capacity(entries.len());
         let mut writes = Vec::with_capacity(entries.len());
-        for bytes in entries {
-            let index = state.next_index;
-            let entry = UnverifiedEntry::decode(bytes)
-                .map_err(|e| VerifyError::new(index, Failure::Invalid, format!("received entry: {e}")))?;
-            let v = state.verify_next(entry, &prefix)?;
+        let decoded = entries
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                UnverifiedEntry::decode(bytes).map_err(|e| {
+                    VerifyError::new(state.next_index + i as u64, Failure::Invalid, format!("received entry: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let prepared = prepare_for(&state, decoded.iter().map(|e| &e.envelope));
+        for ((entry, prepared), bytes) in decoded.into_iter().zip(prepared).zip(entries) {
+            let v = state.verify_next_prepared(entry, prepared, &prefix)?;
             writes.push(NewEntry { bytes: bytes.clone(), ..index_rows(&v) });
             prefix.pending.record(&v);
             state.advance(&v);
@@ -481,6 +490,16 @@ impl<S: Store> Ledger<S> {
     pub fn verify(
         &self,
         genesis: Option<&EntryHash>,
+        on_entry: impl FnMut(&VerifiedEntry),
+    ) -> Result<ChainReport, LedgerError> {
+        self.verify_with(genesis, sigcheck::Mode::Batch, on_entry)
+    }
+
+    /// [`Ledger::verify`] with a choice of signature checks.
+    pub fn verify_with(
+        &self,
+        genesis: Option<&EntryHash>,
+        mode: sigcheck::Mode,
         mut on_entry: impl FnMut(&VerifiedEntry),
     ) -> Result<ChainReport, LedgerError> {
         let head = self.store.head()?;
@@ -489,7 +508,7 @@ impl<S: Store> Ledger<S> {
         let mut nodes = Vec::new();
         let entries =
             self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
-        let report = verify_chain(entries, genesis, |v| {
+        let report = verify_chain_with(entries, genesis, mode, |v| {
             rows.push(index_rows(v));
             frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));
             on_entry(v);
@@ -530,7 +549,7 @@ impl<S: Store> Ledger<S> {
             )
             .into());
         }
-        self.check_indexes(&rows, report.entries)?;
+        self.check_indexes(&rows)?;
         self.check_tree(&nodes, &frontier, &report)?;
         Ok(report)
     }
@@ -538,21 +557,11 @@ impl<S: Store> Ledger<S> {
     /// The stored tree holds exactly the nodes the chain implies, and the
     /// stored checkpoint is signed by the policy's log key over its root.
     fn check_tree(&self, nodes: &[NodeWrite], frontier: &Frontier, report: &ChainReport) -> Result<(), LedgerError> {
+        if let Some(m) = self.store.check_nodes(nodes)? {
+            return Err(VerifyError::new(m.index, Failure::Invalid, m.reason).into());
+        }
         let last = report.entries.saturating_sub(1);
         let bad = |why: String| -> LedgerError { VerifyError::new(last, Failure::Invalid, why).into() };
-        for n in nodes {
-            match self.store.node(n.level, n.index)? {
-                Some(h) if h == n.hash => {}
-                Some(_) => {
-                    return Err(bad(format!("Merkle tree node ({}, {}) does not match the chain", n.level, n.index)));
-                }
-                None => return Err(bad(format!("Merkle tree node ({}, {}) is missing", n.level, n.index))),
-            }
-        }
-        let stored = self.store.node_count()?;
-        if stored != nodes.len() as u64 {
-            return Err(bad(format!("the store holds {stored} Merkle tree nodes, the chain implies {}", nodes.len())));
-        }
         let (_, policy) = report.state.policy().expect("a verified chain has a policy");
         let note = self.store.checkpoint()?.ok_or_else(|| bad("no signed checkpoint is stored".into()))?;
         let signed = SignedCheckpoint::open(&note, policy.log()).map_err(|e| bad(format!("stored checkpoint: {e}")))?;
@@ -569,48 +578,28 @@ impl<S: Store> Ledger<S> {
     }
 
     /// The secondary indexes hold exactly the rows the chain implies.
-    fn check_indexes(&self, rows: &[NewEntry], entries: u64) -> Result<(), LedgerError> {
-        let mut want = IndexCounts::default();
-        for r in rows {
-            let mut expected: Vec<IndexRow<'_>> = r.subjects.iter().map(IndexRow::Subject).collect();
-            expected.extend(r.promoted_to.as_deref().map(IndexRow::Environment));
-            expected.extend(r.source.as_deref().map(IndexRow::Source));
-            expected.extend(r.release.as_deref().map(IndexRow::Release));
-            for row in expected {
-                if !self.store.indexed(row, r.index)? {
-                    let what = match row {
-                        IndexRow::Subject(d) => format!("subject {d}"),
-                        IndexRow::Environment(e) => format!("environment {e}"),
-                        IndexRow::Source(_) => "source".to_string(),
-                        IndexRow::Release(rel) => format!("release {rel}"),
-                    };
-                    let reason = format!("the {what} index lacks this entry");
-                    return Err(VerifyError::new(r.index, Failure::Invalid, reason).into());
-                }
-            }
-            want.subjects += r.subjects.len() as u64;
-            want.environments += r.promoted_to.is_some() as u64;
-            want.sources += r.source.is_some() as u64;
-            want.policies += r.is_policy as u64;
-            want.releases += r.release.is_some() as u64;
+    fn check_indexes(&self, rows: &[NewEntry]) -> Result<(), LedgerError> {
+        match self.store.check_rows(rows)? {
+            Some(m) => Err(VerifyError::new(m.index, Failure::Invalid, m.reason).into()),
+            None => Ok(()),
         }
-        let policies: Vec<u64> = rows.iter().filter(|r| r.is_policy).map(|r| r.index).collect();
-        let have = self.store.index_counts()?;
-        if have != want || self.store.policy_entries()? != policies {
-            return Err(VerifyError::new(
-                entries,
-                Failure::Invalid,
-                format!("the indexes hold rows the chain does not imply (index {have:?}, chain {want:?})"),
-            )
-            .into());
-        }
-        Ok(())
     }
 }
 
 fn base64_root(root: &Hash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(root)
+}
+
+/// Statements parsed and signatures checked ahead of the chain walk, on all
+/// cores, with the keys of the policy in force and of any policy among them.
+fn prepare_for<'a>(state: &ChainState, envelopes: impl Iterator<Item = &'a Envelope>) -> Vec<Prepared> {
+    let envelopes: Vec<&Envelope> = envelopes.collect();
+    let mut keyring: Keyring = match state.policy() {
+        Some((_, policy)) => policy.keys().map(|(_, k)| &k.public).collect(),
+        None => Keyring::default(),
+    };
+    prepare(&envelopes, &mut keyring, sigcheck::Mode::Batch)
 }
 
 /// The index rows of a verified entry (everything of a [`NewEntry`] but its bytes).
@@ -630,7 +619,7 @@ fn index_rows(v: &VerifiedEntry) -> NewEntry {
         index: v.index(),
         bytes: Vec::new(),
         subjects,
-        envelope_fingerprint: v.entry().envelope_fingerprint(),
+        envelope_fingerprint: v.envelope_fingerprint(),
         promoted_to,
         source,
         is_policy: matches!(v.statement().predicate, Predicate::Policy(_)),

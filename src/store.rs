@@ -127,23 +127,12 @@ pub fn source_key(git_commit: &str, artifact: Option<&str>) -> Vec<u8> {
     k
 }
 
-/// One row of a secondary index, for a membership check.
-#[derive(Clone, Copy, Debug)]
-pub enum IndexRow<'a> {
-    Subject(&'a Digest),
-    Environment(&'a str),
-    Source(&'a [u8]),
-    Release(&'a str),
-}
-
-/// Row counts of the secondary indexes, which `verify` compares with the chain.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IndexCounts {
-    pub subjects: u64,
-    pub environments: u64,
-    pub sources: u64,
-    pub policies: u64,
-    pub releases: u64,
+/// Where the stored indexes or tree differ from what the chain implies:
+/// the entry concerned and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub index: u64,
+    pub reason: String,
 }
 
 /// One Merkle tree node: the root of the perfect subtree of `2^level` leaves
@@ -188,14 +177,15 @@ pub trait Store {
     fn builds_of_release(&self, release: &str) -> Result<Vec<u64>, StoreError>;
     /// Indexes of policy entries, ascending.
     fn policy_entries(&self) -> Result<Vec<u64>, StoreError>;
-    /// Rows in each secondary index.
-    fn index_counts(&self) -> Result<IndexCounts, StoreError>;
-    /// Whether an index holds `row` for entry `index` (one keyed lookup).
-    fn indexed(&self, row: IndexRow<'_>, index: u64) -> Result<bool, StoreError>;
+    /// Compares every secondary index with exactly the rows `entries`
+    /// imply (their bytes are not read): the first row missing, differing
+    /// or not implied, if any.
+    fn check_rows(&self, entries: &[NewEntry]) -> Result<Option<Mismatch>, StoreError>;
     /// A Merkle tree node, if stored.
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
-    /// Number of stored tree nodes.
-    fn node_count(&self) -> Result<u64, StoreError>;
+    /// Compares the stored tree with exactly `nodes`: the first node
+    /// missing, differing or not implied, if any.
+    fn check_nodes(&self, nodes: &[NodeWrite]) -> Result<Option<Mismatch>, StoreError>;
     /// The latest signed checkpoint note.
     fn checkpoint(&self) -> Result<Option<String>, StoreError>;
     /// Writes `append` atomically and durably, only if the current head is
@@ -403,12 +393,102 @@ fn named_key(name: &[u8], index: u64) -> Vec<u8> {
     k
 }
 
+fn lacks(row: &Row<'_>) -> Mismatch {
+    let reason = match row.what {
+        What::Node(..) => format!("{} is missing", row.what),
+        _ => format!("{} lacks this entry", row.what),
+    };
+    Mismatch { index: row.index, reason }
+}
+
 fn index_of(key: &[u8]) -> Result<u64, StoreError> {
     let b: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt(format!("entry key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(b))
 }
 
+/// A row an index or the tree must hold, for [`SledStore::compare`].
+struct Row<'a> {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// The entry the row belongs to.
+    index: u64,
+    what: What<'a>,
+}
+
+/// What a row is, for messages.
+enum What<'a> {
+    Subject(&'a Digest),
+    Envelope,
+    Environment(&'a str),
+    Source,
+    Policy,
+    Release(&'a str),
+    Node(u32, u64),
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Subject(d) => write!(f, "the subject {d} index"),
+            What::Envelope => write!(f, "the envelope index"),
+            What::Environment(e) => write!(f, "the environment {e} index"),
+            What::Source => write!(f, "the source index"),
+            What::Policy => write!(f, "the policy index"),
+            What::Release(r) => write!(f, "the release {r} index"),
+            What::Node(level, index) => write!(f, "Merkle tree node ({level}, {index})"),
+        }
+    }
+}
+
 impl SledStore {
+    /// Runs [`SledStore::compare`] on each tree at once, on all cores;
+    /// reports the mismatch of the lowest entry.
+    fn compare_all(&self, jobs: Vec<(&sled::Tree, Vec<Row<'_>>)>) -> Result<Option<Mismatch>, StoreError> {
+        use rayon::prelude::*;
+        let found = jobs.into_par_iter().map(|(tree, rows)| self.compare(tree, rows)).collect::<Result<Vec<_>, _>>()?;
+        Ok(found.into_iter().flatten().min_by_key(|m| m.index))
+    }
+
+    /// Walks `tree` in key order beside `rows` sorted the same way: the
+    /// first row missing, with another value, or stored but not in `rows`.
+    fn compare(&self, tree: &sled::Tree, mut rows: Vec<Row<'_>>) -> Result<Option<Mismatch>, StoreError> {
+        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let not_implied = |key: &[u8]| {
+            let name = String::from_utf8_lossy(&tree.name()).into_owned();
+            let index = key.len().checked_sub(8).map_or(0, |at| index_of(&key[at..]).unwrap_or(0));
+            Mismatch {
+                index,
+                reason: format!(
+                    "the indexes hold rows the chain does not imply (a row of {name} with key {})",
+                    hex::encode(key)
+                ),
+            }
+        };
+        let mut stored = tree.iter();
+        for row in &rows {
+            let Some(item) = stored.next() else {
+                return Ok(Some(lacks(row)));
+            };
+            let (key, value) = item.map_err(|e| self.io(e))?;
+            match key.as_ref().cmp(row.key.as_slice()) {
+                std::cmp::Ordering::Less => return Ok(Some(not_implied(&key))),
+                std::cmp::Ordering::Greater => return Ok(Some(lacks(row))),
+                std::cmp::Ordering::Equal if value.as_ref() != row.value.as_slice() => {
+                    let reason = match row.what {
+                        What::Node(..) => format!("{} does not match the chain", row.what),
+                        _ => format!("{} holds another value for this entry", row.what),
+                    };
+                    return Ok(Some(Mismatch { index: row.index, reason }));
+                }
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        match stored.next() {
+            Some(item) => Ok(Some(not_implied(&item.map_err(|e| self.io(e))?.0))),
+            None => Ok(None),
+        }
+    }
+
     fn scan_named(&self, tree: &sled::Tree, name: &[u8]) -> Result<Vec<u64>, StoreError> {
         let mut prefix = name.to_vec();
         prefix.push(0);
@@ -477,24 +557,72 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn indexed(&self, row: IndexRow<'_>, index: u64) -> Result<bool, StoreError> {
-        let found = match row {
-            IndexRow::Subject(d) => self.subjects.contains_key(subject_key(d, index)),
-            IndexRow::Environment(env) => self.environments.contains_key(named_key(env.as_bytes(), index)),
-            IndexRow::Source(key) => self.sources.contains_key(named_key(key, index)),
-            IndexRow::Release(r) => self.releases.contains_key(named_key(r.as_bytes(), index)),
-        };
-        found.map_err(|e| self.io(e))
+    fn check_rows(&self, entries: &[NewEntry]) -> Result<Option<Mismatch>, StoreError> {
+        let mut subjects = Vec::new();
+        let mut envelopes = Vec::with_capacity(entries.len());
+        let mut environments = Vec::new();
+        let mut sources = Vec::new();
+        let mut policies = Vec::new();
+        let mut releases = Vec::new();
+        for e in entries {
+            let index = e.index;
+            let at = index.to_be_bytes().to_vec();
+            for d in &e.subjects {
+                subjects.push(Row {
+                    key: subject_key(d, index).to_vec(),
+                    value: Vec::new(),
+                    index,
+                    what: What::Subject(d),
+                });
+            }
+            envelopes.push(Row {
+                key: e.envelope_fingerprint.to_vec(),
+                value: at.clone(),
+                index,
+                what: What::Envelope,
+            });
+            if let Some(env) = &e.promoted_to {
+                let key = named_key(env.as_bytes(), index);
+                environments.push(Row { key, value: Vec::new(), index, what: What::Environment(env) });
+            }
+            if let Some(src) = &e.source {
+                sources.push(Row { key: named_key(src, index), value: Vec::new(), index, what: What::Source });
+            }
+            if e.is_policy {
+                policies.push(Row { key: at, value: Vec::new(), index, what: What::Policy });
+            }
+            if let Some(r) = &e.release {
+                releases.push(Row {
+                    key: named_key(r.as_bytes(), index),
+                    value: Vec::new(),
+                    index,
+                    what: What::Release(r),
+                });
+            }
+        }
+        let jobs = vec![
+            (&self.subjects, subjects),
+            (&self.envelopes, envelopes),
+            (&self.environments, environments),
+            (&self.sources, sources),
+            (&self.policies, policies),
+            (&self.releases, releases),
+        ];
+        self.compare_all(jobs)
     }
 
-    fn index_counts(&self) -> Result<IndexCounts, StoreError> {
-        Ok(IndexCounts {
-            subjects: self.subjects.len() as u64,
-            environments: self.environments.len() as u64,
-            sources: self.sources.len() as u64,
-            policies: self.policies.len() as u64,
-            releases: self.releases.len() as u64,
-        })
+    fn check_nodes(&self, nodes: &[NodeWrite]) -> Result<Option<Mismatch>, StoreError> {
+        let rows = nodes
+            .iter()
+            .map(|n| Row {
+                key: node_key(n.level, n.index).to_vec(),
+                value: n.hash.to_vec(),
+                // The entry whose append completed the node.
+                index: ((n.index + 1) << n.level) - 1,
+                what: What::Node(n.level, n.index),
+            })
+            .collect();
+        self.compare_all(vec![(&self.nodes, rows)])
     }
 
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
@@ -503,10 +631,6 @@ impl Store for SledStore {
             StoreError::Corrupt(format!("tree node ({level}, {index}) holds {} bytes, not 32", v.len()))
         })?;
         Ok(Some(h))
-    }
-
-    fn node_count(&self) -> Result<u64, StoreError> {
-        Ok(self.nodes.len() as u64)
     }
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {

@@ -208,8 +208,10 @@ fn policy_changes_rotate_keys_and_keep_history_valid() {
     assert!(out.contains("not in the policy in force"), "{out}");
     assert_eq!(env.head(), before);
     env.ok(&["record", "build", "--key", &env.path("ci2.key"), "--image", &image("after"), "--offline"]);
-    // The old build, signed before the rotation, still verifies.
+    // The old build, signed before the rotation, still verifies, with
+    // signatures checked in batches and each alone.
     assert_eq!(env.json(&["verify"])["entries"], 4);
+    assert_eq!(env.json(&["verify", "--strict-signatures"])["entries"], 4);
     // A policy that would leave no policy key is refused.
     let locked = std::fs::read_to_string(env.path("policy.toml"))
         .unwrap()

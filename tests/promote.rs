@@ -272,7 +272,9 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
     let append = Append { entries: &[new], nodes: &[], checkpoint: &checkpoint, head: &new_head };
     ledger.store().append(Some(&head), &append).unwrap();
     drop(ledger);
-    let out = env.fails(4, &["verify"]);
-    assert!(out.contains("entry 3") && out.contains("the gate denies this promotion"), "{out}");
-    assert!(out.contains("required check \"unit\" failed"), "{out}");
+    for args in [&["verify"][..], &["verify", "--strict-signatures"]] {
+        let out = env.fails(4, args);
+        assert!(out.contains("entry 3") && out.contains("the gate denies this promotion"), "{out}");
+        assert!(out.contains("required check \"unit\" failed"), "{out}");
+    }
 }

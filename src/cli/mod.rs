@@ -32,6 +32,7 @@ use provledger::record::{self, BuildInput, PromotionInput, ValidationInput};
 use provledger::registry::{self, Registry, Target};
 use provledger::remote::Client;
 use provledger::server;
+use provledger::sigcheck;
 use provledger::store::{SledStore, Store as _};
 use provledger::sync;
 use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
@@ -149,6 +150,10 @@ enum Command {
         /// Verify a promotion proof, offline (needs --genesis)
         #[arg(long, requires = "genesis")]
         proof: Option<PathBuf>,
+        /// Check each signature alone with the strict ed25519 rules instead of in batches
+        /// (slower; see SECURITY.md, "Batch verification")
+        #[arg(long)]
+        strict_signatures: bool,
     },
     /// Write every entry and the latest signed checkpoint to one file, for offline audit
     Export {
@@ -586,11 +591,14 @@ fn run(cli: Cli) -> Result<()> {
             (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline),
             (None, None) => unreachable!("clap requires --image or --release"),
         },
-        Command::Verify { genesis, bundle, since, proof } => match (bundle, proof) {
-            (Some(b), _) => verify_bundle(&ctx, &b, genesis.as_deref(), since.as_deref()),
-            (None, Some(p)) => verify_proof(&ctx, &p, genesis.as_deref()),
-            (None, None) => verify(&ctx, genesis.as_deref()),
-        },
+        Command::Verify { genesis, bundle, since, proof, strict_signatures } => {
+            let mode = if strict_signatures { sigcheck::Mode::Strict } else { sigcheck::Mode::Batch };
+            match (bundle, proof) {
+                (Some(b), _) => verify_bundle(&ctx, &b, genesis.as_deref(), since.as_deref(), mode),
+                (None, Some(p)) => verify_proof(&ctx, &p, genesis.as_deref()),
+                (None, None) => verify(&ctx, genesis.as_deref(), mode),
+            }
+        }
         Command::Export { out } => export(&ctx, &out),
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
@@ -1523,13 +1531,13 @@ fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<S
     Ok(v)
 }
 
-fn verify(ctx: &Ctx, genesis: Option<&str>) -> Result<()> {
+fn verify(ctx: &Ctx, genesis: Option<&str>, mode: sigcheck::Mode) -> Result<()> {
     let genesis =
         genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
     let ledger = ctx.open()?;
     let total = ledger.store().head()?.map_or(0, |h| h.count);
     let bar = progress::bar(ctx.json, total, "verifying");
-    let report = ledger.verify(genesis.as_ref(), |_| bar.inc(1));
+    let report = ledger.verify_with(genesis.as_ref(), mode, |_| bar.inc(1));
     bar.finish_and_clear();
     let report = report.map_err(CliError::from_verify)?;
     let cp = ledger.checkpoint()?;
@@ -1657,7 +1665,13 @@ fn bundle_failure(e: bundle::BundleError) -> CliError {
     }
 }
 
-fn verify_bundle(ctx: &Ctx, path: &Path, genesis: Option<&str>, since: Option<&Path>) -> Result<()> {
+fn verify_bundle(
+    ctx: &Ctx,
+    path: &Path,
+    genesis: Option<&str>,
+    since: Option<&Path>,
+    mode: sigcheck::Mode,
+) -> Result<()> {
     let genesis = parse_genesis(genesis)?;
     let since = since
         .map(|p| read_input(p, "checkpoint", provledger::core::note::MAX_NOTE_SIZE as u64))
@@ -1676,7 +1690,7 @@ fn verify_bundle(ctx: &Ctx, path: &Path, genesis: Option<&str>, since: Option<&P
     .map(|r| r.count)
     .unwrap_or(0);
     let bar = progress::bar(ctx.json, total, "verifying");
-    let report = bundle::verify_bundle(reader, &genesis, since.as_deref(), |_| bar.inc(1));
+    let report = bundle::verify_bundle_with(reader, &genesis, since.as_deref(), mode, |_| bar.inc(1));
     bar.finish_and_clear();
     let report = report.map_err(bundle_failure)?;
     let cp = &report.checkpoint;
