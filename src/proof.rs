@@ -102,10 +102,21 @@ fn invalid(why: impl Into<String>) -> ProofError {
 pub fn prove<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str) -> Result<PromotionProof, ProofError> {
     let store = ledger.store();
     let subject = store.entries_for_subject(digest).map_err(LedgerError::from)?;
-    let promotions = store.promotions_into(env).map_err(LedgerError::from)?;
-    let newest_into = |e: &[u64], before: u64| e.iter().rev().copied().find(|i| *i < before && subject.contains(i));
+    // The newest promotion of the digest into `env` before `before`, found
+    // among the few entries that name the digest (never by scanning every
+    // promotion into `env`, which grows with the ledger).
+    let newest_into = |env: &str, before: u64| -> Result<Option<u64>, ProofError> {
+        for &i in subject.iter().rev().filter(|i| **i < before) {
+            if let Predicate::Promotion(p) = &ledger.read(i)?.statement.predicate
+                && p.to == env
+            {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    };
     let not_promoted = || ProofError::NotPromoted { digest: *digest, env: env.to_string() };
-    let promotion = newest_into(&promotions, u64::MAX).ok_or_else(not_promoted)?;
+    let promotion = newest_into(env, u64::MAX)?.ok_or_else(not_promoted)?;
     let signed = ledger.checkpoint()?;
     let size = signed.checkpoint.size;
     let mut indexes: Vec<u64> = store.policy_entries().map_err(LedgerError::from)?;
@@ -126,8 +137,7 @@ pub fn prove<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str) -> Result
         indexes.push(p.build.index);
         indexes.extend(p.validations.iter().map(|v| v.index));
         if let Some(from) = &p.from {
-            let into_from = store.promotions_into(from).map_err(LedgerError::from)?;
-            pending.extend(newest_into(&into_from, at));
+            pending.extend(newest_into(from, at)?);
         }
     }
     indexes.sort_unstable();
