@@ -1,5 +1,7 @@
-//! Criterion benchmarks: entry encode/decode, durable sign+append, whole-chain
-//! verification, and raw ed25519 verification as the ceiling, in one run.
+//! Criterion benchmarks: entry encode/decode, durable sign+append one by one
+//! and in batches of 1000, whole-chain verification (batched and strict
+//! signature checks), gate decisions, and raw ed25519 verification (strict,
+//! and `verify_batch` on all cores) as the ceilings, in one run.
 //!
 //! `cargo bench --bench ledger`
 
@@ -15,8 +17,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::EntryHash;
 use provledger::ledger::Ledger;
+use provledger::sigcheck::Mode;
 use provledger::store::SledStore;
-use provledger::verify::verify_chain;
+use provledger::verify::verify_chain_with;
 
 const CHAIN_LEN: u32 = 1000;
 
@@ -71,6 +74,18 @@ fn append(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.throughput(Throughput::Elements(1000));
+    g.sample_size(10);
+    g.bench_function("append_batch_1000_durable", |b| {
+        b.iter_batched(
+            || {
+                n += 1000;
+                (0..1000).map(|i| vectors::sign(&vectors::build(2_000_000 + n + i), "ci")).collect::<Vec<_>>()
+            },
+            |envelopes| ledger.append_batch(envelopes, 2).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
@@ -79,15 +94,18 @@ fn verify(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(CHAIN_LEN as u64));
     g.sample_size(10);
-    g.bench_function("chain_1000_entries", |b| {
-        b.iter(|| {
-            let items = entries.iter().enumerate().map(|(i, e)| Ok((i as u64, e.clone())));
-            verify_chain(items, None, |_| {}).unwrap()
-        })
-    });
+    for (name, mode) in [("chain_1000_entries", Mode::Batch), ("chain_1000_entries_strict", Mode::Strict)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let items = entries.iter().enumerate().map(|(i, e)| Ok((i as u64, e.clone())));
+                verify_chain_with(items, None, mode, |_| {}).unwrap()
+            })
+        });
+    }
     g.finish();
 
     ceiling::ed25519_verify_strict(c);
+    ceiling::ed25519_verify_batch(c);
 }
 
 /// Gate decisions on a real sled ledger of 1k and 10k entries (the scale

@@ -88,6 +88,7 @@ fn bundle(c: &mut Criterion) {
     g.finish();
 
     ceiling::ed25519_verify_strict(c);
+    ceiling::ed25519_verify_batch(c);
 }
 
 criterion_group! {
