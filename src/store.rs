@@ -453,9 +453,19 @@ impl SledStore {
     /// first row missing, with another value, or stored but not in `rows`.
     fn compare(&self, tree: &sled::Tree, mut rows: Vec<Row<'_>>) -> Result<Option<Mismatch>, StoreError> {
         rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let not_implied = |key: &[u8]| {
-            let name = String::from_utf8_lossy(&tree.name()).into_owned();
-            let index = key.len().checked_sub(8).map_or(0, |at| index_of(&key[at..]).unwrap_or(0));
+        let name = String::from_utf8_lossy(&tree.name()).into_owned();
+        let not_implied = |key: &[u8], value: &[u8]| {
+            // The entry a stored row speaks for: the envelope index keeps it
+            // as the value, a tree node is completed by its last leaf, every
+            // other index ends its key with it.
+            let tail = |b: &[u8]| b.len().checked_sub(8).map_or(0, |at| index_of(&b[at..]).unwrap_or(0));
+            let index = match name.as_str() {
+                TREE_ENVELOPES => tail(value),
+                TREE_NODES if key.len() == 9 => {
+                    tail(key).saturating_add(1).checked_shl(key[0].into()).map_or(0, |v| v.saturating_sub(1))
+                }
+                _ => tail(key),
+            };
             Mismatch {
                 index,
                 reason: format!(
@@ -471,7 +481,7 @@ impl SledStore {
             };
             let (key, value) = item.map_err(|e| self.io(e))?;
             match key.as_ref().cmp(row.key.as_slice()) {
-                std::cmp::Ordering::Less => return Ok(Some(not_implied(&key))),
+                std::cmp::Ordering::Less => return Ok(Some(not_implied(&key, &value))),
                 std::cmp::Ordering::Greater => return Ok(Some(lacks(row))),
                 std::cmp::Ordering::Equal if value.as_ref() != row.value.as_slice() => {
                     let reason = match row.what {
@@ -484,7 +494,10 @@ impl SledStore {
             }
         }
         match stored.next() {
-            Some(item) => Ok(Some(not_implied(&item.map_err(|e| self.io(e))?.0))),
+            Some(item) => {
+                let (key, value) = item.map_err(|e| self.io(e))?;
+                Ok(Some(not_implied(&key, &value)))
+            }
             None => Ok(None),
         }
     }
