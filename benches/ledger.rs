@@ -124,6 +124,7 @@ fn decide(c: &mut Criterion) {
             digest: Some(vectors::digest(0)),
             to: "dev",
             promoter: vectors::key("release").id(),
+            tag: None,
         };
         assert!(ledger.decide(&request).unwrap().is_allowed());
         g.bench_function(format!("decide_{size}_entries"), |b| b.iter(|| ledger.decide(&request).unwrap()));

@@ -36,7 +36,8 @@ fn main() {
     // The digest whose promotion to dev is decided: one build, one passing validation.
     let built = ledger.append(vectors::sign(&vectors::build(0), "ci"), 1).unwrap();
     ledger.append(vectors::sign(&vectors::validation(0, built.entry_ref()), "qa"), 1).unwrap();
-    let request = Request { digest: Some(vectors::digest(0)), to: "dev", promoter: vectors::key("release").id() };
+    let request =
+        Request { digest: Some(vectors::digest(0)), to: "dev", promoter: vectors::key("release").id(), tag: None };
     assert!(ledger.decide(&request).unwrap().is_allowed());
 
     let checkpoints = [1_000u64, 100_000, 1_000_000].into_iter().filter(|c| *c <= entries).collect::<Vec<_>>();

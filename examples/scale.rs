@@ -43,6 +43,22 @@ const IMAGES_PER_ROUND: u32 = 1_000;
 const CI_KEYS: usize = 3;
 const SAMPLES: usize = 1_000;
 
+/// The genesis hash of the ledger being built, set once it is initialised:
+/// every statement is bound to it, as the CLI binds its statements.
+static GENESIS: std::sync::OnceLock<provledger::core::hash::EntryHash> = std::sync::OnceLock::new();
+
+/// The binding of statement `n` of a kind, with a nonce derived from both
+/// (deterministic, so that runs are comparable).
+fn binding(kind: &str, n: u32) -> Option<record::Binding> {
+    let nonce: [u8; 16] = sha256(format!("scale nonce {kind} {n}").as_bytes())[..16].try_into().unwrap();
+    Some(record::Binding {
+        // The ceilings' sample envelopes are signed before there is a
+        // ledger; they are never appended.
+        ledger: GENESIS.get().copied().unwrap_or(provledger::core::hash::EntryHash::ZERO),
+        nonce: provledger::core::statement::Nonce::from_bytes(nonce),
+    })
+}
+
 fn key(name: &str) -> SecretKey {
     SecretKey::from_seed(&sha256(format!("provledger scale harness key {name}").as_bytes()))
 }
@@ -68,6 +84,7 @@ fn policy(keys: &Keys, ci: usize, previous: Option<EntryRef>) -> Statement {
         name: name.into(),
         required_checks: checks.iter().map(|c| c.to_string()).collect(),
         requires: requires.map(str::to_string),
+        tags: Vec::new(),
     };
     let mut policy_keys = vec![k("root", &keys.root, &[Role::Policy])];
     // The CI key in force, and the one before it (still allowed, being retired).
@@ -118,6 +135,7 @@ fn build(n: u32, key: &SecretKey) -> Envelope {
         media_type: None,
         platforms: Vec::new(),
         time: T0 + n as u64,
+        binding: binding("build", n),
     });
     sign(&s, key)
 }
@@ -134,6 +152,7 @@ fn validation(n: u32, build: EntryRef, checks: &[&str], key: &SecretKey) -> Enve
         registry_confirmed: false,
         registry: None,
         time: T0 + 100 + n as u64,
+        binding: binding(checks[0], n),
     });
     sign(&s, key)
 }
@@ -302,10 +321,14 @@ impl Filler {
         let promoter = self.keys.release.public().id();
         ns.par_iter()
             .map(|&n| {
-                let request = Request { digest: Some(digest(n)), to: env, promoter };
+                let request = Request { digest: Some(digest(n)), to: env, promoter, tag: None };
                 match self.ledger.decide(&request).unwrap() {
                     Decision::Allow(allowed) => {
-                        let input = PromotionInput { time: T0 + 200 + n as u64, ..Default::default() };
+                        let input = PromotionInput {
+                            time: T0 + 200 + n as u64,
+                            binding: binding(env, n),
+                            ..Default::default()
+                        };
                         let s = record::promotion_statement(&image(n), digest(n), env, allowed, input);
                         sign(&s, &self.keys.release)
                     }
@@ -357,6 +380,7 @@ fn main() {
     };
     let ledger = Ledger::new(SledStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(key("log"));
     let genesis = ledger.init(sign(&policy(&keys, 0, None), &keys.root), T0).unwrap();
+    GENESIS.set(genesis.hash()).expect("one ledger per run");
     let mut f = Filler {
         ledger,
         keys,
@@ -375,7 +399,8 @@ fn main() {
         validation(probe, b, &["unit", "lint", "integration"], &f.keys.qa),
         validation(probe, b, &["scan", "sbom"], &f.keys.security),
     ]);
-    let probe_request = Request { digest: Some(digest(probe)), to: "dev", promoter: f.keys.release.public().id() };
+    let probe_request =
+        Request { digest: Some(digest(probe)), to: "dev", promoter: f.keys.release.public().id(), tag: None };
 
     let marks: Vec<u64> = [1_000u64, 100_000, 1_000_000].into_iter().filter(|m| *m <= entries).collect();
     let mut decisions = Vec::new();

@@ -248,6 +248,51 @@ pub fn history<S: Store>(ledger: &Ledger<S>, env: &str) -> Result<HistoryReport,
     Ok(HistoryReport { environment: env.to_string(), promotions, current, rollback_target })
 }
 
+/// A registry tag that promotions moved, and what the ledger says it serves.
+#[derive(Clone, Debug, Serialize)]
+pub struct TagTarget {
+    pub environment: String,
+    /// `REPO:TAG`, as the promotion recorded it.
+    pub target: String,
+    /// The digest of the newest promotion into the environment naming it.
+    pub digest: String,
+    /// The repository of that promotion's subject (`registry/path`).
+    pub image: String,
+    /// That promotion's entry.
+    pub index: u64,
+}
+
+/// For each environment (or just `env`), each tag target its promotions
+/// recorded, with the newest promotion naming it: the digest the tag must
+/// serve. The tag moves only after that promotion is durable, so a tag that
+/// serves anything else is a move that failed or was cut short.
+pub fn tag_targets<S: Store>(ledger: &Ledger<S>, env: Option<&str>) -> Result<Vec<TagTarget>, LedgerError> {
+    let (_, policy) = ledger.policy()?;
+    let envs: Vec<String> = match env {
+        Some(e) => vec![e.to_string()],
+        None => policy.environments().iter().map(|e| e.name.clone()).collect(),
+    };
+    let mut out: Vec<TagTarget> = Vec::new();
+    for environment in envs {
+        for index in ledger.store().promotions_into(&environment)?.into_iter().rev() {
+            let e = ledger.read(index)?;
+            let Predicate::Promotion(p) = &e.statement.predicate else { continue };
+            let (Some(target), Some(subject)) = (&p.tag_target, e.statement.subjects.first()) else { continue };
+            if out.iter().any(|t| t.environment == environment && &t.target == target) {
+                continue;
+            }
+            out.push(TagTarget {
+                environment: environment.clone(),
+                target: target.clone(),
+                digest: e.statement.subject_digests().first().map(|d| d.to_string()).unwrap_or_default(),
+                image: subject.name.clone(),
+                index,
+            });
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- release metadata
 
 /// Keys every release metadata document must carry.

@@ -51,6 +51,9 @@ pub struct Request<'a> {
     pub digest: Option<Digest>,
     pub to: &'a str,
     pub promoter: KeyId,
+    /// The registry tag the promotion is to move (`--tag-target`'s tag), if
+    /// any: it must be bound to the target environment.
+    pub tag: Option<&'a str>,
 }
 
 /// The evidence an allowed promotion rests on.
@@ -92,6 +95,11 @@ pub fn decide(policy: &Policy, evidence: &[Evidence], request: &Request<'_>) -> 
         reasons.push(format!("environment {:?} is not in the policy in force", request.to));
         return Decision::Deny(reasons);
     };
+    if let Some(tag) = request.tag
+        && let Some(why) = policy.tag_not_bound(request.to, tag)
+    {
+        reasons.push(format!("tag target: {why}"));
+    }
     let Some(digest) = request.digest else {
         reasons.push("the reference has no digest: a tag-only reference can never be promoted".to_string());
         return Decision::Deny(reasons);
@@ -161,5 +169,211 @@ pub fn decide(policy: &Policy, evidence: &[Evidence], request: &Request<'_>) -> 
             Decision::Allow(Allowed { from: env.requires.clone(), build: b.entry_ref(), validations: used })
         }
         _ => Decision::Deny(reasons),
+    }
+}
+
+// ---------------------------------------------------------------- releases
+
+/// A build entry of a release, as the release rules read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseBuild {
+    pub index: u64,
+    pub artifact: String,
+    /// The image digest; `None` for a dev-only build of a tag-only reference.
+    pub digest: Option<Digest>,
+    pub revision: Option<String>,
+    pub dev_only: bool,
+}
+
+/// Why a build may not join a release: every build of one release names
+/// the same source revision. `earlier` are the release's builds before it.
+pub fn release_revision_conflict(release: &str, earlier: &[ReleaseBuild], revision: Option<&str>) -> Option<String> {
+    let other = earlier.iter().find(|b| b.revision.as_deref() != revision)?;
+    Some(format!(
+        "release {release} is revision {} (entry {}); this build is revision {}",
+        other.revision.as_deref().unwrap_or("-"),
+        other.index,
+        revision.unwrap_or("-")
+    ))
+}
+
+/// The digests recorded for `artifact` in a release by builds that are not
+/// dev-only, in order of first appearance, each with the entries recording it.
+pub fn artifact_digests(builds: &[ReleaseBuild], artifact: &str) -> Vec<(Digest, Vec<u64>)> {
+    let mut out: Vec<(Digest, Vec<u64>)> = Vec::new();
+    for b in builds.iter().filter(|b| b.artifact == artifact && !b.dev_only) {
+        let Some(d) = b.digest else { continue };
+        match out.iter_mut().find(|(x, _)| *x == d) {
+            Some((_, at)) => at.push(b.index),
+            None => out.push((d, vec![b.index])),
+        }
+    }
+    out
+}
+
+fn describe_digests(digests: &[(Digest, Vec<u64>)]) -> String {
+    digests
+        .iter()
+        .map(|(d, at)| {
+            let at: Vec<String> = at.iter().map(u64::to_string).collect();
+            format!("{d} (entry {})", at.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The release rule for a promotion of `digest` as `artifact` of `release`:
+/// the digest is a build of that artifact in the release, and every other
+/// digest recorded for the artifact there (a rebuild within the release) is
+/// exactly what the promotion says it sets aside. Returns why not.
+pub fn release_promotion_conflict(
+    release: &str,
+    builds: &[ReleaseBuild],
+    artifact: &str,
+    digest: &Digest,
+    supersedes: &[Digest],
+) -> Option<String> {
+    let digests = artifact_digests(builds, artifact);
+    if !digests.iter().any(|(d, _)| d == digest) {
+        return Some(format!("{digest} is not a build of artifact {artifact} in release {release}"));
+    }
+    let mut others: Vec<Digest> = digests.iter().map(|(d, _)| *d).filter(|d| d != digest).collect();
+    others.sort();
+    if others == supersedes {
+        return None;
+    }
+    if supersedes.is_empty() {
+        return Some(format!(
+            "artifact {artifact} was rebuilt within release {release} with another digest ({}); the release \
+             gate denies it until the rebuild is resolved explicitly",
+            describe_digests(&digests)
+        ));
+    }
+    Some(format!(
+        "the promotion sets aside {} for artifact {artifact} of release {release}, but the release records {}",
+        supersedes.iter().map(Digest::to_string).collect::<Vec<_>>().join(", "),
+        describe_digests(&digests)
+    ))
+}
+
+/// One artifact of a release, chosen for promotion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseChoice {
+    pub artifact: String,
+    pub digest: Digest,
+    /// The newest build entry of the digest in the release.
+    pub build_index: u64,
+    /// The artifact's other digests in the release, set aside (ascending).
+    pub supersedes: Vec<Digest>,
+}
+
+/// Chooses the digest of every artifact of a release: its one digest, or,
+/// for an artifact rebuilt with another digest within the release, the one
+/// `resolve` names for it. Returns every reason it cannot choose.
+pub fn choose_release(
+    release: &str,
+    builds: &[ReleaseBuild],
+    resolve: &BTreeMap<String, Digest>,
+) -> Result<Vec<ReleaseChoice>, Vec<String>> {
+    let mut reasons = Vec::new();
+    let mut artifacts: Vec<&str> = builds.iter().map(|b| b.artifact.as_str()).collect();
+    artifacts.sort();
+    artifacts.dedup();
+    for name in resolve.keys() {
+        if !artifacts.contains(&name.as_str()) {
+            reasons.push(format!("--resolve {name}: release {release} has no artifact {name}"));
+        }
+    }
+    let mut chosen = Vec::new();
+    for artifact in artifacts {
+        let digests = artifact_digests(builds, artifact);
+        let pick = match (digests.as_slice(), resolve.get(artifact)) {
+            ([], _) => {
+                reasons
+                    .push(format!("{artifact}: only dev-only builds in release {release}; they never satisfy a gate"));
+                continue;
+            }
+            (_, Some(want)) => match digests.iter().find(|(d, _)| d == want) {
+                Some(p) => p,
+                None => {
+                    reasons.push(format!(
+                        "--resolve {artifact}={want}: not a build of {artifact} in release {release} (it has {})",
+                        describe_digests(&digests)
+                    ));
+                    continue;
+                }
+            },
+            ([one], None) => one,
+            (_, None) => {
+                reasons.push(format!(
+                    "{artifact}: rebuilt within release {release} with different digests: {}; choose one with \
+                     --resolve {artifact}=<digest>",
+                    describe_digests(&digests)
+                ));
+                continue;
+            }
+        };
+        let mut supersedes: Vec<Digest> = digests.iter().map(|(d, _)| *d).filter(|d| *d != pick.0).collect();
+        supersedes.sort();
+        chosen.push(ReleaseChoice {
+            artifact: artifact.to_string(),
+            digest: pick.0,
+            build_index: *pick.1.last().expect("a digest is recorded by at least one entry"),
+            supersedes,
+        });
+    }
+    if reasons.is_empty() { Ok(chosen) } else { Err(reasons) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::from_bytes([n; 32])
+    }
+
+    fn build(index: u64, artifact: &str, digest: u8) -> ReleaseBuild {
+        ReleaseBuild {
+            index,
+            artifact: artifact.into(),
+            digest: Some(d(digest)),
+            revision: Some("a".repeat(40)),
+            dev_only: false,
+        }
+    }
+
+    #[test]
+    fn one_revision_per_release() {
+        let earlier = [build(1, "backend", 1)];
+        assert_eq!(release_revision_conflict("r", &earlier, Some(&"a".repeat(40))), None);
+        let why = release_revision_conflict("r", &earlier, Some(&"b".repeat(40))).unwrap();
+        assert!(why.contains("entry 1") && why.contains(&"b".repeat(40)), "{why}");
+        assert!(release_revision_conflict("r", &earlier, None).is_some());
+        assert_eq!(release_revision_conflict("r", &[], None), None);
+    }
+
+    #[test]
+    fn a_rebuild_within_a_release_needs_an_explicit_choice() {
+        let builds = [build(1, "backend", 1), build(2, "frontend", 2), build(5, "backend", 3), build(6, "backend", 1)];
+        let why = choose_release("r", &builds, &BTreeMap::new()).unwrap_err();
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("backend: rebuilt") && why[0].contains("entry 1, 6") && why[0].contains("entry 5"));
+        let resolve = BTreeMap::from([("backend".to_string(), d(3))]);
+        let chosen = choose_release("r", &builds, &resolve).unwrap();
+        assert_eq!(
+            chosen[0],
+            ReleaseChoice { artifact: "backend".into(), digest: d(3), build_index: 5, supersedes: vec![d(1)] }
+        );
+        assert_eq!(chosen[1].supersedes, Vec::<Digest>::new());
+        // The chain rule agrees with the choice, and with nothing else.
+        assert_eq!(release_promotion_conflict("r", &builds, "backend", &d(3), &[d(1)]), None);
+        assert!(release_promotion_conflict("r", &builds, "backend", &d(3), &[]).unwrap().contains("rebuilt"));
+        assert!(release_promotion_conflict("r", &builds, "backend", &d(2), &[]).unwrap().contains("not a build"));
+        assert!(release_promotion_conflict("r", &builds, "backend", &d(1), &[d(2)]).unwrap().contains("sets aside"));
+        assert_eq!(release_promotion_conflict("r", &builds, "frontend", &d(2), &[]), None);
+        let bad = BTreeMap::from([("db".to_string(), d(1)), ("frontend".to_string(), d(9))]);
+        let why = choose_release("r", &builds, &bad).unwrap_err();
+        assert!(why.iter().any(|w| w.contains("no artifact db")) && why.iter().any(|w| w.contains("frontend=")));
     }
 }

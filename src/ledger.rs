@@ -15,14 +15,14 @@ use crate::core::hash::EntryHash;
 use crate::core::keys::SecretKey;
 use crate::core::note::{self, Checkpoint, NoteVerifier};
 use crate::core::statement::{EntryRef, Predicate, Statement};
-use crate::gate::{self, Decision, Evidence};
+use crate::gate::{self, Allowed, Decision, Evidence, ReleaseBuild, ReleaseChoice};
 use crate::policy::Policy;
 use crate::sigcheck::{self, Keyring};
 use crate::store::{Append, Head, NewEntry, NodeWrite, Store, StoreError, source_key};
 use crate::tree::{self, Frontier, Hash, Nodes, TreeError};
 use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, Prepared, VerifiedEntry, VerifyError,
-    evidence_of, prepare, verify_chain_with,
+    evidence_of, prepare, release_build_of, verify_chain_with,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,24 @@ impl<S: Store> Nodes for StoreNodes<'_, S> {
     }
 }
 
+/// The rule for new appends, beyond the chain rules that every copy of the
+/// ledger checks: a statement that is not a policy must name the ledger it
+/// is for, so that a statement signed for another ledger trusting the same
+/// key cannot be replayed here. (The chain rules refuse one naming another
+/// ledger; entries from before the binding existed carry none and still
+/// verify.)
+fn require_binding(v: VerifiedEntry) -> Result<VerifiedEntry, VerifyError> {
+    match v.statement().predicate.flags() {
+        Some(f) if f.ledger.is_none() => Err(VerifyError::new(
+            v.index(),
+            Failure::Denied,
+            "the statement names no ledger (internalParameters.provledger.ledger / provledger.ledger): \
+             new statements must be bound to the genesis hash of the ledger they are for",
+        )),
+        _ => Ok(v),
+    }
+}
+
 /// The leaf of the Merkle tree for an entry: SHA-256(0x00 ‖ entry hash).
 pub fn leaf_of(hash: &EntryHash) -> Hash {
     tree::leaf_hash(hash.as_bytes())
@@ -125,6 +143,31 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
         out.extend(self.pending.evidence_for(digest)?);
         Ok(out)
     }
+
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String> {
+        let mut out = stored_release_builds(self.store, release).map_err(|e| e.to_string())?;
+        out.extend(self.pending.release_builds(release)?);
+        Ok(out)
+    }
+}
+
+/// The build entries of a release, from the release index.
+fn stored_release_builds<S: Store>(store: &S, release: &str) -> Result<Vec<ReleaseBuild>, LedgerError> {
+    let mut out = Vec::new();
+    for index in store.builds_of_release(release)? {
+        let e = read_stored(store, index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed entry {index} is missing")))?;
+        match release_build_of(index, &e.statement) {
+            Some((r, b)) if r == release => out.push(b),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "the release index lists entry {index} under {release}, but it is no build of it"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Evidence for `digest` from the subject index: reads only the entries that
@@ -147,6 +190,24 @@ fn read_stored<S: Store>(store: &S, index: u64) -> Result<Option<StoredEntry>, L
     let statement =
         Statement::parse(&entry.envelope.payload).map_err(|source| LedgerError::Stored { index, source })?;
     Ok(Some(StoredEntry { entry, statement }))
+}
+
+/// The release gate's answer.
+#[derive(Clone, Debug)]
+pub enum ReleaseDecision {
+    /// Every artifact, with the digest chosen and the gate's evidence.
+    Allow(Vec<ReleaseArtifact>),
+    /// Every reason, each naming its artifact.
+    Deny(Vec<String>),
+}
+
+/// One artifact of an allowed release promotion.
+#[derive(Clone, Debug)]
+pub struct ReleaseArtifact {
+    pub choice: ReleaseChoice,
+    /// The image reference its build recorded.
+    pub image: String,
+    pub allowed: Allowed,
 }
 
 /// A stored entry read back for a query, decoded and parsed (its place in
@@ -192,12 +253,14 @@ impl<S: Store> Ledger<S> {
         };
         let policy = Policy::from_predicate(p, &format!("entry {}", head.policy_index))
             .map_err(|e| VerifyError::new(head.policy_index, Failure::Invalid, e.to_string()))?;
+        let genesis = self.genesis_hash()?.ok_or_else(|| StoreError::Corrupt("entry 0 is missing".into()))?;
         Ok(ChainState::resume(
             head.count,
             head.hash,
             head.last_time,
             EntryRef { index: head.policy_index, hash: policy_entry.entry.hash() },
             Arc::new(policy),
+            genesis,
         ))
     }
 
@@ -257,7 +320,7 @@ impl<S: Store> Ledger<S> {
         for (envelope, prepared) in envelopes.into_iter().zip(prepared) {
             let time = now.max(state.last_time);
             let (entry, bytes) = UnverifiedEntry::build(state.next_index, state.head, time, envelope);
-            match state.verify_next_prepared(entry, prepared, &prefix) {
+            match state.verify_next_prepared(entry, prepared, &prefix).and_then(require_binding) {
                 Ok(v) => {
                     writes.push(NewEntry { bytes, ..index_rows(&v) });
                     prefix.pending.record(&v);
@@ -482,6 +545,59 @@ impl<S: Store> Ledger<S> {
                 Ok(Some(UnverifiedEntry::decode(&b).map_err(|source| LedgerError::Stored { index: 0, source })?.hash()))
             }
         }
+    }
+
+    /// A fresh binding of a new statement to this ledger.
+    pub fn binding(&self) -> Result<crate::core::statement::Binding, LedgerError> {
+        let genesis = self.genesis_hash()?.ok_or(LedgerError::Empty)?;
+        Ok(crate::core::statement::Binding::fresh(genesis))
+    }
+
+    /// The build entries of a release, ascending by index.
+    pub fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, LedgerError> {
+        stored_release_builds(&self.store, release)
+    }
+
+    /// The release gate at the head: every artifact of `release` gets its
+    /// digest chosen ([`gate::choose_release`], with `resolve` for an
+    /// artifact rebuilt within the release) and passes the promotion gate,
+    /// or the release is denied with every reason, each naming its artifact.
+    pub fn decide_release(
+        &self,
+        release: &str,
+        to: &str,
+        promoter: crate::core::keys::KeyId,
+        resolve: &std::collections::BTreeMap<String, Digest>,
+    ) -> Result<ReleaseDecision, LedgerError> {
+        let builds = self.release_builds(release)?;
+        if builds.is_empty() {
+            return Ok(ReleaseDecision::Deny(vec![format!("release {release} has no build in the ledger")]));
+        }
+        let choices = match gate::choose_release(release, &builds, resolve) {
+            Ok(c) => c,
+            Err(reasons) => return Ok(ReleaseDecision::Deny(reasons)),
+        };
+        let mut reasons = Vec::new();
+        let mut allowed = Vec::new();
+        for choice in choices {
+            let request = gate::Request { digest: Some(choice.digest), to, promoter, tag: None };
+            match self.decide(&request)? {
+                Decision::Deny(rs) => {
+                    reasons.extend(rs.into_iter().map(|r| format!("{} ({}): {r}", choice.artifact, choice.digest)))
+                }
+                Decision::Allow(a) => {
+                    let Predicate::Build(b) = self.read(choice.build_index)?.statement.predicate else {
+                        return Err(StoreError::Corrupt(format!("entry {} is not a build", choice.build_index)).into());
+                    };
+                    allowed.push(ReleaseArtifact {
+                        image: b.build_definition.external_parameters.image,
+                        choice,
+                        allowed: a,
+                    });
+                }
+            }
+        }
+        Ok(if reasons.is_empty() { ReleaseDecision::Allow(allowed) } else { ReleaseDecision::Deny(reasons) })
     }
 
     /// Verifies the whole stored chain from entry 0, that the head record

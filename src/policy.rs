@@ -22,6 +22,10 @@ pub const POLICY_VERSION: u32 = 1;
 pub const MAX_KEYS: usize = 256;
 /// Most environments in one policy.
 pub const MAX_ENVIRONMENTS: usize = 64;
+/// Most tags or tag patterns bound to one environment.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag or tag pattern (the OCI limit on a tag).
+pub const MAX_TAG_LEN: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +56,58 @@ pub struct Environment {
     pub name: String,
     pub required_checks: Vec<String>,
     pub requires: Option<String>,
+    /// The tags (or `*` patterns) bound to this environment: the policy's
+    /// list, or the environment's own name when it gives none.
+    pub tags: Vec<String>,
+}
+
+impl Environment {
+    /// Whether one of this environment's tags or patterns matches `tag`.
+    pub fn matches_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|p| glob_match(p.as_bytes(), tag.as_bytes()))
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else
+/// matches itself.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// A tag pattern: the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]*`, where
+/// `*` may also stand anywhere; at most [`MAX_TAG_LEN`] bytes.
+fn check_tag_pattern(pattern: &str) -> Result<(), String> {
+    let b = pattern.as_bytes();
+    let tag_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'*');
+    let ok = !b.is_empty()
+        && b.len() <= MAX_TAG_LEN
+        && (b[0].is_ascii_alphanumeric() || matches!(b[0], b'_' | b'*'))
+        && b.iter().all(tag_char);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag {pattern:?} is not a tag or tag pattern (letters, digits, '_', '.', '-', '*'; not starting with \
+             '.' or '-'; at most {MAX_TAG_LEN})"
+        ))
+    }
 }
 
 /// A policy whose every rule holds. Built only by [`Policy::from_predicate`].
@@ -168,6 +224,33 @@ impl Policy {
         &self.log
     }
 
+    /// Why `tag` may not be moved by a promotion into `env`, if it may not.
+    /// A tag belongs to the environment that lists it exactly; a tag no
+    /// environment lists exactly belongs to the one environment whose
+    /// patterns match it. So no promotion can move another environment's
+    /// tag, and a tag two patterns claim is moved by neither.
+    pub fn tag_not_bound(&self, env: &str, tag: &str) -> Option<String> {
+        let target = self.environment(env)?;
+        let exact: Vec<&str> =
+            self.environments.iter().filter(|e| e.tags.iter().any(|t| t == tag)).map(|e| e.name.as_str()).collect();
+        if !exact.is_empty() {
+            return (!exact.contains(&env))
+                .then(|| format!("tag {tag:?} is bound to environment {}", exact.join(", ")));
+        }
+        if !target.matches_tag(tag) {
+            return Some(format!(
+                "tag {tag:?} is not bound to environment {env} (its tags: {})",
+                target.tags.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let others: Vec<&str> =
+            self.environments.iter().filter(|e| e.name != env && e.matches_tag(tag)).map(|e| e.name.as_str()).collect();
+        if !others.is_empty() {
+            return Some(format!("tag {tag:?} is also matched by the tags of environment {}", others.join(", ")));
+        }
+        None
+    }
+
     /// Distinct signatures with the given role a statement needs.
     pub fn threshold(&self, role: Role) -> usize {
         match role {
@@ -192,6 +275,16 @@ fn check_environments(envs: &[PolicyEnvironment], where_: &str) -> Result<Vec<En
             check_name("check", c).map_err(|err| invalid(where_, format!("environment {:?}: {err}", e.name)))?;
             if !checks.insert(c.as_str()) {
                 return Err(invalid(where_, format!("environment {:?} requires check {c:?} twice", e.name)));
+            }
+        }
+        if e.tags.len() > MAX_TAGS {
+            return Err(invalid(where_, format!("environment {:?} binds more than {MAX_TAGS} tags", e.name)));
+        }
+        let mut tags = BTreeSet::new();
+        for t in &e.tags {
+            check_tag_pattern(t).map_err(|err| invalid(where_, format!("environment {:?}: {err}", e.name)))?;
+            if !tags.insert(t.as_str()) {
+                return Err(invalid(where_, format!("environment {:?} binds tag {t:?} twice", e.name)));
             }
         }
     }
@@ -222,6 +315,7 @@ fn check_environments(envs: &[PolicyEnvironment], where_: &str) -> Result<Vec<En
             name: e.name.clone(),
             required_checks: e.required_checks.clone(),
             requires: e.requires.clone(),
+            tags: if e.tags.is_empty() { vec![e.name.clone()] } else { e.tags.clone() },
         })
         .collect())
 }
@@ -264,6 +358,8 @@ struct TomlEnvironment {
     required_checks: Vec<String>,
     #[serde(default)]
     requires: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Reads a policy file. `file` names it in errors; `read_key` returns the
@@ -319,7 +415,7 @@ pub fn parse_policy_toml(
         .into_iter()
         .map(|e| {
             let e = e.into_inner();
-            PolicyEnvironment { name: e.name, required_checks: e.required_checks, requires: e.requires }
+            PolicyEnvironment { name: e.name, required_checks: e.required_checks, requires: e.requires, tags: e.tags }
         })
         .collect();
     let log = match parsed.log {
@@ -424,6 +520,48 @@ mod tests {
             .to_string();
         assert!(e.contains("secret key is written where a public key belongs"), "{e}");
         assert!(!e.contains(&sk.to_text().trim()[40..]), "{e}");
+    }
+
+    #[test]
+    fn tag_patterns() {
+        for (p, t, want) in [
+            ("prod", "prod", true),
+            ("prod", "prod2", false),
+            ("prod-*", "prod-", true),
+            ("prod-*", "prod-1.4", true),
+            ("*-prod", "v1-prod", true),
+            ("*-prod", "v1-prod-x", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(glob_match(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
+        }
+        assert!(check_tag_pattern("prod-*").is_ok());
+        assert!(check_tag_pattern("-prod").is_err());
+        assert!(check_tag_pattern("pr od").is_err());
+        assert!(check_tag_pattern(&"a".repeat(MAX_TAG_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn tags_belong_to_one_environment() {
+        let text = policy_text(
+            "\n[[environments]]\nname = \"staging\"\n\n[[environments]]\nname = \"prod\"\ntags = [\"prod\", \"v*\"]\n\n[[environments]]\nname = \"qa\"\ntags = [\"*\"]\n",
+        );
+        let p = parse_policy_toml(&text, "p.toml", &mut read, Some(&log())).unwrap();
+        let policy = Policy::from_predicate(&p, "p").unwrap();
+        assert_eq!(policy.tag_not_bound("staging", "staging"), None);
+        assert_eq!(policy.tag_not_bound("prod", "prod"), None);
+        assert!(policy.tag_not_bound("staging", "prod").unwrap().contains("bound to environment prod"));
+        assert!(policy.tag_not_bound("staging", "v1").unwrap().contains("not bound to environment staging"));
+        // qa's "*" matches every tag, but never one another environment lists.
+        assert!(policy.tag_not_bound("qa", "prod").unwrap().contains("bound to environment prod"));
+        assert!(policy.tag_not_bound("qa", "staging").unwrap().contains("bound to environment staging"));
+        assert!(policy.tag_not_bound("qa", "dev").unwrap().contains("bound to environment dev"));
+        assert_eq!(policy.tag_not_bound("qa", "feature-x"), None);
+        // Two patterns claim v1.4: neither environment may move it.
+        assert!(policy.tag_not_bound("prod", "v1.4").unwrap().contains("environment qa"));
+        assert!(policy.tag_not_bound("qa", "v1.4").unwrap().contains("environment prod"));
     }
 
     #[test]

@@ -136,6 +136,12 @@ pub fn prove<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str) -> Result
         indexes.push(at);
         indexes.push(p.build.index);
         indexes.extend(p.validations.iter().map(|v| v.index));
+        // A release promotion's rule reads every build of its artifact in
+        // the release (the rebuilds it set aside among them).
+        if let Some(r) = &p.release {
+            let builds = ledger.release_builds(&r.id)?;
+            indexes.extend(builds.iter().filter(|b| b.index < at && b.artifact == r.artifact).map(|b| b.index));
+        }
         if let Some(from) = &p.from {
             pending.extend(newest_into(from, at)?);
         }
@@ -244,7 +250,7 @@ impl PromotionProof {
             let index = entry.index;
             let state = match &policy {
                 None => ChainState::empty(),
-                Some((r, p)) => ChainState::resume(index, entry.prev_hash, 0, *r, p.clone()),
+                Some((r, p)) => ChainState::resume(index, entry.prev_hash, 0, *r, p.clone(), *genesis),
             };
             let v = state.verify_next(entry, &prefix)?;
             if let Some(p) = v.new_policy() {

@@ -8,9 +8,11 @@ use crate::core::digest::Digest;
 use crate::core::image_ref::ImageRef;
 use crate::core::statement::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, BuildPredicate, Builder, Check, CiRun, EntryRef, ExternalParameters,
-    InternalParameters, LedgerFlags, PlatformManifest, PolicyPredicate, Predicate, ResourceDescriptor, RunDetails,
-    Statement, Subject, ValidationPredicate, rfc3339,
+    InternalParameters, LedgerFlags, PlatformManifest, PolicyPredicate, Predicate, ReleaseBinding, ResourceDescriptor,
+    RunDetails, Statement, Subject, ValidationPredicate, rfc3339,
 };
+
+pub use crate::core::statement::Binding;
 
 /// Builder id used when the build lane names none.
 pub const UNSPECIFIED_BUILDER: &str = "https://provledger.dev/builders/unspecified";
@@ -31,6 +33,8 @@ pub struct BuildInput {
     pub media_type: Option<String>,
     pub platforms: Vec<PlatformManifest>,
     pub time: u64,
+    /// The ledger the statement is for and its nonce (see [`Binding`]).
+    pub binding: Option<Binding>,
 }
 
 fn subject_for(image: &ImageRef) -> Subject {
@@ -78,9 +82,8 @@ pub fn build_statement(input: BuildInput) -> Statement {
                 },
                 internal_parameters: InternalParameters {
                     provledger: LedgerFlags {
-                        dev_only,
                         registry_confirmed: input.registry_confirmed,
-                        registry: input.registry,
+                        ..LedgerFlags::new(dev_only, input.registry, input.binding)
                     },
                 },
                 resolved_dependencies,
@@ -104,6 +107,7 @@ pub struct ValidationInput {
     pub registry_confirmed: bool,
     pub registry: Option<String>,
     pub time: u64,
+    pub binding: Option<Binding>,
 }
 
 pub fn validation_statement(input: ValidationInput) -> Statement {
@@ -114,9 +118,8 @@ pub fn validation_statement(input: ValidationInput) -> Statement {
             build: input.build,
             checks: input.checks,
             provledger: LedgerFlags {
-                dev_only,
                 registry_confirmed: input.registry_confirmed,
-                registry: input.registry,
+                ..LedgerFlags::new(dev_only, input.registry, input.binding)
             },
             validated_on: rfc3339(input.time),
             ci: (!input.ci.is_empty()).then_some(input.ci),
@@ -143,7 +146,10 @@ pub struct PromotionInput {
     pub registry: Option<String>,
     /// `REPO:TAG` moved to the digest, if any.
     pub tag_target: Option<String>,
+    /// The release the digest is promoted for, with the rebuilds set aside.
+    pub release: Option<ReleaseBinding>,
     pub time: u64,
+    pub binding: Option<Binding>,
 }
 
 /// A promotion statement for an allowed decision.
@@ -161,13 +167,10 @@ pub fn promotion_statement(
             to: to.to_string(),
             build: allowed.build,
             validations: allowed.validations,
-            provledger: LedgerFlags {
-                dev_only: false,
-                registry_confirmed: input.registry.is_some(),
-                registry: input.registry,
-            },
+            provledger: LedgerFlags::new(false, input.registry, input.binding),
             promoted_on: rfc3339(input.time),
             tag_target: input.tag_target,
+            release: input.release,
         }),
     }
 }

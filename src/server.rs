@@ -501,7 +501,7 @@ async fn decision(
 ) -> Result<axum::Json<DecisionReply>, Refused> {
     let digest: Digest = q.digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
     let promoter = KeyId::parse(&q.promoter).map_err(|e| Refused::malformed(format!("promoter: {e}")))?;
-    let request = gate::Request { digest: Some(digest), to: &q.to, promoter };
+    let request = gate::Request { digest: Some(digest), to: &q.to, promoter, tag: None };
     let r = |e: &crate::core::statement::EntryRef| EntryRefJson { index: e.index, hash: e.hash.to_string() };
     Ok(axum::Json(match s.ledger.decide(&request)? {
         Decision::Allow(a) => DecisionReply {

@@ -14,7 +14,7 @@ use crate::core::entry::{UnverifiedEntry, envelope_fingerprint};
 use crate::core::hash::EntryHash;
 use crate::core::keys::KeyId;
 use crate::core::statement::{EntryRef, Predicate, Role, Statement};
-use crate::gate::{self, Decision, Evidence, EvidenceKind};
+use crate::gate::{self, Decision, Evidence, EvidenceKind, ReleaseBuild};
 use crate::policy::{Policy, PolicyError};
 use crate::sigcheck::{self, Keyring, SigCheck};
 
@@ -133,6 +133,25 @@ pub trait Prefix {
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String>;
     /// Every entry with `digest` among its subjects, ascending by index.
     fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String>;
+    /// Every build entry in `release`, ascending by index.
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String>;
+}
+
+/// The release a build entry belongs to, as the release rules read it.
+pub fn release_build_of(index: u64, statement: &Statement) -> Option<(&str, ReleaseBuild)> {
+    let Predicate::Build(b) = &statement.predicate else { return None };
+    let ext = &b.build_definition.external_parameters;
+    let release = ext.release.as_deref()?;
+    Some((
+        release,
+        ReleaseBuild {
+            index,
+            artifact: ext.artifact.clone().unwrap_or_default(),
+            digest: statement.subject_digests().first().copied(),
+            revision: b.git_commit().map(str::to_string),
+            dev_only: b.flags().dev_only,
+        },
+    ))
 }
 
 /// What an entry contributes to the evidence of each of its subject digests.
@@ -208,6 +227,8 @@ pub struct ChainState {
     pub head: EntryHash,
     pub last_time: u64,
     policy: Option<(EntryRef, Arc<Policy>)>,
+    /// The hash of entry 0, once there is one.
+    genesis: Option<EntryHash>,
 }
 
 impl Default for ChainState {
@@ -219,7 +240,7 @@ impl Default for ChainState {
 impl ChainState {
     /// The state before the genesis entry.
     pub fn empty() -> ChainState {
-        ChainState { next_index: 0, head: EntryHash::ZERO, last_time: 0, policy: None }
+        ChainState { next_index: 0, head: EntryHash::ZERO, last_time: 0, policy: None, genesis: None }
     }
 
     /// Resumes from a known head whose policy entry is already verified.
@@ -229,8 +250,14 @@ impl ChainState {
         last_time: u64,
         policy_entry: EntryRef,
         policy: Arc<Policy>,
+        genesis: EntryHash,
     ) -> Self {
-        ChainState { next_index, head, last_time, policy: Some((policy_entry, policy)) }
+        ChainState { next_index, head, last_time, policy: Some((policy_entry, policy)), genesis: Some(genesis) }
+    }
+
+    /// The genesis hash of the chain (`None` before entry 0).
+    pub fn genesis(&self) -> Option<EntryHash> {
+        self.genesis
     }
 
     /// The policy in force and the entry that set it (`None` before genesis).
@@ -333,6 +360,17 @@ impl ChainState {
             Some(s) => s,
             None => check_signatures(&judge, &entry, index, checks)?,
         };
+        if let Some(named) = statement.predicate.flags().and_then(|f| f.ledger)
+            && Some(named) != self.genesis
+        {
+            return Err(err(
+                Failure::Invalid,
+                format!(
+                    "the statement is for the ledger with genesis {named}, not this one (genesis {})",
+                    self.genesis.map_or_else(|| "-".to_string(), |g| g.to_string())
+                ),
+            ));
+        }
 
         let role = statement.predicate.role();
         let mut lacking_role = Vec::new();
@@ -387,10 +425,24 @@ impl ChainState {
             }
         }
 
+        if let Some((release, build)) = release_build_of(index, &statement) {
+            let earlier = prefix.release_builds(release).map_err(|e| err(Failure::Io, e))?;
+            if let Some(why) = gate::release_revision_conflict(release, &earlier, build.revision.as_deref()) {
+                return Err(err(Failure::Denied, why));
+            }
+        }
+
         if let Predicate::Promotion(p) = &statement.predicate {
             // Verify replays the gate: a promotion that the gate would have
             // denied, or that names other evidence, does not hold.
             let digest = statement.subject_digests().first().copied();
+            if let (Some(r), Some(d)) = (&p.release, &digest) {
+                let builds = prefix.release_builds(&r.id).map_err(|e| err(Failure::Io, e))?;
+                if let Some(why) = gate::release_promotion_conflict(&r.id, &builds, &r.artifact, d, &r.supersedes) {
+                    return Err(err(Failure::Denied, format!("the release gate denies this promotion: {why}")));
+                }
+            }
+            let tag = p.tag_target.as_deref().and_then(tag_of);
             let promoter = signers
                 .iter()
                 .find(|id| judge.key(id).is_some_and(|k| k.roles.contains(&Role::Promotion)))
@@ -400,7 +452,7 @@ impl ChainState {
                 Some(d) => prefix.evidence_for(&d).map_err(|e| err(Failure::Io, e))?,
                 None => Vec::new(),
             };
-            match gate::decide(&judge, &evidence, &gate::Request { digest, to: &p.to, promoter }) {
+            match gate::decide(&judge, &evidence, &gate::Request { digest, to: &p.to, promoter, tag: tag.as_deref() }) {
                 Decision::Deny(reasons) => {
                     return Err(err(
                         Failure::Denied,
@@ -442,10 +494,18 @@ impl ChainState {
         self.next_index += 1;
         self.head = v.hash();
         self.last_time = v.entry.integrated_time;
+        if self.genesis.is_none() {
+            self.genesis = Some(v.hash());
+        }
         if let Some(p) = &v.new_policy {
             self.policy = Some((v.entry_ref(), p.clone()));
         }
     }
+}
+
+/// The tag of a recorded `REPO:TAG` tag target (checked when parsed).
+fn tag_of(target: &str) -> Option<String> {
+    target.parse::<crate::core::image_ref::ImageRef>().ok()?.tag().map(str::to_string)
 }
 
 /// Checks every signature of an entry's envelope against the keys of
@@ -503,12 +563,16 @@ pub struct MemPrefix {
     builds: HashMap<u64, BuildSummary>,
     envelopes: HashSet<[u8; 32]>,
     evidence: HashMap<Digest, Vec<Evidence>>,
+    releases: HashMap<String, Vec<ReleaseBuild>>,
 }
 
 impl MemPrefix {
     pub fn record(&mut self, v: &VerifiedEntry) {
         if let Some(b) = v.build_summary() {
             self.builds.insert(v.index(), b);
+        }
+        if let Some((release, build)) = release_build_of(v.index(), &v.statement) {
+            self.releases.entry(release.to_string()).or_default().push(build);
         }
         self.envelopes.insert(v.fingerprint);
         if let Some(ev) = evidence_of(&v.entry, &v.statement) {
@@ -531,6 +595,9 @@ impl Prefix for MemPrefix {
     }
     fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String> {
         Ok(self.evidence.get(digest).cloned().unwrap_or_default())
+    }
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String> {
+        Ok(self.releases.get(release).cloned().unwrap_or_default())
     }
 }
 

@@ -113,6 +113,7 @@ fn revalidation(build: EntryRef) -> Envelope {
         registry_confirmed: false,
         registry: None,
         time: vectors::T0 + 50_000,
+        binding: Some(vectors::binding("revalidation", 0)),
     });
     vectors::sign(&s, "qa")
 }

@@ -101,6 +101,10 @@ fn registry_fields_validate_and_are_checked_alike() {
         media_type: Some("application/vnd.oci.image.index.v1+json".into()),
         platforms: vec![platform(amd, "amd64"), platform(arm, "arm64")],
         time: 1_900_000_000,
+        binding: Some(provledger::record::Binding {
+            ledger: provledger::core::hash::EntryHash::from_bytes([7; 32]),
+            nonce: provledger::core::statement::Nonce::from_bytes([1; 16]),
+        }),
     });
     assert_eq!(build.subject_digests(), vec![index, amd, arm], "the index, then each platform manifest");
     let doc: Value = serde_json::from_slice(&build.to_payload()).unwrap();

@@ -7,9 +7,10 @@ use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::{EntryHash, sha256};
 use provledger::core::keys::SecretKey;
 use provledger::core::statement::{
-    Check, CheckResult, EntryRef, PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Role, Statement, Subject,
+    Check, CheckResult, EntryRef, Nonce, PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Role, Statement,
+    Subject,
 };
-use provledger::record::{self, BuildInput, ValidationInput};
+use provledger::record::{self, Binding, BuildInput, ValidationInput};
 use serde_json::{Value, json};
 
 /// The origin of the vectors' log (its checkpoints' first line).
@@ -39,6 +40,7 @@ pub fn policy(previous: Option<EntryRef>, ci_name: &str) -> Statement {
             name: "dev".into(),
             required_checks: vec!["unit".into()],
             requires: None,
+            tags: Vec::new(),
         }],
         policy_threshold: 1,
         log: PolicyLog::new(LOG_ORIGIN, key("log").public()).unwrap(),
@@ -51,7 +53,29 @@ pub fn digest(n: u32) -> provledger::core::digest::Digest {
     provledger::core::digest::Digest::of(format!("vector image {n}").as_bytes())
 }
 
+/// The genesis hash of the vectors' chain (entry 0 of [`valid_chain`]).
+pub fn genesis() -> EntryHash {
+    static GENESIS: std::sync::OnceLock<EntryHash> = std::sync::OnceLock::new();
+    *GENESIS.get_or_init(|| {
+        let (e, _) = UnverifiedEntry::build(0, EntryHash::ZERO, T0 + 1000, sign(&policy(None, "ci"), "root"));
+        e.hash()
+    })
+}
+
+/// The binding of statement `n` of a kind to the vectors' chain, with a
+/// nonce derived from both: `SHA-256("provledger test vector nonce KIND N")[..16]`.
+pub fn binding(kind: &str, n: u32) -> Binding {
+    let nonce = sha256(format!("provledger test vector nonce {kind} {n}").as_bytes());
+    Binding { ledger: genesis(), nonce: Nonce::from_bytes(nonce[..16].try_into().unwrap()) }
+}
+
+/// A build of digest `n`, bound to the vectors' chain.
 pub fn build(n: u32) -> Statement {
+    unbound_build(n).bound(binding("build", n))
+}
+
+/// A build as statements were before they named their ledger.
+pub fn unbound_build(n: u32) -> Statement {
     record::build_statement(BuildInput {
         image: format!("registry.example.com/acme/app:1.{n}@{}", digest(n)).parse().unwrap(),
         artifact: Some("app".into()),
@@ -65,18 +89,26 @@ pub fn build(n: u32) -> Statement {
         media_type: None,
         platforms: Vec::new(),
         time: T0 + n as u64,
+        binding: None,
     })
 }
 
+/// A passing validation of digest `n`, bound to the vectors' chain.
 pub fn validation(n: u32, build: EntryRef) -> Statement {
+    unbound_validation(n, build, CheckResult::Pass).bound(binding("validation", n))
+}
+
+/// A validation as statements were before they named their ledger.
+pub fn unbound_validation(n: u32, build: EntryRef, result: CheckResult) -> Statement {
     record::validation_statement(ValidationInput {
         image: format!("registry.example.com/acme/app@{}", digest(n)).parse().unwrap(),
         build: Some(build),
-        checks: vec![Check { name: "unit".into(), result: CheckResult::Pass, evidence: None }],
+        checks: vec![Check { name: "unit".into(), result, evidence: None }],
         ci: Default::default(),
         registry_confirmed: false,
         registry: None,
         time: T0 + 100 + n as u64,
+        binding: None,
     })
 }
 
@@ -115,7 +147,11 @@ pub fn promotion(n: u32, build: EntryRef, validations: Vec<EntryRef>) -> Stateme
         digest(n),
         "dev",
         allowed,
-        record::PromotionInput { time: T0 + 200 + n as u64, ..Default::default() },
+        record::PromotionInput {
+            time: T0 + 200 + n as u64,
+            binding: Some(binding("promotion", n)),
+            ..Default::default()
+        },
     )
 }
 
@@ -427,13 +463,15 @@ pub fn fill(ledger: &provledger::ledger::Ledger<provledger::store::SledStore>, n
     const BATCH: u64 = 5_000;
     let count =
         |l: &provledger::ledger::Ledger<provledger::store::SledStore>| l.store().head().unwrap().map_or(0, |h| h.count);
+    let genesis = ledger.genesis_hash().unwrap().expect("an initialised ledger");
+    let bind = |s: Statement| s.bound(Binding::fresh(genesis));
     while count(ledger) < target {
         let size = BATCH.min((target - count(ledger)).div_ceil(2)).max(1) as u32;
-        let builds: Vec<Envelope> = (*next..*next + size).map(|i| sign(&build(i), "ci")).collect();
+        let builds: Vec<Envelope> = (*next..*next + size).map(|i| sign(&bind(build(i)), "ci")).collect();
         let done = ledger.append_batch(builds, 2).unwrap();
         let left = target.saturating_sub(count(ledger)) as usize;
         let validations: Vec<Envelope> =
-            done.iter().take(left).zip(*next..).map(|(b, i)| sign(&validation(i, b.entry_ref()), "qa")).collect();
+            done.iter().take(left).zip(*next..).map(|(b, i)| sign(&bind(validation(i, b.entry_ref())), "qa")).collect();
         if !validations.is_empty() {
             ledger.append_batch(validations, 2).unwrap();
         }

@@ -21,10 +21,12 @@ use provledger::core::image_ref::ImageRef;
 use provledger::core::keys::SecretKey;
 use provledger::core::note::NoteVerifier;
 use provledger::core::statement::PolicyLog;
-use provledger::core::statement::{Check, CheckResult, CiRun, Predicate, Statement, check_git_sha, check_name};
+use provledger::core::statement::{
+    Check, CheckResult, CiRun, Predicate, ReleaseBinding, Statement, check_git_sha, check_name,
+};
 use provledger::gate::{self, Decision};
 use provledger::keyfile;
-use provledger::ledger::Ledger;
+use provledger::ledger::{Ledger, ReleaseDecision};
 use provledger::manifests;
 use provledger::policy::{default_origin, parse_policy_toml};
 use provledger::proof::{self, PromotionProof};
@@ -135,6 +137,21 @@ enum Command {
         /// across repositories its blobs and attestations are copied too
         #[arg(long, value_name = "REPO:TAG", conflicts_with_all = ["offline", "release", "dry_run"])]
         tag_target: Option<String>,
+        /// With --release: for an artifact rebuilt with another digest within the release, the
+        /// digest to promote (the others are recorded as set aside); repeatable
+        #[arg(long, value_name = "ARTIFACT=DIGEST", requires = "release")]
+        resolve: Vec<String>,
+    },
+    /// Make every environment tag that promotions moved serve the digest of the newest promotion
+    /// that names it (after a tag move failed or was interrupted); exit 3 with --check if any
+    /// does not
+    ReconcileTags {
+        /// Only the tags of this environment
+        #[arg(long)]
+        env: Option<String>,
+        /// Report only: move nothing, exit 3 if a tag is not where the ledger says
+        #[arg(long)]
+        check: bool,
     },
     /// Verify the whole chain, its Merkle tree and checkpoint; exit 4 naming the first bad entry
     Verify {
@@ -586,11 +603,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Record(RecordCommand::Policy { keys, policy, log_key }) => {
             record_policy(&ctx, &keys, &policy, log_key.as_deref())
         }
-        Command::Promote { key, image, release, to, dry_run, offline, tag_target } => match (image, release) {
+        Command::Promote { key, image, release, to, dry_run, offline, tag_target, resolve } => match (image, release) {
             (Some(image), _) => promote(&ctx, &key, &image, &to, dry_run, offline, tag_target.as_deref()),
-            (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline),
+            (None, Some(release)) => promote_release(&ctx, &key, &release, &to, dry_run, offline, &resolve),
             (None, None) => unreachable!("clap requires --image or --release"),
         },
+        Command::ReconcileTags { env, check } => reconcile_tags(&ctx, env.as_deref(), check),
         Command::Verify { genesis, bundle, since, proof, strict_signatures } => {
             let mode = if strict_signatures { sigcheck::Mode::Strict } else { sigcheck::Mode::Batch };
             match (bundle, proof) {
@@ -846,19 +864,9 @@ fn record_build(
         (image, Some(c))
     };
     let ledger = ctx.open_writer()?;
-    if let (Some(r), Some(sha)) = (&release, &git_sha) {
-        for index in ledger.store().builds_of_release(r)? {
-            if let Predicate::Build(b) = ledger.read(index)?.statement.predicate
-                && b.git_commit() != Some(sha.as_str())
-            {
-                return Err(CliError::denied(format!(
-                    "release {r} is revision {} (entry {index}); this build is revision {sha}",
-                    b.git_commit().unwrap_or("-")
-                ))
-                .hint("artifacts of one release are built from one source revision; use a new release id"));
-            }
-        }
-    }
+    // One source revision per release is a chain rule: the append refuses
+    // a build that breaks it, here and on a server alike.
+    let in_release = release.is_some();
     let run = ci_run(ci, &env);
     let statement = record::build_statement(BuildInput {
         source_repository: run.repository.clone(),
@@ -873,8 +881,14 @@ fn record_build(
         platforms: confirmed.as_ref().map(|c| c.platforms.clone()).unwrap_or_default(),
         registry: confirmed.map(|c| c.registry),
         time: now(),
+        binding: Some(ledger.binding()?),
     });
-    let v = append(ctx, &ledger, sign(&statement, &[&key]))?;
+    let v = append(ctx, &ledger, sign(&statement, &[&key])).map_err(|e| match e.code {
+        Code::Denied if in_release => {
+            e.hint("artifacts of one release are built from one source revision; use a new release id")
+        }
+        _ => e,
+    })?;
     // A rebuild is recorded, and flagged: its digest has no validation yet.
     if let Some(d) = v.statement.subject_digests().first()
         && let Some(r) = audit::show(&ledger, d)?
@@ -958,6 +972,7 @@ fn record_validation(
         registry_confirmed: registry.is_some(),
         registry,
         time: now(),
+        binding: Some(ledger.binding()?),
     });
     append(ctx, &ledger, sign(&statement, &[&key])).map(|_| ())
 }
@@ -1044,7 +1059,26 @@ fn promote(
     let tag_target = tag_target.map(parse_tag_target).transpose()?;
     let key = ctx.secret(key)?;
     let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
-    let request = gate::Request { digest: image.digest(), to, promoter: key.id() };
+    // The same command again after the promotion was appended but its tag
+    // move failed or was cut short: the promotion stands; move the tag.
+    if let (Some(target), Some(digest)) = (&tag_target, image.digest())
+        && let Some(t) = audit::tag_targets(&ledger, Some(to))?
+            .into_iter()
+            .find(|t| t.target == target.to_string() && t.digest == digest.to_string())
+    {
+        let served = ctx.registry()?.copy_to_tag(&image, digest, target)?;
+        ctx.emit(json!({"allowed": true, "entry": {"index": t.index}, "tag_target": t.target, "moved": true}), || {
+            println!("{image} is already promoted to {to} with tag target {target} (entry {})", t.index);
+            println!("{target} now serves {served}");
+        });
+        return Ok(());
+    }
+    let request = gate::Request {
+        digest: image.digest(),
+        to,
+        promoter: key.id(),
+        tag: tag_target.as_ref().and_then(|t| t.tag()),
+    };
     let decision = ledger.decide(&request)?;
     let allowed = match decision {
         Decision::Deny(reasons) => return Err(deny_promotion(ctx, &image, to, &reasons)),
@@ -1071,22 +1105,41 @@ fn promote(
         return Ok(());
     }
     let digest = image.digest().expect("allowed implies a digest");
-    // The registry must still serve the digest; the environment tag moves
-    // only then, and the promotion is appended only once it has.
+    // The registry must still serve the digest before the promotion is
+    // appended; the environment tag moves only once the promotion is
+    // durable, so the tag never serves a digest the ledger did not promote.
     let registry = if offline {
         None
     } else {
         let reg = ctx.registry()?;
         let host = confirm_exists(&reg, &image)
             .map_err(|e| if e.code == Code::Denied { deny_promotion(ctx, &image, to, &[e.message]) } else { e })?;
-        if let Some(target) = &tag_target {
-            reg.copy_to_tag(&image, digest, target)?;
-        }
-        Some(host)
+        Some((reg, host))
     };
-    let input = PromotionInput { registry, tag_target: tag_target.as_ref().map(|t| t.to_string()), time: now() };
+    let input = PromotionInput {
+        registry: registry.as_ref().map(|(_, host)| host.clone()),
+        tag_target: tag_target.as_ref().map(|t| t.to_string()),
+        release: None,
+        time: now(),
+        binding: Some(ledger.binding()?),
+    };
     let statement = record::promotion_statement(&image, digest, to, allowed, input);
     let v = ctx.append_all(&ledger, vec![sign(&statement, &[&key])])?.remove(0);
+    if let (Some(target), Some((reg, _))) = (&tag_target, &registry) {
+        reg.copy_to_tag(&image, digest, target).map_err(|e| {
+            let e = CliError::from(e);
+            CliError::new(
+                e.code,
+                format!(
+                    "promoted {image} to {to} (entry {}), but moving {target} to it failed: {}",
+                    v.index, e.message
+                ),
+            )
+            .hint(format!(
+                "the promotion stands; rerun the same command, or `provledger reconcile-tags --env {to}`, to move the tag"
+            ))
+        })?;
+    }
     ctx.emit(json!({"allowed": true, "entry": entry_json(&v, false)}), || {
         println!("promoted {image} to {to}: entry {}", v.index);
         if let Some(t) = &tag_target {
@@ -1094,6 +1147,72 @@ fn promote(
         }
         println!("entry hash {}", v.hash);
     });
+    Ok(())
+}
+
+/// Makes each environment tag serve the digest of the newest promotion that
+/// names it.
+fn reconcile_tags(ctx: &Ctx, env: Option<&str>, check: bool) -> Result<()> {
+    let ledger = ctx.open()?;
+    if let Some(e) = env
+        && ledger.policy()?.1.environment(e).is_none()
+    {
+        return Err(CliError::operational(format!("environment {e:?} is not in the policy in force")));
+    }
+    let targets = audit::tag_targets(&ledger, env)?;
+    let reg = if targets.is_empty() { None } else { Some(ctx.registry()?) };
+    let mut rows = Vec::new();
+    let mut drift = 0;
+    for t in &targets {
+        let reg = reg.as_ref().expect("a registry for each target");
+        let target = parse_tag_target(&t.target)?;
+        let want: Digest = parse_digest(&t.digest)?;
+        let serves = match reg.manifest(&target, Target::Tag(target.tag().expect("a tag target has a tag"))) {
+            Ok(m) => Some(m.digest),
+            Err(registry::RegistryError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let ok = serves == Some(want);
+        let mut moved = false;
+        if !ok {
+            drift += 1;
+            if !check {
+                let image = parse_ref(&format!("{}@{want}", t.image))?;
+                reg.copy_to_tag(&image, want, &target)?;
+                moved = true;
+            }
+        }
+        rows.push((t, serves, ok, moved));
+    }
+    let json_rows: Vec<_> = rows
+        .iter()
+        .map(|(t, serves, ok, moved)| {
+            json!({"environment": t.environment, "tag_target": t.target, "entry": t.index, "digest": t.digest,
+                   "served": serves.map(|d| d.to_string()), "in_place": ok, "moved": moved})
+        })
+        .collect();
+    ctx.emit(json!({"ok": !check || drift == 0, "tags": json_rows}), || {
+        if rows.is_empty() {
+            println!("no promotion recorded a tag target");
+        }
+        for (t, serves, ok, moved) in &rows {
+            let served = serves.map_or_else(|| "nothing".to_string(), |d| d.to_string());
+            match (ok, moved) {
+                (true, _) => println!("{} ({}): serves {} (entry {})", t.target, t.environment, t.digest, t.index),
+                (false, true) => println!(
+                    "{} ({}): served {served}; moved to {} (entry {})",
+                    t.target, t.environment, t.digest, t.index
+                ),
+                (false, false) => println!(
+                    "{} ({}): serves {served}, but the ledger promoted {} (entry {})",
+                    t.target, t.environment, t.digest, t.index
+                ),
+            }
+        }
+    });
+    if check && drift > 0 {
+        return Err(CliError::reported(Code::Denied));
+    }
     Ok(())
 }
 
@@ -1399,43 +1518,55 @@ fn history(ctx: &Ctx, env: &str) -> Result<()> {
     Ok(())
 }
 
-/// Promotes every artifact of a release, or none: each artifact's newest
-/// build in the release goes through the gate; all promotions are appended in
-/// one atomic batch.
-fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool, offline: bool) -> Result<()> {
-    let key = ctx.secret(key)?;
-    let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
-    let mut newest: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
-    for index in ledger.store().builds_of_release(release)? {
-        let e = ledger.read(index)?;
-        if let Predicate::Build(b) = &e.statement.predicate {
-            let ext = &b.build_definition.external_parameters;
-            let image: ImageRef =
-                ext.image.parse().map_err(|e| CliError::operational(format!("entry {index}: {e}")))?;
-            if let Some(d) = e.statement.subject_digests().first() {
-                newest.insert(ext.artifact.clone().unwrap_or_default(), (image, *d));
-            }
+/// Promotes every artifact of a release, or none: the release gate
+/// ([`Ledger::decide_release`]) chooses each artifact's digest and asks the
+/// promotion gate; all promotions are appended in one atomic batch.
+fn promote_release(
+    ctx: &Ctx,
+    key: &Path,
+    release: &str,
+    to: &str,
+    dry_run: bool,
+    offline: bool,
+    resolve: &[String],
+) -> Result<()> {
+    let mut chosen = BTreeMap::new();
+    for r in resolve {
+        let (artifact, digest) = r
+            .split_once('=')
+            .ok_or_else(|| CliError::new(Code::Usage, format!("--resolve {r:?}: expected ARTIFACT=sha256:<digest>")))?;
+        let digest =
+            digest.parse::<Digest>().map_err(|e| CliError::new(Code::Usage, format!("--resolve {artifact}: {e}")))?;
+        if chosen.insert(artifact.to_string(), digest).is_some() {
+            return Err(CliError::new(Code::Usage, format!("--resolve {artifact} is given twice")));
         }
     }
-    if newest.is_empty() {
-        return Err(CliError::denied(format!("release {release} has no build in the ledger")));
-    }
+    let key = ctx.secret(key)?;
+    let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     let mut reasons = Vec::new();
     let mut allowed = Vec::new();
-    for (artifact, (image, digest)) in &newest {
-        match ledger.decide(&gate::Request { digest: Some(*digest), to, promoter: key.id() })? {
-            Decision::Deny(rs) => reasons.extend(rs.into_iter().map(|r| format!("{artifact} ({digest}): {r}"))),
-            Decision::Allow(a) => allowed.push((artifact.clone(), image.clone(), *digest, a)),
+    match ledger.decide_release(release, to, key.id(), &chosen)? {
+        ReleaseDecision::Deny(rs) => reasons = rs,
+        ReleaseDecision::Allow(artifacts) => {
+            for a in artifacts {
+                let image: ImageRef = a
+                    .image
+                    .parse()
+                    .map_err(|e| CliError::operational(format!("entry {}: {e}", a.choice.build_index)))?;
+                allowed.push((image.with_digest(a.choice.digest), a));
+            }
         }
     }
     // Every artifact must still be in its registry (not asked on a dry run).
     let confirmed = reasons.is_empty() && !dry_run && !offline;
     if confirmed {
         let reg = ctx.registry()?;
-        for (artifact, image, digest, _) in &allowed {
-            match confirm_exists(&reg, &image.with_digest(*digest)) {
+        for (image, a) in &allowed {
+            match confirm_exists(&reg, image) {
                 Ok(_) => {}
-                Err(e) if e.code == Code::Denied => reasons.push(format!("{artifact} ({digest}): {}", e.message)),
+                Err(e) if e.code == Code::Denied => {
+                    reasons.push(format!("{} ({}): {}", a.choice.artifact, a.choice.digest, e.message))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -1451,32 +1582,61 @@ fn promote_release(ctx: &Ctx, key: &Path, release: &str, to: &str, dry_run: bool
         }
         return Err(CliError::reported(Code::Denied));
     }
-    let artifacts: Vec<_> =
-        allowed.iter().map(|(a, _, d, _)| json!({"artifact": a, "digest": d.to_string()})).collect();
+    let artifacts: Vec<_> = allowed
+        .iter()
+        .map(|(_, a)| {
+            json!({"artifact": a.choice.artifact, "digest": a.choice.digest.to_string(),
+                   "supersedes": a.choice.supersedes.iter().map(Digest::to_string).collect::<Vec<_>>()})
+        })
+        .collect();
+    let print_choices = || {
+        for (image, a) in &allowed {
+            let aside = if a.choice.supersedes.is_empty() {
+                String::new()
+            } else {
+                let d: Vec<String> = a.choice.supersedes.iter().map(Digest::to_string).collect();
+                format!(" (setting aside {})", d.join(", "))
+            };
+            println!("  {}: {image}{aside}", a.choice.artifact);
+        }
+    };
     if dry_run {
         ctx.emit(
             json!({"allowed": true, "dry_run": true, "release": release, "to": to, "artifacts": artifacts}),
-            || println!("promotion of release {release} to {to} allowed for {} artifact(s) (dry run)", allowed.len()),
+            || {
+                println!("promotion of release {release} to {to} allowed for {} artifact(s) (dry run):", allowed.len());
+                print_choices();
+            },
         );
         return Ok(());
     }
     let time = now();
-    let envelopes = allowed
-        .into_iter()
-        .map(|(_, image, digest, a)| {
-            // Each promotion names the registry that confirmed its own artifact.
-            let registry = confirmed.then(|| image.registry().to_string());
-            let input = PromotionInput { registry, tag_target: None, time };
-            sign(&record::promotion_statement(&image, digest, to, a, input), &[&key])
-        })
-        .collect();
+    let mut envelopes = Vec::with_capacity(allowed.len());
+    for (image, a) in &allowed {
+        // Each promotion names the registry that confirmed its own artifact.
+        let input = PromotionInput {
+            registry: confirmed.then(|| image.registry().to_string()),
+            tag_target: None,
+            release: Some(ReleaseBinding {
+                id: release.to_string(),
+                artifact: a.choice.artifact.clone(),
+                supersedes: a.choice.supersedes.clone(),
+            }),
+            time,
+            binding: Some(ledger.binding()?),
+        };
+        let statement = record::promotion_statement(image, a.choice.digest, to, a.allowed.clone(), input);
+        envelopes.push(sign(&statement, &[&key]));
+    }
     let done = ctx.append_all(&ledger, envelopes)?;
     let entries: Vec<_> = done.iter().map(|v| entry_json(v, false)).collect();
     ctx.emit(
         json!({"allowed": true, "release": release, "to": to, "artifacts": artifacts, "entries": entries}),
         || {
+            println!("promoted release {release} to {to}:");
+            print_choices();
             for v in &done {
-                println!("promoted {} to {to}: entry {}", subjects_json(&v.statement).join(" "), v.index);
+                println!("  entry {}: {}", v.index, subjects_json(&v.statement).join(" "));
             }
         },
     );

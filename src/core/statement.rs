@@ -223,6 +223,90 @@ pub struct LedgerFlags {
     pub registry_confirmed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// The genesis hash of the one ledger this statement is for. A chain
+    /// refuses a statement that names another ledger; new appends require it
+    /// (statements from before it was introduced carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<EntryHash>,
+    /// Random bytes that make each signed statement unique, so that an
+    /// outcome recorded twice within one second is two entries, not a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+}
+
+/// Bytes of a statement nonce.
+pub const NONCE_LEN: usize = 16;
+
+/// [`NONCE_LEN`] random bytes, as 32 lowercase hex characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nonce([u8; NONCE_LEN]);
+
+impl Nonce {
+    /// A fresh nonce from the operating system's generator.
+    pub fn random() -> Nonce {
+        let mut b = [0u8; NONCE_LEN];
+        rand::fill(&mut b);
+        Nonce(b)
+    }
+
+    pub fn from_bytes(bytes: [u8; NONCE_LEN]) -> Nonce {
+        Nonce(bytes)
+    }
+
+    pub fn parse(text: &str) -> Result<Nonce, FormatError> {
+        if text.len() != 2 * NONCE_LEN || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(FormatError::Statement(format!("nonce must be {} lowercase hex characters", 2 * NONCE_LEN)));
+        }
+        let mut b = [0u8; NONCE_LEN];
+        hex::decode_to_slice(text, &mut b).map_err(|e| FormatError::Statement(format!("nonce: {e}")))?;
+        Ok(Nonce(b))
+    }
+}
+
+impl fmt::Display for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Nonce {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nonce {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Nonce::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What binds a statement to one ledger and makes it unique there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub ledger: EntryHash,
+    pub nonce: Nonce,
+}
+
+impl Binding {
+    /// A binding to the ledger with this genesis hash, with a fresh nonce.
+    pub fn fresh(ledger: EntryHash) -> Binding {
+        Binding { ledger, nonce: Nonce::random() }
+    }
+}
+
+impl LedgerFlags {
+    /// Flags for a new statement, bound by `binding` when given.
+    pub fn new(dev_only: bool, registry: Option<String>, binding: Option<Binding>) -> LedgerFlags {
+        LedgerFlags {
+            dev_only,
+            registry_confirmed: registry.is_some(),
+            registry,
+            ledger: binding.map(|b| b.ledger),
+            nonce: binding.map(|b| b.nonce),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +372,11 @@ impl BuildPredicate {
             check_name("release", r)?;
             if ext.artifact.is_none() {
                 return Err(FormatError::Statement("a build in a release must name its artifact".into()));
+            }
+            if self.git_commit().is_none() {
+                return Err(FormatError::Statement(
+                    "a build in a release must name its source revision (gitCommit)".into(),
+                ));
             }
         }
         for r in &self.build_definition.resolved_dependencies {
@@ -396,6 +485,23 @@ pub struct PromotionPredicate {
     /// promotion moved an environment tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_target: Option<String>,
+    /// Set when the digest was promoted as one artifact of a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseBinding>,
+}
+
+/// The release a promotion was made for, and the rebuilds it resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseBinding {
+    pub id: String,
+    pub artifact: String,
+    /// The other digests recorded for the artifact in the release, which the
+    /// promoter explicitly set aside (`promote --release --resolve`);
+    /// ascending, without duplicates. Empty unless the artifact was rebuilt
+    /// with another digest within the release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<Digest>,
 }
 
 impl PromotionPredicate {
@@ -412,6 +518,13 @@ impl PromotionPredicate {
                 t.parse().map_err(|e| FormatError::Statement(format!("tag target {t:?}: {e}")))?;
             if r.tag().is_none() || r.is_pinned() {
                 return Err(FormatError::Statement(format!("tag target {t:?} must be REPO:TAG, without a digest")));
+            }
+        }
+        if let Some(r) = &self.release {
+            check_name("release", &r.id)?;
+            check_name("artifact", &r.artifact)?;
+            if !r.supersedes.windows(2).all(|w| w[0] < w[1]) {
+                return Err(FormatError::Statement("release supersedes must be ascending, without duplicates".into()));
             }
         }
         check_timestamp(&self.promoted_on)
@@ -438,6 +551,10 @@ pub struct PolicyEnvironment {
     pub required_checks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<String>,
+    /// The registry tags (exact, or patterns with `*`) a promotion into this
+    /// environment may move; absent means the environment's own name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The ledger's own key, which signs its checkpoints.
@@ -493,6 +610,16 @@ impl Predicate {
             Predicate::Validation(_) => Role::Validation,
             Predicate::Promotion(_) => Role::Promotion,
             Predicate::Policy(_) => Role::Policy,
+        }
+    }
+
+    /// What the ledger asserts about the record; `None` for a policy.
+    pub fn flags(&self) -> Option<&LedgerFlags> {
+        match self {
+            Predicate::Build(b) => Some(b.flags()),
+            Predicate::Validation(v) => Some(&v.provledger),
+            Predicate::Promotion(p) => Some(&p.provledger),
+            Predicate::Policy(_) => None,
         }
     }
 
@@ -601,6 +728,21 @@ impl Statement {
             }
             Predicate::Policy(_) => Ok(()),
         }
+    }
+
+    /// The statement bound to a ledger with a nonce (replacing any binding
+    /// it had). A policy statement is left as it is: it is bound to its
+    /// ledger by the policy entry it names as previous.
+    pub fn bound(mut self, binding: Binding) -> Statement {
+        let flags = match &mut self.predicate {
+            Predicate::Build(b) => &mut b.build_definition.internal_parameters.provledger,
+            Predicate::Validation(v) => &mut v.provledger,
+            Predicate::Promotion(p) => &mut p.provledger,
+            Predicate::Policy(_) => return self,
+        };
+        flags.ledger = Some(binding.ledger);
+        flags.nonce = Some(binding.nonce);
+        self
     }
 
     /// The sha256 digests of the subjects (tag-only subjects have none).

@@ -55,6 +55,7 @@ impl Env {
         let out = self.ok(&args);
         let genesis = out.trim().to_string();
         assert_eq!(genesis.len(), 64, "init prints the genesis hash: {out}");
+        std::fs::write(self.dir.path().join(GENESIS_FILE), &genesis).unwrap();
         genesis
     }
 
@@ -205,6 +206,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A fresh binding to the ledger `Env::init` made in `dir`, as the CLI
+/// makes one (read from the genesis hash `init` printed, so that it works
+/// while another process holds the ledger).
+pub fn binding(dir: &Path) -> provledger::record::Binding {
+    let text = std::fs::read_to_string(dir.join(GENESIS_FILE)).expect("the ledger was made by Env::init");
+    provledger::record::Binding::fresh(provledger::core::hash::EntryHash::parse(&text).unwrap())
+}
+
+/// Where `Env::init` keeps the genesis hash it printed.
+const GENESIS_FILE: &str = "genesis.txt";
+
 /// A build statement for `image(seed)`, signed in-process by the example
 /// key `signer` (a file `<signer>.key` in `dir`).
 pub fn build_envelope_by(dir: &Path, signer: &str, seed: &str, time: u64) -> provledger::core::dsse::Envelope {
@@ -223,6 +235,7 @@ pub fn build_envelope_by(dir: &Path, signer: &str, seed: &str, time: u64) -> pro
         media_type: None,
         platforms: Vec::new(),
         time,
+        binding: Some(binding(dir)),
     });
     provledger::core::dsse::Envelope::sign(
         provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO,
