@@ -192,6 +192,11 @@ fn vector(
     (format!("{id}.json"), v)
 }
 
+/// The validation entry (2) of the valid chain.
+fn v2_of(valid: &Chain) -> EntryRef {
+    EntryRef { index: 2, hash: valid.hashes[2] }
+}
+
 /// Replaces the entry at the end of `chain` with one built from `envelope`.
 fn chain_with(prefix_len: usize, envelope: Envelope) -> Chain {
     let (full, _) = valid_chain();
@@ -358,6 +363,133 @@ pub fn all() -> Vec<(String, Value)> {
         "reject",
         Some(0),
         Some("must be a policy statement"),
+    ));
+
+    let elsewhere = Binding { ledger: EntryHash::from_bytes([0x33; 32]), nonce: binding("build", 6).nonce };
+    out.push(vector(
+        "reject-statement-for-another-ledger",
+        "a build whose provledger.ledger names another genesis hash",
+        &chain_with(1, sign(&unbound_build(6).bound(elsewhere), "ci")),
+        "reject",
+        Some(1),
+        Some("is for the ledger with genesis"),
+    ));
+
+    // fail, pass, fail at the same time: three statements, told apart by
+    // their nonces; without nonces the third is a replay of the first.
+    let retried = |bind: bool| {
+        let mut c = Chain::default();
+        c.push(sign(&policy(None, "ci"), "root"));
+        let b = c.push(sign(&if bind { build(7) } else { unbound_build(7) }, "ci"));
+        for (i, result) in [CheckResult::Fail, CheckResult::Pass, CheckResult::Fail].into_iter().enumerate() {
+            let v = unbound_validation(7, b, result);
+            let v = if bind { v.bound(binding("retry", i as u32)) } else { v };
+            c.push(sign(&v, "qa"));
+        }
+        c
+    };
+    out.push(vector(
+        "accept-retried-outcomes",
+        "validations fail, pass, fail of one digest made in the same second: distinct nonces, three entries",
+        &retried(true),
+        "accept",
+        None,
+        None,
+    ));
+    out.push(vector(
+        "reject-retried-outcome-without-nonce",
+        "the same, as statements were before nonces: the third is the first one replayed",
+        &retried(false),
+        "reject",
+        Some(4),
+        Some("already in the ledger"),
+    ));
+    let mut legacy = Chain::default();
+    legacy.push(sign(&policy(None, "ci"), "root"));
+    let lb = legacy.push(sign(&unbound_build(8), "ci"));
+    legacy.push(sign(&unbound_validation(8, lb, CheckResult::Pass), "qa"));
+    out.push(vector(
+        "accept-unbound-statements",
+        "a build and a validation that name no ledger and carry no nonce, as made before both existed",
+        &legacy,
+        "accept",
+        None,
+        None,
+    ));
+
+    // Releases: one revision each, and a rebuild within one resolved explicitly.
+    let release_build = |n: u32, release: &str, sha_of: u32| {
+        let mut s = build(n);
+        if let provledger::core::statement::Predicate::Build(b) = &mut s.predicate {
+            b.build_definition.external_parameters.release = Some(release.into());
+            b.build_definition.resolved_dependencies[0]
+                .digest
+                .insert("gitCommit".into(), hex::encode(&sha256(&sha_of.to_be_bytes())[..20]));
+        }
+        s
+    };
+    let mut two_revisions = Chain::default();
+    two_revisions.push(sign(&policy(None, "ci"), "root"));
+    two_revisions.push(sign(&release_build(9, "r-1", 9), "ci"));
+    two_revisions.push(sign(&release_build(10, "r-1", 10), "ci"));
+    out.push(vector(
+        "reject-release-two-revisions",
+        "two builds of release r-1 from different source revisions",
+        &two_revisions,
+        "reject",
+        Some(2),
+        Some("release r-1 is revision"),
+    ));
+    let rebuilt = |supersedes: Vec<provledger::core::digest::Digest>| {
+        let mut c = Chain::default();
+        c.push(sign(&policy(None, "ci"), "root"));
+        let b = c.push(sign(&release_build(11, "r-2", 11), "ci"));
+        let v = c.push(sign(&validation(11, b), "qa"));
+        // The artifact recorded again in the release, with another digest.
+        let mut again = release_build(12, "r-2", 11);
+        if let provledger::core::statement::Predicate::Build(p) = &mut again.predicate {
+            p.build_definition.external_parameters.artifact = Some("app".into());
+        }
+        c.push(sign(&again, "ci"));
+        let mut p = promotion(11, b, vec![v]);
+        if let provledger::core::statement::Predicate::Promotion(pp) = &mut p.predicate {
+            pp.release = Some(provledger::core::statement::ReleaseBinding {
+                id: "r-2".into(),
+                artifact: "app".into(),
+                supersedes,
+            });
+        }
+        c.push(sign(&p, "release"));
+        c
+    };
+    out.push(vector(
+        "reject-release-rebuild-unresolved",
+        "a release promotion of an artifact rebuilt with another digest in the release, setting nothing aside",
+        &rebuilt(vec![]),
+        "reject",
+        Some(4),
+        Some("rebuilt within release r-2"),
+    ));
+    out.push(vector(
+        "accept-release-rebuild-resolved",
+        "the same promotion, naming the other digest as set aside",
+        &rebuilt(vec![digest(12)]),
+        "accept",
+        None,
+        None,
+    ));
+
+    let mut wrong_tag = promotion(1, b1, vec![v2_of(&valid)]);
+    if let provledger::core::statement::Predicate::Promotion(p) = &mut wrong_tag.predicate {
+        p.tag_target = Some("registry.example.com/acme/app:prod".into());
+    }
+    out.push(vector(
+        "reject-promotion-tag-not-bound",
+        "a promotion to dev whose tag target is the tag prod, which dev does not bind",
+        &chain_with(5, sign(&wrong_tag, "release")),
+        "reject",
+        Some(5),
+        Some("not bound to environment dev"),
     ));
 
     out.extend(tree_vectors(&valid));
