@@ -481,3 +481,188 @@ fn a_release_is_promoted_only_while_every_artifact_is_in_the_registry() {
         assert_eq!(p["registry"], w.host().as_str());
     }
 }
+
+/// What `HOST/repo:tag` serves now, if anything.
+fn served(w: &World, repo: &str, tag: &str) -> Option<String> {
+    let registry = provledger::registry::Registry::new(&provledger::registry::Options::new(
+        vec![w.host()],
+        std::time::Duration::from_secs(10),
+    ))
+    .unwrap();
+    let image: provledger::core::image_ref::ImageRef = format!("{}/{repo}:{tag}", w.host()).parse().unwrap();
+    match registry.manifest(&image, provledger::registry::Target::Tag(tag)) {
+        Ok(m) => Some(m.digest.to_string()),
+        Err(provledger::registry::RegistryError::NotFound { .. }) => None,
+        Err(e) => panic!("reading {image}: {e}"),
+    }
+}
+
+/// Promotions into `env` as `(digest, tag_target)`, newest first.
+fn promotions_into(w: &World, env: &str) -> Vec<(String, Option<String>)> {
+    let h = w.json(&["history", "--env", env]);
+    h["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["digest"].as_str().unwrap().to_string(), p["tag_target"].as_str().map(str::to_string)))
+        .collect()
+}
+
+#[test]
+fn a_tag_bound_to_another_environment_is_denied_and_the_own_tag_moves() {
+    let w = World::new();
+    let digest = w.publish("bound", "acme/app", "1.0");
+    let reference = w.pinned("acme/app", &digest);
+    w.build(&reference);
+    w.validate(&reference, &ALL_CHECKS);
+    let key = w.env.key("release");
+    let before = w.env.head();
+    let mut args = w.promote_args(&key, &reference, "dev");
+    let prod = w.reference("acme/app:prod");
+    args.extend(["--tag-target", &prod]);
+    let out = w.fails(3, &args);
+    assert!(out.contains("\"prod\" is bound to environment prod"), "{out}");
+    assert_eq!(served(&w, "acme/app", "prod"), None, "the prod tag did not move");
+    assert_eq!(w.env.head(), before);
+    let mut args = w.promote_args(&key, &reference, "dev");
+    let dev = w.reference("acme/app:dev");
+    args.extend(["--tag-target", &dev]);
+    w.json(&args);
+    assert_eq!(served(&w, "acme/app", "dev"), Some(digest.clone()));
+    // Moved elsewhere behind the ledger's back: --check says so, reconcile puts it back.
+    let other = w.publish("stray", "acme/app", "dev");
+    assert_ne!(other, digest);
+    let (code, out, err) = w.run(&["reconcile-tags", "--check", "--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["tags"][0]["served"], other.as_str(), "{report}");
+    assert_eq!(served(&w, "acme/app", "dev"), Some(other), "--check moves nothing");
+    let report = w.json(&["reconcile-tags", "--env", "dev"]);
+    assert_eq!(report["tags"][0]["moved"], true, "{report}");
+    assert_eq!(served(&w, "acme/app", "dev"), Some(digest.clone()));
+    w.ok(&["reconcile-tags", "--check"]);
+}
+
+#[test]
+fn a_killed_promotion_never_leaves_the_tag_ahead_of_the_ledger() {
+    use rand::RngExt as _;
+    let w = World::new();
+    let target = w.reference("acme/app:dev");
+    let key = w.env.key("release");
+    let mut rng = rand::rng();
+    for k in 0..8 {
+        let digest = w.publish(&format!("kill-{k}"), "acme/app", &format!("1.{k}"));
+        let reference = w.pinned("acme/app", &digest);
+        w.build(&reference);
+        w.validate(&reference, &["unit=pass"]);
+        let mut args = vec!["--insecure-registry".to_string(), w.host()];
+        args.extend(w.promote_args(&key, &reference, "dev").iter().map(|s| s.to_string()));
+        args.extend(["--tag-target".to_string(), target.clone()]);
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("provledger"))
+            .env("PROVLEDGER_DIR", w.env.ledger())
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..250)));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the tag serves, a durable promotion into dev naming it put it there.
+        let promotions = promotions_into(&w, "dev");
+        if let Some(now) = served(&w, "acme/app", "dev") {
+            assert!(
+                promotions.iter().any(|(d, t)| *d == now && t.as_deref() == Some(target.as_str())),
+                "kill {k}: the tag serves {now}, which no promotion into dev with that tag target names: {promotions:?}"
+            );
+        }
+        // The same command again completes it: promoted once, tag in place.
+        let str_args: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
+        w.json(&str_args);
+        assert_eq!(served(&w, "acme/app", "dev"), Some(digest.clone()), "kill {k}");
+        let promotions = promotions_into(&w, "dev");
+        assert_eq!(promotions.iter().filter(|(d, _)| *d == digest).count(), 1, "kill {k}: {promotions:?}");
+    }
+    w.env.ok(&["verify"]);
+}
+
+/// A TCP relay to `127.0.0.1:to` that runs `hook` once, when its first
+/// connection arrives and before it forwards a byte.
+fn relay(to: u16, hook: impl FnOnce() + Send + 'static) -> u16 {
+    use std::io::copy;
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut hook = Some(hook);
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            if let Some(h) = hook.take() {
+                h();
+            }
+            let Ok(upstream) = TcpStream::connect(("127.0.0.1", to)) else { return };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c1, mut u1) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = copy(&mut c1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_gate_that_changes_between_decision_and_append_moves_no_tag() {
+    let w = World::new();
+    let digest = w.publish("raced", "acme/app", "1.0");
+    let reference = w.pinned("acme/app", &digest);
+    w.build(&reference);
+    w.validate(&reference, &["unit=pass"]);
+    let served_ledger = common::server::Served::start(&w.env.ledger(), &[]);
+    let url = served_ledger.url.clone();
+    // Between the promoter's decision (on its mirror) and its append, the
+    // unit check fails on the server: the hook records that failure when the
+    // promoter first reaches the registry, which it does only after deciding.
+    let (dir, qa) = (w.env.dir.path().to_path_buf(), w.env.key("qa"));
+    let (hook_url, hook_ref) = (url.clone(), reference.clone());
+    let registry_port: u16 = w.host().rsplit(':').next().unwrap().parse().unwrap();
+    let port = relay(registry_port, move || {
+        let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("provledger"))
+            .args(["--server", &hook_url, "--mirror", &dir.join("hook-mirror").display().to_string()])
+            .args(["record", "validation", "--key", &qa, "--image", &hook_ref, "--check", "unit=fail", "--offline"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the failing validation is recorded");
+    });
+    let via = format!("127.0.0.1:{port}");
+    let key = w.env.key("release");
+    let (code, out, err) = w.env.run(&[
+        "--insecure-registry",
+        &via,
+        "--server",
+        &url,
+        "--mirror",
+        &w.env.path("promoter-mirror"),
+        "promote",
+        "--key",
+        &key,
+        "--image",
+        &format!("{via}/acme/app@{digest}"),
+        "--to",
+        "dev",
+        "--tag-target",
+        &format!("{via}/acme/app:dev"),
+    ]);
+    assert_eq!(code, 3, "the server's gate refuses the promotion: {out}{err}");
+    assert!(err.contains("failed"), "{err}");
+    assert_eq!(served(&w, "acme/app", "dev"), None, "no tag serves a digest the ledger did not promote");
+    drop(served_ledger);
+    assert!(promotions_into(&w, "dev").is_empty());
+}
