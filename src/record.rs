@@ -128,7 +128,7 @@ pub fn validation_statement(input: ValidationInput) -> Statement {
 }
 
 /// Subject name of policy statements.
-pub const POLICY_SUBJECT: &str = "provledger-policy";
+pub const POLICY_SUBJECT: &str = crate::core::statement::POLICY_SUBJECT_NAME;
 
 /// A policy statement. Its subject is the policy source file (by digest), so
 /// an auditor can match the file a policy was made from.

@@ -170,9 +170,16 @@ impl Checkpoint {
         format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
     }
 
-    /// Parses a checkpoint body (extension lines after the root are ignored).
+    /// Parses a checkpoint body: origin, tree size and root, each on its own
+    /// line, and nothing else (SPEC section 9: no extension lines). The final
+    /// newline may be absent, as it is where the note's body is cut at its
+    /// blank line.
     pub fn parse(text: &str) -> Result<Checkpoint, FormatError> {
-        let mut lines = text.split('\n');
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        if body.split('\n').count() > 3 {
+            return Err(bad("checkpoint has extension lines after its root; a provledger checkpoint has none"));
+        }
+        let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("checkpoint has no origin"))?;
         let size = lines.next().ok_or_else(|| bad("checkpoint has no tree size"))?;
         if size.is_empty() || (size.len() > 1 && size.starts_with('0')) || !size.bytes().all(|b| b.is_ascii_digit()) {

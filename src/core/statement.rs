@@ -72,7 +72,32 @@ pub struct EntryRef {
 #[serde(deny_unknown_fields)]
 pub struct Subject {
     pub name: String,
+    #[serde(deserialize_with = "unique_map")]
     pub digest: BTreeMap<String, String>,
+}
+
+/// A JSON object of strings in which no key appears twice (serde would keep
+/// the last of two silently; a digest set with two `sha256` values names two
+/// artifacts at once).
+fn unique_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, String>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {k:?} in a digest set")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique)
 }
 
 impl Subject {
@@ -297,6 +322,17 @@ impl Binding {
 }
 
 impl LedgerFlags {
+    /// `registry` names the registry exactly when the record says one confirmed it.
+    fn check(&self) -> Result<(), FormatError> {
+        match (self.registry_confirmed, &self.registry) {
+            (true, None) => Err(FormatError::Statement("registryConfirmed is true but no registry is named".into())),
+            (false, Some(r)) => {
+                Err(FormatError::Statement(format!("registry {r:?} is named but registryConfirmed is false")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Flags for a new statement, bound by `binding` when given.
     pub fn new(dev_only: bool, registry: Option<String>, binding: Option<Binding>) -> LedgerFlags {
         LedgerFlags {
@@ -321,6 +357,7 @@ pub struct InternalParameters {
 pub struct ResourceDescriptor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    #[serde(deserialize_with = "unique_map")]
     pub digest: BTreeMap<String, String>,
 }
 
@@ -383,6 +420,14 @@ impl BuildPredicate {
             if let Some(sha) = r.digest.get("gitCommit") {
                 check_git_sha(sha)?;
             }
+        }
+        self.flags().check()?;
+        if !self.flags().registry_confirmed && (ext.media_type.is_some() || !ext.platforms.is_empty()) {
+            return Err(FormatError::Statement(
+                "mediaType and platforms are what a registry served: an offline build (registryConfirmed false) \
+                 carries neither"
+                    .into(),
+            ));
         }
         for p in &ext.platforms {
             p.digest.parse::<Digest>().map_err(|e| FormatError::Statement(format!("platform manifest: {e}")))?;
@@ -459,6 +504,7 @@ impl ValidationPredicate {
         if self.build.is_none() && !self.provledger.dev_only {
             return Err(FormatError::Statement("a validation must name the build entry it validated".into()));
         }
+        self.provledger.check()?;
         check_timestamp(&self.validated_on)
     }
 }
@@ -513,6 +559,7 @@ impl PromotionPredicate {
         if self.provledger.dev_only {
             return Err(FormatError::Statement("a promotion cannot be dev-only".into()));
         }
+        self.provledger.check()?;
         if let Some(t) = &self.tag_target {
             let r: super::image_ref::ImageRef =
                 t.parse().map_err(|e| FormatError::Statement(format!("tag target {t:?}: {e}")))?;
@@ -693,16 +740,42 @@ impl Statement {
             if s.name.is_empty() {
                 return Err(FormatError::Statement("subject without a name".into()));
             }
-            if s.sha256()?.is_none() && !dev_only {
+            let pinned = s.sha256()?.is_some();
+            if !pinned && !dev_only {
                 return Err(FormatError::Statement(format!(
                     "subject {:?} has no digest (a tag-only reference is accepted only in a dev-only statement)",
                     s.name
+                )));
+            }
+            if pinned && dev_only {
+                return Err(FormatError::Statement(format!(
+                    "subject {:?} is pinned, but the statement is dev-only (devOnly is true exactly when the \
+                     subject is a tag-only reference)",
+                    s.name
+                )));
+            }
+            if !matches!(self.predicate, Predicate::Policy(_)) {
+                check_subject_name(s, pinned)?;
+            }
+        }
+        if dev_only && self.subjects.len() != 1 {
+            return Err(FormatError::Statement("a dev-only statement names exactly one subject".into()));
+        }
+        if let Some(f) = self.predicate.flags()
+            && let Some(r) = &f.registry
+        {
+            let name = &self.subjects[0].name;
+            let host = parse_image(name)?.registry().to_string();
+            if *r != host {
+                return Err(FormatError::Statement(format!(
+                    "registry {r:?} is not the registry of subject {name:?} ({host})"
                 )));
             }
         }
         match &self.predicate {
             Predicate::Build(b) => {
                 b.check()?;
+                self.check_image(b)?;
                 // The first subject is the image; every other subject is one
                 // of its platform manifests, and every platform manifest is a
                 // subject: a platform digest is evidence only through the
@@ -724,9 +797,26 @@ impl Statement {
                 if self.subjects.len() != 1 {
                     return Err(FormatError::Statement("a promotion names exactly one digest".into()));
                 }
-                p.check()
+                p.check()?;
+                if let Some(t) = &p.tag_target {
+                    let (target, subject) = (parse_image(t)?, parse_image(&self.subjects[0].name)?);
+                    if target.registry() != subject.registry() {
+                        return Err(FormatError::Statement(format!(
+                            "tag target {t:?} is not in the registry of the promoted image ({})",
+                            subject.registry()
+                        )));
+                    }
+                }
+                Ok(())
             }
-            Predicate::Policy(_) => Ok(()),
+            Predicate::Policy(_) => {
+                if self.subjects.len() != 1 || self.subjects[0].name != POLICY_SUBJECT_NAME {
+                    return Err(FormatError::Statement(format!(
+                        "a policy statement has exactly one subject, named {POLICY_SUBJECT_NAME:?}"
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -745,6 +835,33 @@ impl Statement {
         self
     }
 
+    /// How a build's `image`, `tag`, first subject and `registry` relate:
+    /// `image` is a canonical reference whose name is the first subject's
+    /// name and whose digest is its digest (a dev-only build's image is its
+    /// tag-only subject), and `tag` is the image's tag.
+    fn check_image(&self, b: &BuildPredicate) -> Result<(), FormatError> {
+        let ext = &b.build_definition.external_parameters;
+        let image = parse_image(&ext.image)?;
+        if image.to_string() != ext.image {
+            return Err(FormatError::Statement(format!("image {:?} is not in canonical form ({image})", ext.image)));
+        }
+        let first = &self.subjects[0];
+        let matches = match image.digest() {
+            Some(d) => first.name == image.name() && first.sha256()? == Some(d),
+            None => first.name == ext.image,
+        };
+        if !matches {
+            return Err(FormatError::Statement(format!(
+                "the first subject ({:?}) is not the image {:?}",
+                first.name, ext.image
+            )));
+        }
+        if ext.tag.as_deref() != image.tag() {
+            return Err(FormatError::Statement(format!("tag {:?} is not the tag of image {:?}", ext.tag, ext.image)));
+        }
+        Ok(())
+    }
+
     /// The sha256 digests of the subjects (tag-only subjects have none).
     pub fn subject_digests(&self) -> Vec<Digest> {
         self.subjects.iter().filter_map(|s| s.sha256().ok().flatten()).collect()
@@ -753,6 +870,33 @@ impl Statement {
 
 fn from_predicate<T: serde::de::DeserializeOwned>(v: &serde_json::value::RawValue) -> Result<T, FormatError> {
     serde_json::from_str(v.get()).map_err(|e| FormatError::Statement(format!("predicate: {e}")))
+}
+
+/// Subject name of policy statements.
+pub const POLICY_SUBJECT_NAME: &str = "provledger-policy";
+
+fn parse_image(text: &str) -> Result<super::image_ref::ImageRef, FormatError> {
+    text.parse().map_err(|e| FormatError::Statement(format!("{e}")))
+}
+
+/// An image subject's name is the canonical `registry/path` of the image;
+/// a tag-only subject's is the canonical `registry/path:tag`.
+fn check_subject_name(s: &Subject, pinned: bool) -> Result<(), FormatError> {
+    let r = parse_image(&s.name)?;
+    let canonical = if pinned {
+        r.tag().is_none() && !r.is_pinned() && r.name() == s.name
+    } else {
+        r.tag().is_some() && !r.is_pinned() && r.to_string() == s.name
+    };
+    if canonical {
+        Ok(())
+    } else {
+        Err(FormatError::Statement(format!(
+            "subject name {:?} is not a canonical image name ({})",
+            s.name,
+            if pinned { "registry/path, no tag or digest" } else { "registry/path:tag" }
+        )))
+    }
 }
 
 /// Names of checks, artifacts and environments: `[a-z0-9][a-z0-9._-]*`, at
