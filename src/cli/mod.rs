@@ -407,6 +407,10 @@ impl Ctx {
         if self.remote.is_some() {
             return Ok(ledger);
         }
+        // Only `init` appends to a ledger with no entry.
+        if ledger.store().head()?.is_none() {
+            return Err(provledger::ledger::LedgerError::Empty.into());
+        }
         let key = self.log_key()?;
         Ok(ledger.with_log_key(key))
     }
@@ -503,11 +507,7 @@ const EVIDENCE_DIR: &str = "evidence";
 /// Opens a ledger directory's store, creating an empty one if there is none
 /// (a mirror before its first sync).
 fn open_or_create(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore> {
-    if dir.join(provledger::store::DB_DIR).is_dir() {
-        Ok(SledStore::open_keeping(dir, lock_wait, min_free)?)
-    } else {
-        Ok(SledStore::create_keeping(dir, lock_wait, min_free)?)
-    }
+    Ok(SledStore::open_or_create_keeping(dir, lock_wait, min_free)?)
 }
 
 /// The default mirror of a server: one directory per URL in the user's cache.
@@ -707,7 +707,7 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
     // The ledger (and its sled lock) lives only inside the closure, so that a
     // failure can remove what was created.
     let result = (|| -> Result<VerifiedEntry> {
-        keyfile::write_new_key(&ctx.log_key_path(), &log_key)?;
+        init_log_key(&ctx.log_key_path(), &log_key)?;
         let ledger = Ledger::new(store).with_log_key(log_key);
         ledger.init(envelope, now()).map_err(CliError::from_append)
     })();
@@ -727,6 +727,17 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
         println!("{hash}");
         eprintln!("checkpoints are signed by log key {vkey}");
     });
+    Ok(())
+}
+
+/// Writes the log key of a ledger being created. The store is held and has
+/// no entry, so a log key already there was left by an `init` killed before
+/// its genesis entry: it signed nothing, and is replaced.
+fn init_log_key(path: &Path, key: &SecretKey) -> Result<()> {
+    let stale = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
+    provledger::fsutil::remove_stale_temps(path).map_err(stale)?;
+    provledger::fsutil::remove_stale_temps(&keyfile::public_path(path)).map_err(stale)?;
+    keyfile::replace_key(path, key)?;
     Ok(())
 }
 
