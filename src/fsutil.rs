@@ -47,6 +47,18 @@ pub fn read_bounded_into(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
+/// The permissions of a file written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Exactly 0600, whatever the umask: a secret key.
+    Secret,
+    /// This mode as the umask filters it.
+    Umask(u32),
+}
+
+/// Readable by all, as the umask allows: an output file.
+pub const OUTPUT: Mode = Mode::Umask(0o666);
+
 /// A temporary file beside `path`, created exclusively, never through a link.
 struct Temp {
     path: PathBuf,
@@ -54,7 +66,11 @@ struct Temp {
 }
 
 impl Temp {
-    fn create(path: &Path, mode: u32) -> io::Result<Temp> {
+    fn create(path: &Path, mode: Mode) -> io::Result<Temp> {
+        let bits = match mode {
+            Mode::Secret => 0o600,
+            Mode::Umask(m) => m,
+        };
         let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
         let mut attempts = 0;
         loop {
@@ -65,13 +81,15 @@ impl Temp {
             let opened = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(mode)
+                .mode(bits)
                 .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
                 .open(&tmp);
             match opened {
                 Ok(file) => {
-                    // The mode given at creation is filtered by the umask; set it exactly.
-                    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                    if mode == Mode::Secret {
+                        // The mode given at creation is filtered by the umask; set it exactly.
+                        file.set_permissions(std::fs::Permissions::from_mode(bits))?;
+                    }
                     return Ok(Temp { path: tmp, file: Some(BufWriter::new(file)) });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
@@ -109,11 +127,11 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 }
 
 /// Writes `path` whole or not at all, replacing what is there: a temporary
-/// file beside it (mode `mode`), synced, renamed over it (a symlink at
+/// file beside it (with `mode`), synced, renamed over it (a symlink at
 /// `path` is replaced, not followed), and the directory synced.
 pub fn write_replacing(
     path: &Path,
-    mode: u32,
+    mode: Mode,
     write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut tmp = Temp::create(path, mode)?;
@@ -126,7 +144,11 @@ pub fn write_replacing(
 /// Writes a new file at `path` whole or not at all, failing with
 /// `AlreadyExists` if anything (a symlink too) is there: the temporary file
 /// is hard-linked into place, which never replaces.
-pub fn write_new(path: &Path, mode: u32, write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) -> io::Result<()> {
+pub fn write_new(
+    path: &Path,
+    mode: Mode,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
     let mut tmp = Temp::create(path, mode)?;
     tmp.fill(write)?;
     std::fs::hard_link(&tmp.path, path)?;
@@ -182,14 +204,14 @@ mod tests {
         std::fs::write(&victim, "precious").unwrap();
         let out = dir.path().join("out");
         std::os::unix::fs::symlink(&victim, &out).unwrap();
-        write_replacing(&out, 0o644, |w| w.write_all(b"new")).unwrap();
+        write_replacing(&out, OUTPUT, |w| w.write_all(b"new")).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
         assert!(!std::fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
         // A new file never replaces, not even a link.
         let new = dir.path().join("new");
         std::os::unix::fs::symlink(&victim, &new).unwrap();
-        let e = write_new(&new, 0o600, |w| w.write_all(b"key")).unwrap_err();
+        let e = write_new(&new, Mode::Secret, |w| w.write_all(b"key")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         // No temporary file is left behind either way.

@@ -10,7 +10,10 @@ use zeroize::Zeroizing;
 
 use crate::core::FormatError;
 use crate::core::keys::{PublicKey, SecretKey};
-use crate::fsutil;
+use crate::fsutil::{self, Mode};
+
+/// Public key files: readable by all, as the umask allows.
+const PUBLIC: Mode = Mode::Umask(0o644);
 
 /// Largest key file read.
 pub const MAX_KEY_FILE_LEN: u64 = 4096;
@@ -69,9 +72,9 @@ pub fn write_new_key(path: &Path, key: &SecretKey) -> Result<PathBuf, KeyFileErr
             return Err(KeyFileError::Exists { path: p.to_path_buf() });
         }
     }
-    fsutil::write_new(path, 0o600, |w| w.write_all(key.to_text().as_bytes())).map_err(exists(path))?;
-    fsutil::write_new(&pub_path, 0o644, |w| w.write_all(format!("{}\n", key.public()).as_bytes()))
-        .map_err(exists(&pub_path))?;
+    let public = format!("{}\n", key.public());
+    fsutil::write_new(path, Mode::Secret, |w| w.write_all(key.to_text().as_bytes())).map_err(exists(path))?;
+    fsutil::write_new(&pub_path, PUBLIC, |w| w.write_all(public.as_bytes())).map_err(exists(&pub_path))?;
     Ok(pub_path)
 }
 
@@ -81,9 +84,9 @@ pub fn write_new_key(path: &Path, key: &SecretKey) -> Result<PathBuf, KeyFileErr
 /// ledger that has no entry.
 pub fn replace_key(path: &Path, key: &SecretKey) -> Result<PathBuf, KeyFileError> {
     let pub_path = public_path(path);
-    fsutil::write_replacing(&pub_path, 0o644, |w| w.write_all(format!("{}\n", key.public()).as_bytes()))
+    fsutil::write_replacing(&pub_path, PUBLIC, |w| w.write_all(format!("{}\n", key.public()).as_bytes()))
         .map_err(io(&pub_path))?;
-    fsutil::write_replacing(path, 0o600, |w| w.write_all(key.to_text().as_bytes())).map_err(io(path))?;
+    fsutil::write_replacing(path, Mode::Secret, |w| w.write_all(key.to_text().as_bytes())).map_err(io(path))?;
     Ok(pub_path)
 }
 

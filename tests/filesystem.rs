@@ -207,3 +207,47 @@ fn a_store_whose_creation_was_cut_short_is_empty_and_initialisable() {
     env.ok(&["--ledger", &m, "sync", "--from", &from, "--genesis", &genesis]);
     assert_eq!(env.json(&["--ledger", &m, "verify"])["entries"], 2);
 }
+
+#[test]
+fn outputs_are_never_written_through_planted_links() {
+    use std::os::unix::fs::symlink;
+    let (env, _) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("linked"));
+    let victim = env.dir.path().join("victim");
+    let d = common::digest("linked");
+    let writes: [(&str, Vec<&str>); 4] = [
+        ("export.bundle", vec!["export", "--out"]),
+        ("cp.note", vec!["checkpoint", "--out"]),
+        ("p.proof", vec!["prove", &d, "--env", "prod", "--out"]),
+        ("rm.json", vec!["release-metadata", &d, "--out"]),
+    ];
+    for (name, args) in &writes {
+        for planted in ["partial", "target"] {
+            std::fs::write(&victim, "precious").unwrap();
+            let out = env.dir.path().join(format!("{planted}-{name}"));
+            let link = match planted {
+                "partial" => env.dir.path().join(format!("{planted}-{name}.partial")),
+                _ => out.clone(),
+            };
+            symlink(&victim, &link).unwrap();
+            let o = out.display().to_string();
+            let mut a = args.clone();
+            a.push(&o);
+            env.ok(&a);
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{a:?} wrote through the {planted} link");
+            let meta = std::fs::symlink_metadata(&out).unwrap();
+            assert!(meta.file_type().is_file() && meta.len() > 0, "{a:?}: {out:?} is not the file written");
+        }
+    }
+    // A new key is never written through a link either, not even a dangling one.
+    for target in [victim.clone(), env.dir.path().join("nowhere")] {
+        std::fs::write(&victim, "precious").unwrap();
+        let key = env.dir.path().join("linked.key");
+        let _ = std::fs::remove_file(&key);
+        symlink(&target, &key).unwrap();
+        let out = env.fails(1, &["key", "generate", "--out", &key.display().to_string()]);
+        assert!(out.contains("already exists"), "{out}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!env.dir.path().join("nowhere").exists(), "the dangling link was followed");
+    }
+}

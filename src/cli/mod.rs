@@ -1253,7 +1253,7 @@ fn release_metadata(ctx: &Ctx, text: &str, out: Option<&Path>) -> Result<()> {
     let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
     match out {
         Some(p) => {
-            std::fs::write(p, text).map_err(|e| CliError::operational(format!("{}: {e}", p.display())))?;
+            write_atomically(p, |w| std::io::Write::write_all(w, text.as_bytes()))?;
             if !ctx.json {
                 println!("wrote {}", p.display());
             }
@@ -1602,28 +1602,14 @@ fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that
-/// a reader never sees half a file.
+/// Writes `path` whole or not at all (see [`provledger::fsutil::write_replacing`]):
+/// never through a link planted at it or beside it.
 fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let io = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".partial");
-    let tmp = path.with_file_name(tmp_name);
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    let result = write(&mut w).and_then(|()| {
-        use std::io::Write as _;
-        w.flush()?;
-        w.get_ref().sync_all()
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    provledger::fsutil::write_replacing(path, provledger::fsutil::OUTPUT, write)
+        .map_err(|e| CliError::operational(format!("{}: {e}", path.display())))
 }
 
 fn export(ctx: &Ctx, out: &Path) -> Result<()> {
