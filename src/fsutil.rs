@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub enum ReadError {
     #[error("{0}")]
     Io(#[from] io::Error),
-    #[error("larger than the limit of {limit} bytes")]
+    #[error("exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
 }
 

@@ -209,3 +209,49 @@ fn secret_keys_readable_by_others_are_refused_and_never_printed() {
     let out = env.ok(&["key", "id", &env.path("fresh.key"), "--json"]);
     assert!(!out.contains(fresh.trim().split_once(':').unwrap().1), "{out}");
 }
+
+/// Every file the CLI reads has a size limit that does not trust the
+/// file's metadata: `/dev/zero` (size 0, endless) is refused naming the
+/// file and the limit, never read until memory runs out.
+#[test]
+fn endless_input_files_are_refused_at_their_limit() {
+    const ZERO: &str = "/dev/zero";
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("z"));
+    let bundle = env.path("ok.bundle");
+    env.ok(&["export", "--out", &bundle]);
+    let root = env.key("root");
+    let cases = vec![
+        (1, strings(&["record", "build", "--key", ZERO, "--image", &image("x"), "--offline"]), "exceeds the limit"),
+        (1, strings(&["key", "id", ZERO]), "exceeds the limit of 4096 bytes"),
+        (1, strings(&["record", "policy", "--key", &root, "--policy", ZERO]), "policy /dev/zero: exceeds the limit"),
+        (1, strings(&["check-refs", ZERO]), "manifest /dev/zero: exceeds the limit"),
+        (1, strings(&["check-bundle", ZERO]), "release metadata /dev/zero: exceeds the limit"),
+        (4, strings(&["verify", "--proof", ZERO, "--genesis", &genesis]), "proof /dev/zero: exceeds the limit"),
+        (4, strings(&["verify", "--bundle", ZERO, "--genesis", &genesis]), "not a provledger bundle"),
+        (
+            4,
+            strings(&["verify", "--bundle", &bundle, "--genesis", &genesis, "--since", ZERO]),
+            "checkpoint /dev/zero: exceeds the limit",
+        ),
+    ];
+    table(&env, &cases);
+    // And before any ledger exists: the policy, a key it names, the root and log keys.
+    let fresh = Env::new();
+    let policy = std::fs::read_to_string(fresh.path("policy.toml")).unwrap();
+    let zero_key = file(&fresh, "zero-key.toml", policy.replace("ci.key.pub", ZERO).as_bytes());
+    let (root, p) = (fresh.key("root"), fresh.path("policy.toml"));
+    for (args, needle) in [
+        (vec!["init", "--root-key", &root, "--policy", ZERO], "policy /dev/zero: exceeds the limit"),
+        (vec!["init", "--root-key", &root, "--policy", &zero_key], "key file exceeds the limit of 4096 bytes"),
+        (
+            vec!["init", "--root-key", ZERO, "--policy", &p],
+            "/dev/zero: invalid key: key file exceeds the limit of 4096 bytes",
+        ),
+        (vec!["init", "--root-key", &root, "--policy", &p, "--log-key", ZERO], "key file exceeds the limit"),
+    ] {
+        let out = fresh.fails(1, &args);
+        assert!(out.contains(needle), "{args:?}: expected {needle:?} in:\n{out}");
+        assert!(!fresh.ledger().join(provledger::store::DB_DIR).exists(), "{args:?} left a ledger behind");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod ci_env;
 mod error;
+mod input;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -661,7 +662,7 @@ fn read_policy(
     path: &Path,
     log: Option<&PolicyLog>,
 ) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
-    let source = std::fs::read(path).map_err(|e| CliError::operational(format!("{}: {e}", path.display())))?;
+    let source = input::read(path, "policy", input::MAX_POLICY_FILE)?;
     let text = std::str::from_utf8(&source)
         .map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -1264,7 +1265,7 @@ fn release_metadata(ctx: &Ctx, text: &str, out: Option<&Path>) -> Result<()> {
 }
 
 fn check_bundle(ctx: &Ctx, file: &Path, require_ci: bool) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| CliError::operational(format!("{}: {e}", file.display())))?;
+    let text = input::read_text(file, "release metadata", input::MAX_RELEASE_METADATA_FILE)?;
     let doc: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::operational(format!("{}:{}: not JSON: {e}", file.display(), e.line())))?;
     let missing = audit::missing_keys(&doc, require_ci);
@@ -1352,7 +1353,7 @@ fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool) -> Result<()> {
     let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
     let mut found = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| CliError::operational(format!("{}: {e}", f.display())))?;
+        let text = input::read_text(f, "manifest", input::MAX_MANIFEST_FILE)?;
         let unpinned = manifests::unpinned_images(&text)
             .map_err(|e| CliError::operational(format!("{}:{}: not valid YAML: {}", f.display(), e.line, e.message)))?;
         found.extend(unpinned.into_iter().map(|u| (f.display().to_string(), u)));
@@ -1591,15 +1592,9 @@ fn parse_genesis(genesis: Option<&str>) -> Result<EntryHash> {
     EntryHash::parse(text).map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))
 }
 
+/// A proof or checkpoint to verify: one beyond its limit fails verification (4).
 fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))?;
-    if meta.len() > limit {
-        return Err(CliError::new(
-            Code::Verification,
-            format!("{what} {}: {} bytes exceeds the limit of {limit}", path.display(), meta.len()),
-        ));
-    }
-    std::fs::read(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))
+    input::read_or(path, what, limit, Code::Verification)
 }
 
 /// Writes `path` whole or not at all (see [`provledger::fsutil::write_replacing`]):
