@@ -255,3 +255,62 @@ fn endless_input_files_are_refused_at_their_limit() {
         assert!(!fresh.ledger().join(provledger::store::DB_DIR).exists(), "{args:?} left a ledger behind");
     }
 }
+
+/// Secret key text put where something else belongs, on the command line,
+/// in the environment or in a file, is never shown back, in text or JSON.
+#[test]
+fn secret_key_text_is_never_echoed_wherever_it_is_put() {
+    let (env, _) = Env::initialised_with_log_key();
+    env.build(&image("s"));
+    let secret = std::fs::read_to_string(env.key("ci")).unwrap().trim().to_string();
+    let body = secret.split_once(':').unwrap().1.to_string();
+    let lower = secret.to_lowercase();
+    let (ci, qa, release) = (env.key("ci"), env.key("qa"), env.key("release"));
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    let env_named =
+        file(&env, "env-secret.toml", policy.replacen("name = \"dev\"", &format!("name = {secret:?}"), 1).as_bytes());
+    let key_inline = file(&env, "key-secret.toml", policy.replace("\"ci.key.pub\"", &format!("{secret:?}")).as_bytes());
+    assert!(std::fs::read_to_string(&key_inline).unwrap().contains(&body), "the policy holds the key");
+    let yaml = file(&env, "compose.yaml", format!("services:\n  app:\n    image: {secret}\n").as_bytes());
+    let cases: Vec<(i32, Vec<String>)> = vec![
+        (2, strings(&["record", "build", "--key", &ci, "--image", &secret, "--offline"])),
+        (2, strings(&["record", "build", "--key", &ci, "--image", &lower, "--offline"])),
+        (2, strings(&["promote", "--key", &release, "--image", &image("s"), "--to", &secret, "--offline"])),
+        (2, strings(&["show", &secret])),
+        (
+            2,
+            strings(&[
+                "record",
+                "validation",
+                "--key",
+                &qa,
+                "--image",
+                &image("s"),
+                "--check",
+                &format!("{secret}=pass"),
+            ]),
+        ),
+        (2, strings(&["verify", "--genesis", &secret])),
+        (2, strings(&["--lock-timeout", &secret, "verify"])),
+        (1, strings(&["record", "policy", "--key", &env.key("root"), "--policy", &env_named])),
+        (1, strings(&["record", "policy", "--key", &env.key("root"), "--policy", &key_inline])),
+        (3, strings(&["check-refs", &yaml])),
+    ];
+    let shown = |out: &str| out.contains(&body) || out.contains(&body[..12]) || out.contains(&body[24..36]);
+    for (code, args) in &cases {
+        for json in [false, true] {
+            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+            if json {
+                a.push("--json");
+            }
+            let out = env.fails(*code, &a);
+            assert!(!shown(&out) && !shown(&out.to_lowercase()), "{args:?} showed the secret key:\n{out}");
+            assert!(!out.contains("panicked"), "{out}");
+        }
+    }
+    // In the environment: PROVLEDGER_DIR holding the key.
+    let out = env.cmd().env("PROVLEDGER_DIR", &secret).args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!shown(&text) && text.contains("<redacted>"), "{text}");
+}

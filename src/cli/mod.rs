@@ -1,8 +1,24 @@
 //! The command-line interface: the only place that prints or sets exit codes.
 
+// Printing in the CLI goes through output.rs: a closed or failing standard
+// output ends in an exit code, not a panic, and no secret key text is shown.
+// Defined before the modules below, so that these take std's place in all.
+macro_rules! println {
+    () => { $crate::cli::output::stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*), true) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::cli::output::stderr(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!($($arg)*), true) };
+}
+
 mod ci_env;
 mod error;
 mod input;
+mod output;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -347,6 +363,10 @@ enum RecordCommand {
 }
 
 pub fn main() -> ExitCode {
+    if let Some(e) = output::refuse_secret_arguments() {
+        e.print(std::env::args_os().any(|a| a == "--json"));
+        return output::finish(e.code);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -356,13 +376,14 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    match run(cli) {
-        Ok(()) => Code::Ok.exit(),
+    let code = match run(cli) {
+        Ok(()) => Code::Ok,
         Err(e) => {
             e.print(json);
-            e.code.exit()
+            e.code
         }
-    }
+    };
+    output::finish(code)
 }
 
 struct Ctx {
