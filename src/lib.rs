@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod bundle;
 pub mod core;
+pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod gate;

@@ -234,7 +234,7 @@ pub struct SledStore {
 
 impl SledStore {
     /// Creates a new, empty store in `dir` (which may exist but must not hold
-    /// a store), keeping [`DEFAULT_MIN_FREE`] bytes free.
+    /// a ledger), keeping [`DEFAULT_MIN_FREE`] bytes free.
     pub fn create(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {
         SledStore::create_keeping(dir, lock_wait, DEFAULT_MIN_FREE)
     }
@@ -246,14 +246,20 @@ impl SledStore {
     }
 
     /// [`SledStore::create`], keeping `min_free` bytes free (see [`SledStore::with_min_free`]).
+    ///
+    /// What decides that a directory holds a ledger is a durable head, not
+    /// the presence of sled's files: a creation killed before its first
+    /// append (sled's files half made, the version record missing, no
+    /// entry) leaves a store with no head, which is empty, and is reused.
     pub fn create_keeping(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore, StoreError> {
-        let db_path = dir.join(DB_DIR);
-        if db_path.exists() {
-            return Err(StoreError::AlreadyExists(dir.to_path_buf()));
-        }
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e.into() })?;
         check_space(dir, min_free, 0)?;
+        // Decided under sled's lock, so that of two creators one sees the other's head.
         let store = SledStore::open_db(dir, lock_wait)?.with_min_free(min_free);
+        if store.head()?.is_some() {
+            return Err(StoreError::AlreadyExists(dir.to_path_buf()));
+        }
+        store.check_version()?;
         store.meta.insert(META_VERSION, &STORE_VERSION.to_be_bytes()).map_err(|e| store.io(e))?;
         store.db.flush().map_err(|e| store.io(e))?;
         Ok(store)
@@ -261,15 +267,44 @@ impl SledStore {
 
     /// [`SledStore::open`], keeping `min_free` bytes free. sled writes when
     /// it opens a store (a new snapshot of its log), so even a store opened
-    /// to read is refused on a file system with less free.
+    /// to read is refused on a file system with less free. A store whose
+    /// creation was cut short (no version record, no entry) opens as an
+    /// empty one.
     pub fn open_keeping(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore, StoreError> {
         if !dir.join(DB_DIR).is_dir() {
             return Err(StoreError::NotALedger(dir.to_path_buf()));
         }
         check_space(dir, min_free, 0)?;
         let store = SledStore::open_db(dir, lock_wait)?.with_min_free(min_free);
-        match store.meta.get(META_VERSION).map_err(|e| store.io(e))? {
-            None => return Err(StoreError::NotALedger(dir.to_path_buf())),
+        store.check_version()?;
+        Ok(store)
+    }
+
+    /// Opens the store of `dir`, creating an empty one if there is none or if
+    /// its creation was cut short (a mirror before its first sync).
+    pub fn open_or_create_keeping(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e.into() })?;
+        check_space(dir, min_free, 0)?;
+        let store = SledStore::open_db(dir, lock_wait)?.with_min_free(min_free);
+        if store.check_version()?.is_none() {
+            store.meta.insert(META_VERSION, &STORE_VERSION.to_be_bytes()).map_err(|e| store.io(e))?;
+            store.db.flush().map_err(|e| store.io(e))?;
+        }
+        Ok(store)
+    }
+
+    /// The store version, refused unless this build reads it; `None` for a
+    /// store whose creation was cut short before the version was written
+    /// (which must then hold nothing).
+    fn check_version(&self) -> Result<Option<u32>, StoreError> {
+        match self.meta.get(META_VERSION).map_err(|e| self.io(e))? {
+            None => {
+                let empty = self.head()?.is_none() && self.entries.is_empty();
+                if !empty {
+                    return Err(StoreError::Corrupt("entries without a store version record".into()));
+                }
+                Ok(None)
+            }
             Some(v) => {
                 let v: [u8; 4] =
                     v.as_ref().try_into().map_err(|_| StoreError::Corrupt("store version record".into()))?;
@@ -283,9 +318,9 @@ impl SledStore {
                 if v != STORE_VERSION {
                     return Err(StoreError::Corrupt(format!("unknown store version {v}")));
                 }
+                Ok(Some(v))
             }
         }
-        Ok(store)
     }
 
     fn open_db(dir: &Path, lock_wait: Duration) -> Result<SledStore, StoreError> {

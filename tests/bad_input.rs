@@ -209,3 +209,108 @@ fn secret_keys_readable_by_others_are_refused_and_never_printed() {
     let out = env.ok(&["key", "id", &env.path("fresh.key"), "--json"]);
     assert!(!out.contains(fresh.trim().split_once(':').unwrap().1), "{out}");
 }
+
+/// Every file the CLI reads has a size limit that does not trust the
+/// file's metadata: `/dev/zero` (size 0, endless) is refused naming the
+/// file and the limit, never read until memory runs out.
+#[test]
+fn endless_input_files_are_refused_at_their_limit() {
+    const ZERO: &str = "/dev/zero";
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("z"));
+    let bundle = env.path("ok.bundle");
+    env.ok(&["export", "--out", &bundle]);
+    let root = env.key("root");
+    let cases = vec![
+        (1, strings(&["record", "build", "--key", ZERO, "--image", &image("x"), "--offline"]), "exceeds the limit"),
+        (1, strings(&["key", "id", ZERO]), "exceeds the limit of 4096 bytes"),
+        (1, strings(&["record", "policy", "--key", &root, "--policy", ZERO]), "policy /dev/zero: exceeds the limit"),
+        (1, strings(&["check-refs", ZERO]), "manifest /dev/zero: exceeds the limit"),
+        (1, strings(&["check-bundle", ZERO]), "release metadata /dev/zero: exceeds the limit"),
+        (4, strings(&["verify", "--proof", ZERO, "--genesis", &genesis]), "proof /dev/zero: exceeds the limit"),
+        (4, strings(&["verify", "--bundle", ZERO, "--genesis", &genesis]), "not a provledger bundle"),
+        (
+            4,
+            strings(&["verify", "--bundle", &bundle, "--genesis", &genesis, "--since", ZERO]),
+            "checkpoint /dev/zero: exceeds the limit",
+        ),
+    ];
+    table(&env, &cases);
+    // And before any ledger exists: the policy, a key it names, the root and log keys.
+    let fresh = Env::new();
+    let policy = std::fs::read_to_string(fresh.path("policy.toml")).unwrap();
+    let zero_key = file(&fresh, "zero-key.toml", policy.replace("ci.key.pub", ZERO).as_bytes());
+    let (root, p) = (fresh.key("root"), fresh.path("policy.toml"));
+    for (args, needle) in [
+        (vec!["init", "--root-key", &root, "--policy", ZERO], "policy /dev/zero: exceeds the limit"),
+        (vec!["init", "--root-key", &root, "--policy", &zero_key], "key file exceeds the limit of 4096 bytes"),
+        (
+            vec!["init", "--root-key", ZERO, "--policy", &p],
+            "/dev/zero: invalid key: key file exceeds the limit of 4096 bytes",
+        ),
+        (vec!["init", "--root-key", &root, "--policy", &p, "--log-key", ZERO], "key file exceeds the limit"),
+    ] {
+        let out = fresh.fails(1, &args);
+        assert!(out.contains(needle), "{args:?}: expected {needle:?} in:\n{out}");
+        assert!(!fresh.ledger().join(provledger::store::DB_DIR).exists(), "{args:?} left a ledger behind");
+    }
+}
+
+/// Secret key text put where something else belongs, on the command line,
+/// in the environment or in a file, is never shown back, in text or JSON.
+#[test]
+fn secret_key_text_is_never_echoed_wherever_it_is_put() {
+    let (env, _) = Env::initialised_with_log_key();
+    env.build(&image("s"));
+    let secret = std::fs::read_to_string(env.key("ci")).unwrap().trim().to_string();
+    let body = secret.split_once(':').unwrap().1.to_string();
+    let lower = secret.to_lowercase();
+    let (ci, qa, release) = (env.key("ci"), env.key("qa"), env.key("release"));
+    let policy = std::fs::read_to_string(env.path("policy.toml")).unwrap();
+    let env_named =
+        file(&env, "env-secret.toml", policy.replacen("name = \"dev\"", &format!("name = {secret:?}"), 1).as_bytes());
+    let key_inline = file(&env, "key-secret.toml", policy.replace("\"ci.key.pub\"", &format!("{secret:?}")).as_bytes());
+    assert!(std::fs::read_to_string(&key_inline).unwrap().contains(&body), "the policy holds the key");
+    let yaml = file(&env, "compose.yaml", format!("services:\n  app:\n    image: {secret}\n").as_bytes());
+    let cases: Vec<(i32, Vec<String>)> = vec![
+        (2, strings(&["record", "build", "--key", &ci, "--image", &secret, "--offline"])),
+        (2, strings(&["record", "build", "--key", &ci, "--image", &lower, "--offline"])),
+        (2, strings(&["promote", "--key", &release, "--image", &image("s"), "--to", &secret, "--offline"])),
+        (2, strings(&["show", &secret])),
+        (
+            2,
+            strings(&[
+                "record",
+                "validation",
+                "--key",
+                &qa,
+                "--image",
+                &image("s"),
+                "--check",
+                &format!("{secret}=pass"),
+            ]),
+        ),
+        (2, strings(&["verify", "--genesis", &secret])),
+        (2, strings(&["--lock-timeout", &secret, "verify"])),
+        (1, strings(&["record", "policy", "--key", &env.key("root"), "--policy", &env_named])),
+        (1, strings(&["record", "policy", "--key", &env.key("root"), "--policy", &key_inline])),
+        (3, strings(&["check-refs", &yaml])),
+    ];
+    let shown = |out: &str| out.contains(&body) || out.contains(&body[..12]) || out.contains(&body[24..36]);
+    for (code, args) in &cases {
+        for json in [false, true] {
+            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+            if json {
+                a.push("--json");
+            }
+            let out = env.fails(*code, &a);
+            assert!(!shown(&out) && !shown(&out.to_lowercase()), "{args:?} showed the secret key:\n{out}");
+            assert!(!out.contains("panicked"), "{out}");
+        }
+    }
+    // In the environment: PROVLEDGER_DIR holding the key.
+    let out = env.cmd().env("PROVLEDGER_DIR", &secret).args(["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!shown(&text) && text.contains("<redacted>"), "{text}");
+}

@@ -449,3 +449,70 @@ fn the_log_key_rotates_with_a_policy_change() {
     env.ok(&["export", "--out", &bundle]);
     env.ok(&["verify", "--bundle", &bundle, "--genesis", &genesis, "--since", &before]);
 }
+
+/// Runs the binary with standard output going to `stdout`; returns (exit
+/// code, standard error).
+fn run_with_stdout(env: &Env, args: &[&str], stdout: std::process::Stdio) -> (i32, String) {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("provledger"));
+    c.env("PROVLEDGER_DIR", env.ledger()).env_remove("PROVLEDGER_SERVER").args(args);
+    let out = c.stdout(stdout).stderr(std::process::Stdio::piped()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A pipe nobody reads: every write to it fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn a_closed_or_failing_standard_output_is_not_a_crash() {
+    let (env, _) = Env::initialised_with_log_key();
+    // Enough entries that `log` fills a pipe's buffer (64 KiB) many times over.
+    let ledger = env.writer();
+    for batch in 0..10 {
+        let envelopes = (0..100).map(|i| common::build_envelope(env.dir.path(), &format!("p{batch}-{i}"), 0)).collect();
+        ledger.append_batch(envelopes, 1_800_000_000).unwrap();
+    }
+    drop(ledger);
+    let ci = env.key("ci");
+    // A reader that stops early, as `provledger log | head -1` does.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("provledger"))
+        .env("PROVLEDGER_DIR", env.ledger())
+        .env_remove("PROVLEDGER_SERVER")
+        .arg("log")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    assert!(first.contains("INDEX"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "log | head: {err}");
+    assert!(!err.contains("panicked") && err.is_empty(), "log | head: {err}");
+    // Closed before anything is written: reads exit quietly with their own code.
+    for args in [vec!["log"], vec!["log", "--json"], vec!["verify"], vec!["checkpoint"]] {
+        let (code, err) = run_with_stdout(&env, &args, closed_pipe());
+        assert_eq!(code, 0, "{args:?} | true: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let (code, err) = run_with_stdout(&env, &["verify", "--genesis", &"0".repeat(64), "--json"], closed_pipe());
+    assert_eq!(code, 4, "a failed verification keeps its code: {err}");
+    // After a durable append: the entry stands, exit 0.
+    let before = env.head().1;
+    let build = ["record", "build", "--key", ci.as_str(), "--image", &image("piped"), "--offline"];
+    let (code, err) = run_with_stdout(&env, &build, closed_pipe());
+    assert_eq!((code, env.head().1), (0, before + 1), "{err}");
+    // Any other write error (a full disk): exit 1, said on standard error.
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap().into();
+    let (code, err) = run_with_stdout(&env, &["verify"], full());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("writing standard output: No space left on device") && !err.contains("panicked"), "{err}");
+    let build = ["record", "build", "--key", ci.as_str(), "--image", &image("full"), "--offline"];
+    let (code, err) = run_with_stdout(&env, &build, full());
+    assert_eq!((code, env.head().1), (1, before + 2), "{err}");
+    assert!(err.contains("the command itself completed"), "{err}");
+}

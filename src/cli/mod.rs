@@ -1,7 +1,24 @@
 //! The command-line interface: the only place that prints or sets exit codes.
 
+// Printing in the CLI goes through output.rs: a closed or failing standard
+// output ends in an exit code, not a panic, and no secret key text is shown.
+// Defined before the modules below, so that these take std's place in all.
+macro_rules! println {
+    () => { $crate::cli::output::stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*), true) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::cli::output::stderr(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!($($arg)*), true) };
+}
+
 mod ci_env;
 mod error;
+mod input;
+mod output;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -363,6 +380,10 @@ enum RecordCommand {
 }
 
 pub fn main() -> ExitCode {
+    if let Some(e) = output::refuse_secret_arguments() {
+        e.print(std::env::args_os().any(|a| a == "--json"));
+        return output::finish(e.code);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -372,13 +393,14 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    match run(cli) {
-        Ok(()) => Code::Ok.exit(),
+    let code = match run(cli) {
+        Ok(()) => Code::Ok,
         Err(e) => {
             e.print(json);
-            e.code.exit()
+            e.code
         }
-    }
+    };
+    output::finish(code)
 }
 
 struct Ctx {
@@ -423,6 +445,10 @@ impl Ctx {
         let ledger = self.open()?;
         if self.remote.is_some() {
             return Ok(ledger);
+        }
+        // Only `init` appends to a ledger with no entry.
+        if ledger.store().head()?.is_none() {
+            return Err(provledger::ledger::LedgerError::Empty.into());
         }
         let key = self.log_key()?;
         Ok(ledger.with_log_key(key))
@@ -520,11 +546,7 @@ const EVIDENCE_DIR: &str = "evidence";
 /// Opens a ledger directory's store, creating an empty one if there is none
 /// (a mirror before its first sync).
 fn open_or_create(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore> {
-    if dir.join(provledger::store::DB_DIR).is_dir() {
-        Ok(SledStore::open_keeping(dir, lock_wait, min_free)?)
-    } else {
-        Ok(SledStore::create_keeping(dir, lock_wait, min_free)?)
-    }
+    Ok(SledStore::open_or_create_keeping(dir, lock_wait, min_free)?)
 }
 
 /// The default mirror of a server: one directory per URL in the user's cache.
@@ -679,7 +701,7 @@ fn read_policy(
     path: &Path,
     log: Option<&PolicyLog>,
 ) -> Result<(provledger::core::statement::PolicyPredicate, Vec<u8>)> {
-    let source = std::fs::read(path).map_err(|e| CliError::operational(format!("{}: {e}", path.display())))?;
+    let source = input::read(path, "policy", input::MAX_POLICY_FILE)?;
     let text = std::str::from_utf8(&source)
         .map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -725,7 +747,7 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
     // The ledger (and its sled lock) lives only inside the closure, so that a
     // failure can remove what was created.
     let result = (|| -> Result<VerifiedEntry> {
-        keyfile::write_new_key(&ctx.log_key_path(), &log_key)?;
+        init_log_key(&ctx.log_key_path(), &log_key)?;
         let ledger = Ledger::new(store).with_log_key(log_key);
         ledger.init(envelope, now()).map_err(CliError::from_append)
     })();
@@ -745,6 +767,17 @@ fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Opti
         println!("{hash}");
         eprintln!("checkpoints are signed by log key {vkey}");
     });
+    Ok(())
+}
+
+/// Writes the log key of a ledger being created. The store is held and has
+/// no entry, so a log key already there was left by an `init` killed before
+/// its genesis entry: it signed nothing, and is replaced.
+fn init_log_key(path: &Path, key: &SecretKey) -> Result<()> {
+    let stale = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
+    provledger::fsutil::remove_stale_temps(path).map_err(stale)?;
+    provledger::fsutil::remove_stale_temps(&keyfile::public_path(path)).map_err(stale)?;
+    keyfile::replace_key(path, key)?;
     Ok(())
 }
 
@@ -1361,7 +1394,7 @@ fn release_metadata(ctx: &Ctx, text: &str, out: Option<&Path>) -> Result<()> {
     let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
     match out {
         Some(p) => {
-            std::fs::write(p, text).map_err(|e| CliError::operational(format!("{}: {e}", p.display())))?;
+            write_atomically(p, |w| std::io::Write::write_all(w, text.as_bytes()))?;
             if !ctx.json {
                 println!("wrote {}", p.display());
             }
@@ -1372,7 +1405,7 @@ fn release_metadata(ctx: &Ctx, text: &str, out: Option<&Path>) -> Result<()> {
 }
 
 fn check_bundle(ctx: &Ctx, file: &Path, require_ci: bool) -> Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| CliError::operational(format!("{}: {e}", file.display())))?;
+    let text = input::read_text(file, "release metadata", input::MAX_RELEASE_METADATA_FILE)?;
     let doc: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::operational(format!("{}:{}: not JSON: {e}", file.display(), e.line())))?;
     let missing = audit::missing_keys(&doc, require_ci);
@@ -1460,7 +1493,7 @@ fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool) -> Result<()> {
     let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
     let mut found = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| CliError::operational(format!("{}: {e}", f.display())))?;
+        let text = input::read_text(f, "manifest", input::MAX_MANIFEST_FILE)?;
         let unpinned = manifests::unpinned_images(&text)
             .map_err(|e| CliError::operational(format!("{}:{}: not valid YAML: {}", f.display(), e.line, e.message)))?;
         found.extend(unpinned.into_iter().map(|u| (f.display().to_string(), u)));
@@ -1740,39 +1773,19 @@ fn parse_genesis(genesis: Option<&str>) -> Result<EntryHash> {
     EntryHash::parse(text).map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))
 }
 
+/// A proof or checkpoint to verify: one beyond its limit fails verification (4).
 fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))?;
-    if meta.len() > limit {
-        return Err(CliError::new(
-            Code::Verification,
-            format!("{what} {}: {} bytes exceeds the limit of {limit}", path.display(), meta.len()),
-        ));
-    }
-    std::fs::read(path).map_err(|e| CliError::operational(format!("{what} {}: {e}", path.display())))
+    input::read_or(path, what, limit, Code::Verification)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that
-/// a reader never sees half a file.
+/// Writes `path` whole or not at all (see [`provledger::fsutil::write_replacing`]):
+/// never through a link planted at it or beside it.
 fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let io = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".partial");
-    let tmp = path.with_file_name(tmp_name);
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    let result = write(&mut w).and_then(|()| {
-        use std::io::Write as _;
-        w.flush()?;
-        w.get_ref().sync_all()
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    provledger::fsutil::write_replacing(path, provledger::fsutil::OUTPUT, write)
+        .map_err(|e| CliError::operational(format!("{}: {e}", path.display())))
 }
 
 fn export(ctx: &Ctx, out: &Path) -> Result<()> {

@@ -145,6 +145,12 @@ impl FromStr for ImageRef {
         if text.is_empty() {
             return Err(bad(text, "empty image reference"));
         }
+        if super::keys::contains_secret_key(text) {
+            // Not quoted: the message must not carry the key.
+            return Err(FormatError::ImageRef(
+                "this is a secret key, not an image reference (not shown; consider it exposed)".into(),
+            ));
+        }
         if text.len() > MAX_REFERENCE_LEN {
             // The message quotes its start, cut at a character boundary.
             let cut = (0..=32).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);

@@ -21,6 +21,48 @@ use super::hash::sha256;
 
 pub const SECRET_KEY_PREFIX: &str = "PROVLEDGER-SECRET-KEY-ED25519:";
 pub const PUBLIC_KEY_PREFIX: &str = "provledger-public-key-ed25519:";
+/// What [`redact_secret_keys`] leaves of a secret key's text.
+pub const REDACTED_SECRET_KEY: &str = "PROVLEDGER-SECRET-KEY-ED25519:<redacted>";
+
+/// Whether `text` holds secret key text (the prefix, in any case).
+pub fn contains_secret_key(text: &str) -> bool {
+    find_secret_prefix(text.as_bytes(), 0).is_some()
+}
+
+fn find_secret_prefix(b: &[u8], from: usize) -> Option<usize> {
+    let p = SECRET_KEY_PREFIX.as_bytes();
+    (from..b.len().saturating_sub(p.len() - 1)).find(|&i| b[i..i + p.len()].eq_ignore_ascii_case(p))
+}
+
+/// `text` with every secret key text in it, the prefix in any case and the
+/// base64 after it (spaces between included), replaced by
+/// [`REDACTED_SECRET_KEY`]: whatever a user pasted, and wherever an error or
+/// an output quotes it, no key material is shown.
+pub fn redact_secret_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let Some(mut at) = find_secret_prefix(b, 0) else { return text.into() };
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    loop {
+        out.push_str(&text[copied..at]);
+        out.push_str(REDACTED_SECRET_KEY);
+        let mut end = at + SECRET_KEY_PREFIX.len();
+        while end < b.len() && matches!(b[end], b' ' | b'\t') {
+            end += 1;
+        }
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || matches!(b[end], b'+' | b'/' | b'=' | b'-' | b'_')) {
+            end += 1;
+        }
+        copied = end;
+        match find_secret_prefix(b, end) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out.push_str(&text[copied..]);
+    out.into()
+}
+
 /// The only signature algorithm, as named in policies and envelopes.
 pub const ALGORITHM: &str = "ed25519";
 
@@ -231,6 +273,24 @@ mod tests {
         let e = text.parse::<PublicKey>().unwrap_err().to_string();
         assert!(e.contains("secret key where a public key"), "{e}");
         assert!(!e.contains(&text[SECRET_KEY_PREFIX.len()..SECRET_KEY_PREFIX.len() + 10]));
+    }
+
+    #[test]
+    fn secret_key_text_is_redacted_in_any_case_wherever_it_is() {
+        let text = SecretKey::generate().to_text();
+        let body = text.trim()[SECRET_KEY_PREFIX.len()..].to_string();
+        for s in [
+            format!("image reference {:?}: invalid", text.trim()),
+            format!("--check {}=pass and {}", text.trim().to_lowercase(), text.trim()),
+            format!("{{\"to\":\"{}: {body}\"}}", &SECRET_KEY_PREFIX[..SECRET_KEY_PREFIX.len() - 1]),
+            format!("x{SECRET_KEY_PREFIX} {body}y"),
+        ] {
+            let r = redact_secret_keys(&s);
+            assert!(!r.contains(&body[..8]) && !r.to_lowercase().contains(&body[..8].to_lowercase()), "{r}");
+        }
+        assert_eq!(redact_secret_keys(&format!("a {} b", text.trim())), format!("a {REDACTED_SECRET_KEY} b"));
+        assert!(matches!(redact_secret_keys("nothing secret"), std::borrow::Cow::Borrowed(_)));
+        assert!(contains_secret_key(&text.to_lowercase()) && !contains_secret_key(PUBLIC_KEY_PREFIX));
     }
 
     #[test]
