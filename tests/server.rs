@@ -482,3 +482,81 @@ fn a_ledger_round_trips_through_a_real_oci_registry() {
     fork.fails(4, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(fork.head(), before);
 }
+
+/// Peers other than the well-behaved client's 127.0.0.1: 127.0.0.2 and up.
+fn peer(n: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + n as u8)
+}
+
+#[test]
+fn half_open_connections_are_closed_and_a_well_behaved_client_is_answered_meanwhile() {
+    use std::io::Write as _;
+    let (env, _) = Env::initialised_with_log_key();
+    let served = Served::start(&env.ledger(), &["--header-timeout", "2"]);
+    // 320 connections from eight addresses (40 each, under the per-peer
+    // default): half stop in the middle of their headers, half send nothing.
+    let mut held: Vec<_> = (0..320)
+        .map(|i| {
+            let mut s = common::server::connect_from(&served.url, peer(i % 8));
+            if i % 2 == 0 {
+                s.write_all(b"GET /v1/info HTTP/1.1\r\nhost: provledger\r\nx-slow: ").unwrap();
+            }
+            s
+        })
+        .collect();
+    // Meanwhile, a client that sends whole requests is answered.
+    let c = client(&served.url);
+    assert_eq!(c.info().unwrap().size, 1);
+    assert!(c.checkpoint().unwrap().contains("\n\n"));
+    // The server closes every one of them, without an answer to a request
+    // it never received whole.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (i, s) in held.iter_mut().enumerate() {
+        let got = common::server::read_until_closed(s, deadline);
+        assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "connection {i} was answered: {got:?}");
+    }
+    // And the server still serves.
+    assert_eq!(client(&served.url).info().unwrap().size, 1);
+}
+
+#[test]
+fn connections_over_the_caps_get_503_and_are_closed_unread_while_others_are_served() {
+    let (env, _) = Env::initialised_with_log_key();
+    // Headers may take two minutes: whatever closes a connection sooner is a cap.
+    let served = Served::start(
+        &env.ledger(),
+        &["--header-timeout", "120", "--max-connections", "12", "--max-connections-per-peer", "4"],
+    );
+    let connect = |n| common::server::connect_from(&served.url, peer(n));
+    let refused = |mut s: std::net::TcpStream| {
+        let got = common::server::read_until_closed(&mut s, std::time::Instant::now() + Duration::from_secs(30));
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.starts_with("HTTP/1.1 503"), "{got:?}");
+        assert!(got.contains("too many connections"), "{got:?}");
+    };
+    // Four from one address are held; its fifth is refused at once.
+    let mut held: Vec<_> = (0..4).map(|_| connect(0)).collect();
+    refused(connect(0));
+    assert!(held.iter().all(common::server::still_open), "the four within the cap stay open");
+    // Another address is served meanwhile.
+    let c = client(&served.url);
+    assert_eq!(c.info().unwrap().size, 1);
+    // Filled to the total cap from two more addresses: a connection from any
+    // address is refused, the well-behaved client's too.
+    held.extend((0..4).map(|_| connect(1)));
+    held.extend((0..4).map(|_| connect(2)));
+    refused(connect(3));
+    match client(&served.url).info() {
+        Err(RemoteError::Refused { status: 503, .. } | RemoteError::Unreachable { .. }) => {}
+        other => panic!("expected a refusal at the total cap, got {other:?}"),
+    }
+    // Once the held connections go, their places are given back.
+    drop(held);
+    let mut attempts = 0;
+    while client(&served.url).info().is_err() {
+        attempts += 1;
+        assert!(attempts < 200, "the server never gave the closed connections' places back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.stop();
+}

@@ -50,3 +50,52 @@ impl Drop for Served {
         self.kill();
     }
 }
+
+/// A TCP connection to the server at `url` from the loopback address `from`
+/// (all of 127.0.0.0/8 is loopback on Linux), so that one test can stand for
+/// many peers. Blocking, like a `std` stream.
+pub fn connect_from(url: &str, from: std::net::Ipv4Addr) -> std::net::TcpStream {
+    let addr: std::net::SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((from, 0).into())?;
+            socket.connect(addr).await
+        })
+        .unwrap_or_else(|e| panic!("connect to {addr} from {from}: {e}"));
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// Reads `stream` until the server closes it; what it sent. Panics if the
+/// server has not closed it by `deadline`.
+pub fn read_until_closed(stream: &mut std::net::TcpStream, deadline: std::time::Instant) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "the server left the connection open (it sent {:?})", String::from_utf8_lossy(&got));
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("reading from the server: {e}"),
+        }
+    }
+}
+
+/// Whether the server still holds `stream` open without having sent
+/// anything (a read would block).
+pub fn still_open(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read as _;
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    let open = matches!((&*stream).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    open
+}
