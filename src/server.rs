@@ -416,15 +416,18 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
             let policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
             let mut results = results.into_iter();
             for job in jobs {
-                let outcomes = results
-                    .by_ref()
-                    .take(job.envelopes.len())
-                    .map(|r| match (r, &note) {
-                        (Ok(v), Ok(n)) => Ok(committed(&v, n)),
-                        (Ok(_), Err(e)) => Err(e.clone()),
-                        (Err(e), _) => Err(Refused::verify(e)),
-                    })
-                    .collect();
+                let outcomes =
+                    results
+                        .by_ref()
+                        .zip(&job.envelopes)
+                        .take(job.envelopes.len())
+                        .map(|(r, envelope)| match (r, &note) {
+                            (Ok(v), Ok(n)) => Ok(committed(&v, n)),
+                            (Ok(_), Err(e)) => Err(e.clone()),
+                            (Err(e), _) => Err(duplicate(ledger, &envelope_fingerprint(envelope))
+                                .unwrap_or_else(|| Refused::verify(e))),
+                        })
+                        .collect();
                 let _ = job.reply.send(outcomes);
             }
             policy
@@ -439,10 +442,24 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
     }
 }
 
+/// The refusal of a statement that an entry already holds, naming that
+/// entry: one written since the handler's replay check, by this very group
+/// commit (the same statement submitted twice at once) or an earlier one.
+fn duplicate(ledger: &Ledger<SledStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
+    let index = ledger.store().envelope_entry(fingerprint).ok()??;
+    Some(Refused::new(
+        StatusCode::CONFLICT,
+        "duplicate",
+        format!("the same signed statement is already entry {index}"),
+        Some(index),
+    ))
+}
+
 /// Statements appended all or none, in one write of their own.
 fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
     let n = job.envelopes.len();
     let mut policy = false;
+    let fingerprints: Vec<[u8; 32]> = job.envelopes.iter().map(envelope_fingerprint).collect();
     let outcomes: Vec<Outcome> = match ledger.append_batch(job.envelopes, now()) {
         Ok(vs) => {
             policy = vs.iter().any(|v| v.new_policy().is_some());
@@ -452,7 +469,7 @@ fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
             }
         }
         Err(LedgerError::Verify(v)) => {
-            let r = Refused::verify(v);
+            let r = fingerprints.iter().find_map(|f| duplicate(ledger, f)).unwrap_or_else(|| Refused::verify(v));
             (0..n).map(|_| Err(r.clone())).collect()
         }
         Err(e) => {

@@ -560,3 +560,43 @@ fn connections_over_the_caps_get_503_and_are_closed_unread_while_others_are_serv
     }
     served.stop();
 }
+
+#[test]
+fn the_same_statement_submitted_at_once_is_written_once_and_every_other_copy_gets_409_naming_it() {
+    let (env, _) = Env::initialised_with_log_key();
+    let served = Served::start(&env.ledger(), &[]);
+    // Copies sent together pass the handler's replay check together and
+    // reach one group commit (or the next): each must still learn which
+    // entry holds its statement.
+    for round in 0..12 {
+        let envelope = build_envelope(env.dir.path(), &format!("twice-{round}"), TIME);
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let answers: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, envelope, barrier) = (served.url.clone(), envelope.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let c = client(&url);
+                    barrier.wait();
+                    c.submit(&envelope)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let written: Vec<u64> = answers.iter().filter_map(|a| a.as_ref().ok().map(|ack| ack.index)).collect();
+        assert_eq!(written.len(), 1, "round {round}: one copy is written: {answers:?}");
+        for a in &answers {
+            match a {
+                Ok(_) => {}
+                Err(RemoteError::Refused { status: 409, refusal, .. }) => {
+                    assert_eq!(refusal.error, "duplicate");
+                    assert_eq!(refusal.index, Some(written[0]), "round {round}: {}", refusal.reason);
+                }
+                Err(e) => panic!("round {round}: a copy was refused otherwise: {e}"),
+            }
+        }
+    }
+    served.stop();
+    assert_eq!(hashes(&env).len(), 13, "genesis and each statement once");
+}
