@@ -42,6 +42,11 @@ pub enum SyncError {
     /// The source's history is not an extension of ours.
     #[error("fork: {reason}")]
     Fork { reason: String, evidence: Option<PathBuf> },
+    /// The log itself (a server) now serves a smaller tree than one it
+    /// signed before: what the mirror holds, or a checkpoint it acknowledged
+    /// a submission with.
+    #[error("{server}: the server rolled back from size {from} to {to}")]
+    Rollback { server: String, from: u64, to: u64, evidence: Option<PathBuf> },
     /// The source's answer does not verify (not a fork signed by the log).
     #[error("{0}")]
     Invalid(String),
@@ -78,6 +83,11 @@ pub trait Source {
     fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError>;
     /// Entries from `start`, at most up to `end`; at least one if `start < end`.
     fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError>;
+    /// Whether the source is the log itself (a server), whose tree can only
+    /// grow, rather than a copy (a directory, a publication) that may lag.
+    fn is_the_log(&self) -> bool {
+        false
+    }
 }
 
 /// A ledger server.
@@ -95,6 +105,9 @@ impl Source for ServerSource {
     }
     fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
         Ok(self.0.entries(start, end)?)
+    }
+    fn is_the_log(&self) -> bool {
+        true
     }
 }
 
@@ -240,7 +253,7 @@ pub fn pull<S: Store>(
         if !signed {
             return SyncError::Invalid(format!("{describe}: {reason}; its checkpoint is not signed by the log key"));
         }
-        let evidence = save_evidence(mirror, evidence_dir, &describe, &note, &reason).ok();
+        let evidence = save_evidence(mirror, evidence_dir, "fork", &describe, &note, &reason).ok();
         SyncError::Fork { reason: format!("{describe}: {reason}"), evidence }
     };
     match head {
@@ -280,6 +293,16 @@ pub fn pull<S: Store>(
                     ));
                 }
                 let behind = remote.size < ours;
+                if behind && source.is_the_log() {
+                    // Both checkpoints are the log's: together they show it
+                    // dropped entries it had published.
+                    let reason = format!(
+                        "it serves a checkpoint of size {}, ours of size {ours} is signed by the log too",
+                        remote.size
+                    );
+                    let evidence = save_evidence(mirror, evidence_dir, "rollback", &describe, &note, &reason).ok();
+                    return Err(SyncError::Rollback { server: describe, from: ours, to: remote.size, evidence });
+                }
                 let checkpoint = if behind { signed } else { local };
                 return Ok(SyncReport { source: describe, from: ours, to: ours, checkpoint, source_behind: behind });
             }
@@ -331,11 +354,46 @@ fn fetch(source: &mut dyn Source, start: u64, end: u64) -> Result<Vec<Vec<u8>>, 
     Ok(out)
 }
 
+/// Checks a checkpoint the log acknowledged a submission with against the
+/// mirror, once the mirror has been brought up to the log's latest: the log
+/// may not since have dropped the acknowledged entries (a rollback), and the
+/// acknowledged tree must be the mirror's at its size (else a fork). Either
+/// is refused with the acknowledged checkpoint kept as evidence in
+/// `evidence_dir`.
+pub fn check_acknowledged<S: Store>(
+    mirror: &Ledger<S>,
+    source: &str,
+    acknowledged: &SignedCheckpoint,
+    evidence_dir: &Path,
+) -> Result<(), SyncError> {
+    let ours = mirror.store().head()?.map_or(0, |h| h.count);
+    let cp = &acknowledged.checkpoint;
+    if cp.size > ours {
+        let reason =
+            format!("it acknowledged a submission with a checkpoint of size {}, now it serves {ours}", cp.size);
+        let evidence = save_evidence(mirror, evidence_dir, "rollback", source, &acknowledged.note, &reason).ok();
+        return Err(SyncError::Rollback { server: source.into(), from: cp.size, to: ours, evidence });
+    }
+    let root = mirror.root_at(cp.size)?;
+    if root != cp.root {
+        let reason = format!(
+            "it acknowledged a submission with a checkpoint of size {} and root {}, ours at that size is {}",
+            cp.size,
+            b64(&cp.root),
+            b64(&root)
+        );
+        let evidence = save_evidence(mirror, evidence_dir, "fork", source, &acknowledged.note, &reason).ok();
+        return Err(SyncError::Fork { reason: format!("{source}: {reason}"), evidence });
+    }
+    Ok(())
+}
+
 /// Writes the conflicting checkpoint, with ours and why, to
-/// `dir/fork-<unix time>-<size>.json` (atomically).
+/// `dir/<kind>-<unix time>-<size>.json` (atomically).
 fn save_evidence<S: Store>(
     mirror: &Ledger<S>,
     dir: &Path,
+    kind: &str,
     source: &str,
     note: &str,
     reason: &str,
@@ -351,7 +409,7 @@ fn save_evidence<S: Store>(
         "our_checkpoint": ours,
     });
     let size = Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t)).map_or(0, |c| c.size);
-    let path = dir.join(format!("fork-{time}-{size}.json"));
+    let path = dir.join(format!("{kind}-{time}-{size}.json"));
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -404,7 +462,8 @@ pub fn publish<S: Store>(
             if SignedCheckpoint::open(&p.checkpoint, policy.log()).is_err() {
                 return Err(SyncError::Invalid(format!("oci://{image}: {reason}, and not signed by the log key")));
             }
-            let evidence = save_evidence(ledger, evidence_dir, &format!("oci://{image}"), &p.checkpoint, &reason).ok();
+            let evidence =
+                save_evidence(ledger, evidence_dir, "fork", &format!("oci://{image}"), &p.checkpoint, &reason).ok();
             return Err(SyncError::Fork { reason: format!("oci://{image}: {reason}"), evidence });
         }
         reuse = p.chunks.clone();

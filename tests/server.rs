@@ -600,3 +600,117 @@ fn the_same_statement_submitted_at_once_is_written_once_and_every_other_copy_get
     served.stop();
     assert_eq!(hashes(&env).len(), 13, "genesis and each statement once");
 }
+
+/// The evidence files kept in `dir`, parsed.
+fn evidence_in(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(list) = std::fs::read_dir(dir) else { return Vec::new() };
+    list.map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn a_server_rolled_back_below_what_a_mirror_holds_is_refused_as_a_rollback_with_evidence() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("kept-0"));
+    env.build(&image("kept-1"));
+    // A copy of the ledger at size 3, as a backup restored later would be.
+    let old = Env::new();
+    copy_dir(&env.ledger(), &old.ledger());
+    env.build(&image("lost-0"));
+    env.build(&image("lost-1"));
+    let served = Served::start(&env.ledger(), &[]);
+    let mirror = Env::new();
+    mirror.json(&["sync", "--from", &served.url, "--genesis", &genesis]);
+    served.stop();
+    let before = mirror.head();
+    // The server comes back with the old copy: the log lost two entries.
+    let theirs = old.json(&["checkpoint"]);
+    let served = Served::start(&old.ledger(), &[]);
+    let out = mirror.fails(4, &["sync", "--from", &served.url]);
+    assert!(out.contains("rolled back from size 5 to 3"), "{out}");
+    assert!(!out.contains("corrupt"), "{out}");
+    assert_eq!(mirror.head(), before, "the mirror keeps what it verified");
+    let ev = evidence(&mirror);
+    assert_eq!(ev.len(), 1, "the rollback is kept as evidence");
+    assert_eq!(ev[0]["their_checkpoint"], theirs["note"]);
+    // Through --server too, before anything is submitted.
+    let m = mirror.ledger().display().to_string();
+    let out = env.fails(4, &["--server", &served.url, "--mirror", &m, "show", &image("kept-0")]);
+    assert!(out.contains("rolled back from size 5 to 3"), "{out}");
+    // A directory copy that lags is no rollback: it is a copy, not the log.
+    served.stop();
+    let behind = mirror.json(&["sync", "--from", &old.ledger().display().to_string()]);
+    assert_eq!(behind["source_behind"], true);
+}
+
+#[test]
+fn an_acknowledged_entry_the_server_then_does_not_serve_is_reported_as_a_rollback_with_evidence() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("kept"));
+    let old = Env::new();
+    copy_dir(&env.ledger(), &old.ledger());
+    let (writes, reads) = (Served::start(&env.ledger(), &[]), Served::start(&old.ledger(), &[]));
+    // Submissions are acknowledged from one copy, reads served from the
+    // other, which lacks the entry just acknowledged.
+    let split = common::server::Split::start(&reads.url, &writes.url);
+    let mirror = env.dir.path().join("split-mirror");
+    let m = mirror.display().to_string();
+    let out = env.fails(
+        4,
+        &[
+            "--server",
+            &split.url,
+            "--mirror",
+            &m,
+            "--server-genesis",
+            &genesis,
+            "record",
+            "build",
+            "--key",
+            &env.key("ci"),
+            "--image",
+            &image("acked"),
+            "--offline",
+        ],
+    );
+    assert!(out.contains("rolled back from size 3 to 2"), "{out}");
+    assert!(!out.contains("corrupt"), "{out}");
+    let ev = evidence_in(&mirror.join("evidence"));
+    assert_eq!(ev.len(), 1, "the acknowledged checkpoint is kept");
+    writes.stop();
+    let acked = env.json(&["checkpoint"]);
+    assert_eq!(ev[0]["their_checkpoint"], acked["note"], "the evidence is the checkpoint the ack carried");
+}
+
+#[test]
+fn an_acknowledgement_that_proves_a_fork_is_kept_as_evidence() {
+    // `a` has two builds past the common prefix, `b` (same log key) none.
+    let (a, b, genesis) = forked(2, 0);
+    let (reads, writes) = (Served::start(&a.ledger(), &[]), Served::start(&b.ledger(), &[]));
+    let split = common::server::Split::start(&reads.url, &writes.url);
+    let mirror = a.dir.path().join("split-mirror");
+    let m = mirror.display().to_string();
+    let out = a.fails(
+        4,
+        &[
+            "--server",
+            &split.url,
+            "--mirror",
+            &m,
+            "--server-genesis",
+            &genesis,
+            "record",
+            "build",
+            "--key",
+            &a.key("ci"),
+            "--image",
+            &image("acked"),
+            "--offline",
+        ],
+    );
+    assert!(out.contains("fork"), "{out}");
+    let ev = evidence_in(&mirror.join("evidence"));
+    assert_eq!(ev.len(), 1, "the acknowledgement's checkpoint is kept as fork evidence");
+    writes.stop();
+    let theirs = b.json(&["checkpoint"]);
+    assert_eq!(ev[0]["their_checkpoint"], theirs["note"], "the evidence is the checkpoint the ack carried");
+}

@@ -455,6 +455,9 @@ impl Ctx {
             many => r.client.append_batch(many, &log)?,
         };
         self.pull_mirror(r, ledger)?;
+        for a in &appended {
+            sync::check_acknowledged(ledger, r.client.url(), &a.checkpoint, &r.mirror.join(EVIDENCE_DIR))?;
+        }
         let mut shown = Vec::with_capacity(appended.len());
         for a in appended {
             let index = a.entry.index;

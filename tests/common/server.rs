@@ -99,3 +99,75 @@ pub fn still_open(stream: &std::net::TcpStream) -> bool {
     stream.set_nonblocking(false).unwrap();
     open
 }
+
+/// A front for two real servers on loopback: submissions (POST) go to
+/// `writes`, every read to `reads`. It stands for a server that answers
+/// writers from one history and readers from another, as a lying server can.
+/// Its threads end with the test process.
+pub struct Split {
+    pub url: String,
+}
+
+impl Split {
+    pub fn start(reads: &str, writes: &str) -> Split {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (reads, writes) = (reads.to_string(), writes.to_string());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (reads, writes) = (reads.clone(), writes.clone());
+                std::thread::spawn(move || relay(stream, &reads, &writes));
+            }
+        });
+        Split { url }
+    }
+}
+
+/// Relays each request on `stream` to the server it goes to, until the
+/// client closes it.
+fn relay(stream: std::net::TcpStream, reads: &str, writes: &str) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut input = std::io::BufReader::new(stream.try_clone()?);
+    let mut output = stream;
+    loop {
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut words = line.split_whitespace();
+        let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if input.read_line(&mut header)? == 0 || header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        input.read_exact(&mut body)?;
+        let answer = if method == "POST" {
+            agent.post(format!("{writes}{path}")).header("content-type", "application/json").send(&body[..])
+        } else {
+            agent.get(format!("{reads}{path}")).call()
+        };
+        let mut answer = answer.map_err(std::io::Error::other)?;
+        let status = answer.status();
+        let kind =
+            answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("text/plain").to_string();
+        let bytes = answer.body_mut().with_config().limit(1 << 30).read_to_vec().map_err(std::io::Error::other)?;
+        write!(
+            output,
+            "HTTP/1.1 {} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            bytes.len()
+        )?;
+        output.write_all(&bytes)?;
+    }
+}
