@@ -259,15 +259,24 @@ pub fn pull<S: Store>(
     match head {
         None => {
             let genesis = genesis.ok_or(SyncError::NeedGenesis)?;
-            let entries = fetch(source, 0, remote.size)?;
-            let first = entries.first().ok_or_else(|| SyncError::Invalid(format!("{describe}: empty ledger")))?;
-            let got = crate::core::entry::entry_hash(first);
+            // Entry 0 alone, checked against the genesis hash, before anything
+            // else is fetched: its policy names the log key.
+            let first = source.entries(0, 1)?;
+            let Some(entry) = first.first().filter(|_| first.len() == 1) else {
+                return Err(SyncError::Invalid(format!("{describe}: it serves no single entry 0")));
+            };
+            let got = crate::core::entry::entry_hash(entry);
             if got != *genesis {
                 return Err(SyncError::Invalid(format!(
                     "{describe}: entry 0 hashes to {got}, not the genesis {genesis} given"
                 )));
             }
-            let checkpoint = mirror.append_replicated(&entries, &note).map_err(replica_failure)?;
+            let mut replica = mirror.replica()?;
+            replica.push(&first).map_err(replica_failure)?;
+            let checkpoint = replicate(replica, source, &note, remote.size).map_err(|e| match e {
+                SyncError::Ledger(l) => replica_failure(l),
+                other => other,
+            })?;
             Ok(SyncReport { source: describe, from: 0, to: remote.size, checkpoint, source_behind: false })
         }
         Some(_) => {
@@ -315,15 +324,16 @@ pub fn pull<S: Store>(
                     Some(ours),
                 ));
             }
-            let entries = fetch(source, ours, remote.size)?;
-            match mirror.append_replicated(&entries, &note) {
+            match replicate(mirror.replica()?, source, &note, remote.size) {
                 Ok(checkpoint) => {
                     Ok(SyncReport { source: describe, from: ours, to: remote.size, checkpoint, source_behind: false })
                 }
                 // Entries that do not extend our chain, or a tree whose root
                 // is not the signed one: a fork if the log signed it.
-                Err(LedgerError::Verify(v)) => Err(fork(format!("entries do not extend ours: {v}"), Some(ours))),
-                Err(e) => Err(e.into()),
+                Err(SyncError::Ledger(LedgerError::Verify(v))) => {
+                    Err(fork(format!("entries do not extend ours: {v}"), Some(ours)))
+                }
+                Err(e) => Err(e),
             }
         }
     }
@@ -336,22 +346,39 @@ fn replica_failure(e: LedgerError) -> SyncError {
     }
 }
 
-/// Entries `start..end` from `source`, page by page.
-fn fetch(source: &mut dyn Source, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
-    let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 20) as usize);
-    let mut next = start;
-    while next < end {
-        let page = source.entries(next, end.min(next + PAGE))?;
+/// Fetches the entries from the replica's size up to the checkpoint's
+/// `size`, a page at a time, each page verified as extending the chain
+/// before the next is asked for; then checks `note` against them and writes
+/// them in one atomic write. Memory holds the verified entries and at most
+/// one unverified page: a source cannot make the mirror hold more than the
+/// ledger's keys signed, whatever size it claims, and nothing is allocated
+/// by the claimed size. The checkpoint's signature is checked by the log key
+/// of the policy in force after the entries ([`crate::ledger::Replica::finish`]):
+/// a policy among them may rotate the key, so a checkpoint the key in force
+/// at the start does not open is not refused before the entries are seen;
+/// it is refused once they are, and fetching stops at the first page that
+/// does not extend the chain.
+fn replicate<S: Store>(
+    mut replica: crate::ledger::Replica<'_, S>,
+    source: &mut dyn Source,
+    note: &str,
+    size: u64,
+) -> Result<SignedCheckpoint, SyncError> {
+    let describe = source.describe();
+    while replica.size() < size {
+        let next = replica.size();
+        let page = source.entries(next, size.min(next + PAGE))?;
         if page.is_empty() {
             return Err(SyncError::Invalid(format!(
-                "{}: its checkpoint names {end} entries, it serves none from {next}",
-                source.describe()
+                "{describe}: its checkpoint names {size} entries, it serves none from {next}"
             )));
         }
-        next += page.len() as u64;
-        out.extend(page);
+        if page.len() as u64 > size - next {
+            return Err(SyncError::Invalid(format!("{describe}: it served more entries than asked for from {next}")));
+        }
+        replica.push(&page)?;
     }
-    Ok(out)
+    Ok(replica.finish(note)?)
 }
 
 /// Checks a checkpoint the log acknowledged a submission with against the

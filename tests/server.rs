@@ -714,3 +714,45 @@ fn an_acknowledgement_that_proves_a_fork_is_kept_as_evidence() {
     let theirs = b.json(&["checkpoint"]);
     assert_eq!(ev[0]["their_checkpoint"], theirs["note"], "the evidence is the checkpoint the ack carried");
 }
+
+#[test]
+fn a_server_claiming_a_huge_unsigned_tree_is_refused_at_its_first_bad_page() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("real-0"));
+    env.build(&image("real-1"));
+    let real = Served::start(&env.ledger(), &[]);
+    let c = client(&real.url);
+    let entries = c.entries(0, 3).unwrap();
+    // A checkpoint claiming 2^40 entries, signed by a stranger under the log's name.
+    let text = c.checkpoint().unwrap();
+    let text = text.split_once("\n\n").unwrap().0;
+    let mut checkpoint = provledger::core::note::Checkpoint::parse(text).unwrap();
+    checkpoint.size = 1 << 40;
+    let stranger = provledger::core::keys::SecretKey::generate();
+    let forged = provledger::core::note::sign_note(&checkpoint.to_text(), &checkpoint.origin, &stranger).unwrap();
+    // Past the real entries it serves full pages of copies of entry 1,
+    // for as long as it is asked (up to a bound, then 500).
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counted = pages.clone();
+    let filler = provledger::bundle::encode_frames(std::iter::repeat_n(entries[1].as_slice(), 1024));
+    let liar = common::server::Split::answering(
+        &real.url,
+        &real.url,
+        Box::new(move |_, path| {
+            if path == "/v1/checkpoint" {
+                return Some((200, "text/plain".into(), forged.clone().into_bytes()));
+            }
+            let start = path.strip_prefix("/v1/entries?start=")?.split('&').next()?.parse::<u64>().ok()?;
+            if counted.fetch_add(1, Ordering::SeqCst) >= 8 {
+                return Some((500, "text/plain".into(), b"enough".to_vec()));
+            }
+            (start >= 3).then(|| (200, provledger::api::ENTRIES_MEDIA_TYPE.into(), filler.clone()))
+        }),
+    );
+    let mirror = Env::new();
+    let out = mirror.fails(4, &["sync", "--from", &liar.url, "--genesis", &genesis]);
+    assert!(out.contains("entry 3"), "the first entry past the real ones is named: {out}");
+    let asked = pages.load(Ordering::SeqCst);
+    assert!(asked <= 3, "entry 0, the real page and one bad page at most; asked for {asked} pages");
+    assert!(!mirror.ledger().join(provledger::store::DB_DIR).exists(), "nothing is written");
+}

@@ -108,15 +108,25 @@ pub struct Split {
     pub url: String,
 }
 
+/// What a [`Split`] answers itself instead of relaying: given the method and
+/// path, a status, content type and body.
+pub type Answer = dyn Fn(&str, &str) -> Option<(u16, String, Vec<u8>)> + Send + Sync;
+
 impl Split {
     pub fn start(reads: &str, writes: &str) -> Split {
+        Split::answering(reads, writes, Box::new(|_, _| None))
+    }
+
+    /// A split that answers what `own` answers, and relays the rest.
+    pub fn answering(reads: &str, writes: &str, own: Box<Answer>) -> Split {
+        let own: std::sync::Arc<Answer> = own.into();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (reads, writes) = (reads.to_string(), writes.to_string());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (reads, writes) = (reads.clone(), writes.clone());
-                std::thread::spawn(move || relay(stream, &reads, &writes));
+                let (reads, writes, own) = (reads.clone(), writes.clone(), own.clone());
+                std::thread::spawn(move || relay(stream, &reads, &writes, &*own));
             }
         });
         Split { url }
@@ -125,7 +135,7 @@ impl Split {
 
 /// Relays each request on `stream` to the server it goes to, until the
 /// client closes it.
-fn relay(stream: std::net::TcpStream, reads: &str, writes: &str) -> std::io::Result<()> {
+fn relay(stream: std::net::TcpStream, reads: &str, writes: &str, own: &Answer) -> std::io::Result<()> {
     use std::io::{Read as _, Write as _};
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
     let mut input = std::io::BufReader::new(stream.try_clone()?);
@@ -151,23 +161,24 @@ fn relay(stream: std::net::TcpStream, reads: &str, writes: &str) -> std::io::Res
         }
         let mut body = vec![0; length];
         input.read_exact(&mut body)?;
-        let answer = if method == "POST" {
-            agent.post(format!("{writes}{path}")).header("content-type", "application/json").send(&body[..])
-        } else {
-            agent.get(format!("{reads}{path}")).call()
+        let (status, kind, bytes) = match own(&method, &path) {
+            Some(answer) => answer,
+            None => {
+                let answer = if method == "POST" {
+                    agent.post(format!("{writes}{path}")).header("content-type", "application/json").send(&body[..])
+                } else {
+                    agent.get(format!("{reads}{path}")).call()
+                };
+                let mut answer = answer.map_err(std::io::Error::other)?;
+                let status = answer.status().as_u16();
+                let kind = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("text/plain");
+                let kind = kind.to_string();
+                let bytes =
+                    answer.body_mut().with_config().limit(1 << 30).read_to_vec().map_err(std::io::Error::other)?;
+                (status, kind, bytes)
+            }
         };
-        let mut answer = answer.map_err(std::io::Error::other)?;
-        let status = answer.status();
-        let kind =
-            answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("text/plain").to_string();
-        let bytes = answer.body_mut().with_config().limit(1 << 30).read_to_vec().map_err(std::io::Error::other)?;
-        write!(
-            output,
-            "HTTP/1.1 {} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            bytes.len()
-        )?;
+        write!(output, "HTTP/1.1 {status} -\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n", bytes.len())?;
         output.write_all(&bytes)?;
     }
 }
