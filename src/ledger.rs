@@ -77,6 +77,85 @@ impl SignedCheckpoint {
     }
 }
 
+/// Entries from another copy of the ledger, verified as a chain extending
+/// the stored one and not yet written (see [`Ledger::replica`]).
+pub struct Replica<'a, S: Store> {
+    ledger: &'a Ledger<S>,
+    expected: Option<Head>,
+    state: ChainState,
+    prefix: StorePrefix<'a, S>,
+    verified: Vec<VerifiedEntry>,
+    writes: Vec<NewEntry>,
+}
+
+impl<S: Store> Replica<'_, S> {
+    /// Decodes `entries` strictly and verifies them as the chain's next.
+    pub fn push(&mut self, entries: &[Vec<u8>]) -> Result<(), LedgerError> {
+        let next = self.state.next_index;
+        let decoded = entries
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                UnverifiedEntry::decode(bytes)
+                    .map_err(|e| VerifyError::new(next + i as u64, Failure::Invalid, format!("received entry: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let prepared = prepare_for(&self.state, decoded.iter().map(|e| &e.envelope));
+        for ((entry, prepared), bytes) in decoded.into_iter().zip(prepared).zip(entries) {
+            let v = self.state.verify_next_prepared(entry, prepared, &self.prefix)?;
+            self.writes.push(NewEntry { bytes: bytes.clone(), ..index_rows(&v) });
+            self.prefix.pending.record(&v);
+            self.state.advance(&v);
+            self.verified.push(v);
+        }
+        Ok(())
+    }
+
+    /// Size of the chain with the entries pushed.
+    pub fn size(&self) -> u64 {
+        self.state.next_index
+    }
+
+    /// Checks `checkpoint` against the entries pushed (signed by the log key
+    /// in force after them, their tree's size and root) and writes them with
+    /// it in one atomic, durable write; on any failure nothing is.
+    pub fn finish(self, checkpoint: &str) -> Result<SignedCheckpoint, LedgerError> {
+        let Replica { ledger, expected, state, verified, writes, .. } = self;
+        let (policy_ref, policy) = state.policy().ok_or(LedgerError::Empty)?;
+        let last = state.next_index.saturating_sub(1);
+        let signed = SignedCheckpoint::open(checkpoint, policy.log())
+            .map_err(|e| VerifyError::new(last, Failure::Invalid, format!("received checkpoint: {e}")))?;
+        let (nodes, frontier) = ledger.grow_tree(expected.as_ref(), &verified)?;
+        if signed.checkpoint.size != frontier.size() || signed.checkpoint.root != frontier.root() {
+            return Err(VerifyError::new(
+                last,
+                Failure::Invalid,
+                format!(
+                    "the received checkpoint (size {}, root {}) does not match the entries received \
+                     (size {}, root {})",
+                    signed.checkpoint.size,
+                    base64_root(&signed.checkpoint.root),
+                    frontier.size(),
+                    base64_root(&frontier.root())
+                ),
+            )
+            .into());
+        }
+        if verified.is_empty() {
+            return Ok(signed);
+        }
+        let new_head = Head {
+            count: state.next_index,
+            hash: state.head,
+            last_time: state.last_time,
+            policy_index: policy_ref.index,
+        };
+        let append = Append { entries: &writes, nodes: &nodes, checkpoint, head: &new_head };
+        ledger.store.append(expected.as_ref(), &append)?;
+        Ok(signed)
+    }
+}
+
 /// Tree nodes from the store, plus those of a batch being appended.
 struct StoreNodes<'a, S: Store> {
     store: &'a S,
@@ -356,60 +435,23 @@ impl<S: Store> Ledger<S> {
     /// in force after them. Then entries, tree nodes and the note are written
     /// in one atomic, durable write; on any failure nothing is.
     pub fn append_replicated(&self, entries: &[Vec<u8>], checkpoint: &str) -> Result<SignedCheckpoint, LedgerError> {
-        let expected = self.store.head()?;
-        let mut state = self.state()?;
-        let mut prefix = StorePrefix { store: &self.store, pending: MemPrefix::default() };
-        let mut verified = Vec::with_capacity(entries.len());
-        let mut writes = Vec::with_capacity(entries.len());
-        let decoded = entries
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                UnverifiedEntry::decode(bytes).map_err(|e| {
-                    VerifyError::new(state.next_index + i as u64, Failure::Invalid, format!("received entry: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let prepared = prepare_for(&state, decoded.iter().map(|e| &e.envelope));
-        for ((entry, prepared), bytes) in decoded.into_iter().zip(prepared).zip(entries) {
-            let v = state.verify_next_prepared(entry, prepared, &prefix)?;
-            writes.push(NewEntry { bytes: bytes.clone(), ..index_rows(&v) });
-            prefix.pending.record(&v);
-            state.advance(&v);
-            verified.push(v);
-        }
-        let (policy_ref, policy) = state.policy().ok_or(LedgerError::Empty)?;
-        let last = state.next_index.saturating_sub(1);
-        let signed = SignedCheckpoint::open(checkpoint, policy.log())
-            .map_err(|e| VerifyError::new(last, Failure::Invalid, format!("received checkpoint: {e}")))?;
-        let (nodes, frontier) = self.grow_tree(expected.as_ref(), &verified)?;
-        if signed.checkpoint.size != frontier.size() || signed.checkpoint.root != frontier.root() {
-            return Err(VerifyError::new(
-                last,
-                Failure::Invalid,
-                format!(
-                    "the received checkpoint (size {}, root {}) does not match the entries received \
-                     (size {}, root {})",
-                    signed.checkpoint.size,
-                    base64_root(&signed.checkpoint.root),
-                    frontier.size(),
-                    base64_root(&frontier.root())
-                ),
-            )
-            .into());
-        }
-        if verified.is_empty() {
-            return Ok(signed);
-        }
-        let new_head = Head {
-            count: state.next_index,
-            hash: state.head,
-            last_time: state.last_time,
-            policy_index: policy_ref.index,
-        };
-        let append = Append { entries: &writes, nodes: &nodes, checkpoint, head: &new_head };
-        self.store.append(expected.as_ref(), &append)?;
-        Ok(signed)
+        let mut replica = self.replica()?;
+        replica.push(entries)?;
+        replica.finish(checkpoint)
+    }
+
+    /// [`Ledger::append_replicated`] in steps: entries are verified as they
+    /// are pushed, page by page, so that a source is refused at the first
+    /// page that does not extend the chain; [`Replica::finish`] writes them.
+    pub fn replica(&self) -> Result<Replica<'_, S>, LedgerError> {
+        Ok(Replica {
+            ledger: self,
+            expected: self.store.head()?,
+            state: self.state()?,
+            prefix: StorePrefix { store: &self.store, pending: MemPrefix::default() },
+            verified: Vec::new(),
+            writes: Vec::new(),
+        })
     }
 
     /// The policy in force for the tree of the first `size` entries: that of

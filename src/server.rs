@@ -10,9 +10,17 @@
 //! one atomic, durable write: group commit. A submitter is answered only
 //! after that write is flushed, with the entry, the signed checkpoint that
 //! includes it and the inclusion proof.
+//!
+//! Connections are bounded before any request is read: a client must send
+//! its request headers within [`Config::header_timeout`] or be disconnected,
+//! and at most [`Config::max_connections`] connections are open at once, at
+//! most [`Config::max_connections_per_peer`] from one address. A connection
+//! over either cap is answered 503 and closed without being read, so slow or
+//! idle clients cannot hold the server.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -51,11 +59,36 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest request body.
     pub max_body: usize,
+    /// Longest a client may take to send a request's headers (the first
+    /// request's, or the next one's on a kept-alive connection); then the
+    /// connection is closed.
+    pub header_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
 }
+
+/// Default of [`Config::header_timeout`], in seconds.
+pub const HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default of [`Config::max_connections`]: well below the usual 1024 open
+/// files, which the store needs some of.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Default of [`Config::max_connections_per_peer`]: many CI runners behind one
+/// NAT address still fit, one client cannot take every connection.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
 
 impl Default for Config {
     fn default() -> Config {
-        Config { max_batch: 4096, queue: 16384, request_timeout: Duration::from_secs(30), max_body: api::MAX_BODY }
+        Config {
+            max_batch: 4096,
+            queue: 16384,
+            request_timeout: Duration::from_secs(30),
+            max_body: api::MAX_BODY,
+            header_timeout: Duration::from_secs(HEADER_TIMEOUT_SECS),
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_peer: MAX_CONNECTIONS_PER_PEER,
+        }
     }
 }
 
@@ -166,7 +199,7 @@ pub fn run(ledger: Ledger<SledStore>, listener: std::net::TcpListener, config: C
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let app = router(state, &config);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+        accept_loop(listener, app, &config).await
     });
     // The router (and with it the queue's sender) is gone: the committer
     // drains what is queued and stops.
@@ -189,6 +222,128 @@ fn router(state: AppState, config: &Config) -> Router {
         .layer(DefaultBodyLimit::max(config.max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .with_state(state)
+}
+
+/// Connections open, in all and by peer address.
+struct Connections {
+    max: usize,
+    max_per_peer: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// A connection's place under the caps, given back when it closes.
+struct Slot {
+    connections: Arc<Connections>,
+    peer: IpAddr,
+}
+
+impl Connections {
+    /// A slot for a new connection from `peer`, unless a cap is reached.
+    fn admit(self: &Arc<Connections>, peer: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().expect("connection count lock");
+        let (total, by_peer) = &mut *open;
+        let mine = by_peer.get(&peer).copied().unwrap_or(0);
+        if *total >= self.max || mine >= self.max_per_peer {
+            return None;
+        }
+        *total += 1;
+        by_peer.insert(peer, mine + 1);
+        Some(Slot { connections: self.clone(), peer })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().expect("connection count lock");
+        let (total, by_peer) = &mut *open;
+        *total -= 1;
+        if let Some(n) = by_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// The answer a connection over a cap gets before it is closed, unread.
+fn busy_response() -> Vec<u8> {
+    let body = serde_json::to_string(&Refusal {
+        error: "busy".into(),
+        reason: "too many connections; retry after a second".into(),
+        index: None,
+    })
+    .expect("json");
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Accepts connections until SIGINT or SIGTERM, each served as HTTP/1.1
+/// under the header timeout and the connection caps; then lets the open
+/// ones finish (within the request timeout) and returns.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, config: &Config) -> std::io::Result<()> {
+    let connections = Arc::new(Connections {
+        max: config.max_connections.max(1),
+        max_per_peer: config.max_connections_per_peer.max(1),
+        open: Mutex::new((0, HashMap::new())),
+    });
+    let busy = busy_response();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors: wait for connections to close
+                    // rather than spin or stop serving. Anything else (a
+                    // connection reset before it was accepted) is its own.
+                    use rustix::io::Errno;
+                    if matches!(Errno::from_io_error(&e), Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = connections.admit(peer.ip()) else {
+            // Best effort: the 503 fits in any socket buffer, and is never
+            // waited on.
+            let _ = stream.try_write(&busy);
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stopped = stopped.clone();
+        let (header_timeout, drain) = (config.header_timeout, config.request_timeout);
+        tasks.spawn(async move {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopped.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(drain, conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -261,15 +416,18 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
             let policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
             let mut results = results.into_iter();
             for job in jobs {
-                let outcomes = results
-                    .by_ref()
-                    .take(job.envelopes.len())
-                    .map(|r| match (r, &note) {
-                        (Ok(v), Ok(n)) => Ok(committed(&v, n)),
-                        (Ok(_), Err(e)) => Err(e.clone()),
-                        (Err(e), _) => Err(Refused::verify(e)),
-                    })
-                    .collect();
+                let outcomes =
+                    results
+                        .by_ref()
+                        .zip(&job.envelopes)
+                        .take(job.envelopes.len())
+                        .map(|(r, envelope)| match (r, &note) {
+                            (Ok(v), Ok(n)) => Ok(committed(&v, n)),
+                            (Ok(_), Err(e)) => Err(e.clone()),
+                            (Err(e), _) => Err(duplicate(ledger, &envelope_fingerprint(envelope))
+                                .unwrap_or_else(|| Refused::verify(e))),
+                        })
+                        .collect();
                 let _ = job.reply.send(outcomes);
             }
             policy
@@ -284,10 +442,24 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
     }
 }
 
+/// The refusal of a statement that an entry already holds, naming that
+/// entry: one written since the handler's replay check, by this very group
+/// commit (the same statement submitted twice at once) or an earlier one.
+fn duplicate(ledger: &Ledger<SledStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
+    let index = ledger.store().envelope_entry(fingerprint).ok()??;
+    Some(Refused::new(
+        StatusCode::CONFLICT,
+        "duplicate",
+        format!("the same signed statement is already entry {index}"),
+        Some(index),
+    ))
+}
+
 /// Statements appended all or none, in one write of their own.
 fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
     let n = job.envelopes.len();
     let mut policy = false;
+    let fingerprints: Vec<[u8; 32]> = job.envelopes.iter().map(envelope_fingerprint).collect();
     let outcomes: Vec<Outcome> = match ledger.append_batch(job.envelopes, now()) {
         Ok(vs) => {
             policy = vs.iter().any(|v| v.new_policy().is_some());
@@ -297,7 +469,7 @@ fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
             }
         }
         Err(LedgerError::Verify(v)) => {
-            let r = Refused::verify(v);
+            let r = fingerprints.iter().find_map(|f| duplicate(ledger, f)).unwrap_or_else(|| Refused::verify(v));
             (0..n).map(|_| Err(r.clone())).collect()
         }
         Err(e) => {

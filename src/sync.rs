@@ -42,6 +42,11 @@ pub enum SyncError {
     /// The source's history is not an extension of ours.
     #[error("fork: {reason}")]
     Fork { reason: String, evidence: Option<PathBuf> },
+    /// The log itself (a server) now serves a smaller tree than one it
+    /// signed before: what the mirror holds, or a checkpoint it acknowledged
+    /// a submission with.
+    #[error("{server}: the server rolled back from size {from} to {to}")]
+    Rollback { server: String, from: u64, to: u64, evidence: Option<PathBuf> },
     /// The source's answer does not verify (not a fork signed by the log).
     #[error("{0}")]
     Invalid(String),
@@ -78,6 +83,11 @@ pub trait Source {
     fn consistency(&mut self, from: u64, to: u64) -> Result<Option<Vec<Hash>>, SyncError>;
     /// Entries from `start`, at most up to `end`; at least one if `start < end`.
     fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError>;
+    /// Whether the source is the log itself (a server), whose tree can only
+    /// grow, rather than a copy (a directory, a publication) that may lag.
+    fn is_the_log(&self) -> bool {
+        false
+    }
 }
 
 /// A ledger server.
@@ -95,6 +105,9 @@ impl Source for ServerSource {
     }
     fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
         Ok(self.0.entries(start, end)?)
+    }
+    fn is_the_log(&self) -> bool {
+        true
     }
 }
 
@@ -240,21 +253,30 @@ pub fn pull<S: Store>(
         if !signed {
             return SyncError::Invalid(format!("{describe}: {reason}; its checkpoint is not signed by the log key"));
         }
-        let evidence = save_evidence(mirror, evidence_dir, &describe, &note, &reason).ok();
+        let evidence = save_evidence(mirror, evidence_dir, "fork", &describe, &note, &reason).ok();
         SyncError::Fork { reason: format!("{describe}: {reason}"), evidence }
     };
     match head {
         None => {
             let genesis = genesis.ok_or(SyncError::NeedGenesis)?;
-            let entries = fetch(source, 0, remote.size)?;
-            let first = entries.first().ok_or_else(|| SyncError::Invalid(format!("{describe}: empty ledger")))?;
-            let got = crate::core::entry::entry_hash(first);
+            // Entry 0 alone, checked against the genesis hash, before anything
+            // else is fetched: its policy names the log key.
+            let first = source.entries(0, 1)?;
+            let Some(entry) = first.first().filter(|_| first.len() == 1) else {
+                return Err(SyncError::Invalid(format!("{describe}: it serves no single entry 0")));
+            };
+            let got = crate::core::entry::entry_hash(entry);
             if got != *genesis {
                 return Err(SyncError::Invalid(format!(
                     "{describe}: entry 0 hashes to {got}, not the genesis {genesis} given"
                 )));
             }
-            let checkpoint = mirror.append_replicated(&entries, &note).map_err(replica_failure)?;
+            let mut replica = mirror.replica()?;
+            replica.push(&first).map_err(replica_failure)?;
+            let checkpoint = replicate(replica, source, &note, remote.size).map_err(|e| match e {
+                SyncError::Ledger(l) => replica_failure(l),
+                other => other,
+            })?;
             Ok(SyncReport { source: describe, from: 0, to: remote.size, checkpoint, source_behind: false })
         }
         Some(_) => {
@@ -280,6 +302,16 @@ pub fn pull<S: Store>(
                     ));
                 }
                 let behind = remote.size < ours;
+                if behind && source.is_the_log() {
+                    // Both checkpoints are the log's: together they show it
+                    // dropped entries it had published.
+                    let reason = format!(
+                        "it serves a checkpoint of size {}, ours of size {ours} is signed by the log too",
+                        remote.size
+                    );
+                    let evidence = save_evidence(mirror, evidence_dir, "rollback", &describe, &note, &reason).ok();
+                    return Err(SyncError::Rollback { server: describe, from: ours, to: remote.size, evidence });
+                }
                 let checkpoint = if behind { signed } else { local };
                 return Ok(SyncReport { source: describe, from: ours, to: ours, checkpoint, source_behind: behind });
             }
@@ -292,15 +324,16 @@ pub fn pull<S: Store>(
                     Some(ours),
                 ));
             }
-            let entries = fetch(source, ours, remote.size)?;
-            match mirror.append_replicated(&entries, &note) {
+            match replicate(mirror.replica()?, source, &note, remote.size) {
                 Ok(checkpoint) => {
                     Ok(SyncReport { source: describe, from: ours, to: remote.size, checkpoint, source_behind: false })
                 }
                 // Entries that do not extend our chain, or a tree whose root
                 // is not the signed one: a fork if the log signed it.
-                Err(LedgerError::Verify(v)) => Err(fork(format!("entries do not extend ours: {v}"), Some(ours))),
-                Err(e) => Err(e.into()),
+                Err(SyncError::Ledger(LedgerError::Verify(v))) => {
+                    Err(fork(format!("entries do not extend ours: {v}"), Some(ours)))
+                }
+                Err(e) => Err(e),
             }
         }
     }
@@ -313,29 +346,81 @@ fn replica_failure(e: LedgerError) -> SyncError {
     }
 }
 
-/// Entries `start..end` from `source`, page by page.
-fn fetch(source: &mut dyn Source, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
-    let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 20) as usize);
-    let mut next = start;
-    while next < end {
-        let page = source.entries(next, end.min(next + PAGE))?;
+/// Fetches the entries from the replica's size up to the checkpoint's
+/// `size`, a page at a time, each page verified as extending the chain
+/// before the next is asked for; then checks `note` against them and writes
+/// them in one atomic write. Memory holds the verified entries and at most
+/// one unverified page: a source cannot make the mirror hold more than the
+/// ledger's keys signed, whatever size it claims, and nothing is allocated
+/// by the claimed size. The checkpoint's signature is checked by the log key
+/// of the policy in force after the entries ([`crate::ledger::Replica::finish`]):
+/// a policy among them may rotate the key, so a checkpoint the key in force
+/// at the start does not open is not refused before the entries are seen;
+/// it is refused once they are, and fetching stops at the first page that
+/// does not extend the chain.
+fn replicate<S: Store>(
+    mut replica: crate::ledger::Replica<'_, S>,
+    source: &mut dyn Source,
+    note: &str,
+    size: u64,
+) -> Result<SignedCheckpoint, SyncError> {
+    let describe = source.describe();
+    while replica.size() < size {
+        let next = replica.size();
+        let page = source.entries(next, size.min(next + PAGE))?;
         if page.is_empty() {
             return Err(SyncError::Invalid(format!(
-                "{}: its checkpoint names {end} entries, it serves none from {next}",
-                source.describe()
+                "{describe}: its checkpoint names {size} entries, it serves none from {next}"
             )));
         }
-        next += page.len() as u64;
-        out.extend(page);
+        if page.len() as u64 > size - next {
+            return Err(SyncError::Invalid(format!("{describe}: it served more entries than asked for from {next}")));
+        }
+        replica.push(&page)?;
     }
-    Ok(out)
+    Ok(replica.finish(note)?)
+}
+
+/// Checks a checkpoint the log acknowledged a submission with against the
+/// mirror, once the mirror has been brought up to the log's latest: the log
+/// may not since have dropped the acknowledged entries (a rollback), and the
+/// acknowledged tree must be the mirror's at its size (else a fork). Either
+/// is refused with the acknowledged checkpoint kept as evidence in
+/// `evidence_dir`.
+pub fn check_acknowledged<S: Store>(
+    mirror: &Ledger<S>,
+    source: &str,
+    acknowledged: &SignedCheckpoint,
+    evidence_dir: &Path,
+) -> Result<(), SyncError> {
+    let ours = mirror.store().head()?.map_or(0, |h| h.count);
+    let cp = &acknowledged.checkpoint;
+    if cp.size > ours {
+        let reason =
+            format!("it acknowledged a submission with a checkpoint of size {}, now it serves {ours}", cp.size);
+        let evidence = save_evidence(mirror, evidence_dir, "rollback", source, &acknowledged.note, &reason).ok();
+        return Err(SyncError::Rollback { server: source.into(), from: cp.size, to: ours, evidence });
+    }
+    let root = mirror.root_at(cp.size)?;
+    if root != cp.root {
+        let reason = format!(
+            "it acknowledged a submission with a checkpoint of size {} and root {}, ours at that size is {}",
+            cp.size,
+            b64(&cp.root),
+            b64(&root)
+        );
+        let evidence = save_evidence(mirror, evidence_dir, "fork", source, &acknowledged.note, &reason).ok();
+        return Err(SyncError::Fork { reason: format!("{source}: {reason}"), evidence });
+    }
+    Ok(())
 }
 
 /// Writes the conflicting checkpoint, with ours and why, to
-/// `dir/fork-<unix time>-<size>.json` (atomically).
+/// `dir/<kind>-<unix time>-<size>.json` (atomically).
 fn save_evidence<S: Store>(
     mirror: &Ledger<S>,
     dir: &Path,
+    kind: &str,
     source: &str,
     note: &str,
     reason: &str,
@@ -351,7 +436,7 @@ fn save_evidence<S: Store>(
         "our_checkpoint": ours,
     });
     let size = Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t)).map_or(0, |c| c.size);
-    let path = dir.join(format!("fork-{time}-{size}.json"));
+    let path = dir.join(format!("{kind}-{time}-{size}.json"));
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -404,7 +489,8 @@ pub fn publish<S: Store>(
             if SignedCheckpoint::open(&p.checkpoint, policy.log()).is_err() {
                 return Err(SyncError::Invalid(format!("oci://{image}: {reason}, and not signed by the log key")));
             }
-            let evidence = save_evidence(ledger, evidence_dir, &format!("oci://{image}"), &p.checkpoint, &reason).ok();
+            let evidence =
+                save_evidence(ledger, evidence_dir, "fork", &format!("oci://{image}"), &p.checkpoint, &reason).ok();
             return Err(SyncError::Fork { reason: format!("oci://{image}: {reason}"), evidence });
         }
         reuse = p.chunks.clone();

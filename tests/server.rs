@@ -482,3 +482,277 @@ fn a_ledger_round_trips_through_a_real_oci_registry() {
     fork.fails(4, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(fork.head(), before);
 }
+
+/// Peers other than the well-behaved client's 127.0.0.1: 127.0.0.2 and up.
+fn peer(n: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + n as u8)
+}
+
+#[test]
+fn half_open_connections_are_closed_and_a_well_behaved_client_is_answered_meanwhile() {
+    use std::io::Write as _;
+    let (env, _) = Env::initialised_with_log_key();
+    let served = Served::start(&env.ledger(), &["--header-timeout", "2"]);
+    // 320 connections from eight addresses (40 each, under the per-peer
+    // default): half stop in the middle of their headers, half send nothing.
+    let mut held: Vec<_> = (0..320)
+        .map(|i| {
+            let mut s = common::server::connect_from(&served.url, peer(i % 8));
+            if i % 2 == 0 {
+                s.write_all(b"GET /v1/info HTTP/1.1\r\nhost: provledger\r\nx-slow: ").unwrap();
+            }
+            s
+        })
+        .collect();
+    // Meanwhile, a client that sends whole requests is answered.
+    let c = client(&served.url);
+    assert_eq!(c.info().unwrap().size, 1);
+    assert!(c.checkpoint().unwrap().contains("\n\n"));
+    // The server closes every one of them, without an answer to a request
+    // it never received whole.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (i, s) in held.iter_mut().enumerate() {
+        let got = common::server::read_until_closed(s, deadline);
+        assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "connection {i} was answered: {got:?}");
+    }
+    // And the server still serves.
+    assert_eq!(client(&served.url).info().unwrap().size, 1);
+}
+
+#[test]
+fn connections_over_the_caps_get_503_and_are_closed_unread_while_others_are_served() {
+    let (env, _) = Env::initialised_with_log_key();
+    // Headers may take two minutes: whatever closes a connection sooner is a cap.
+    let served = Served::start(
+        &env.ledger(),
+        &["--header-timeout", "120", "--max-connections", "12", "--max-connections-per-peer", "4"],
+    );
+    let connect = |n| common::server::connect_from(&served.url, peer(n));
+    let refused = |mut s: std::net::TcpStream| {
+        let got = common::server::read_until_closed(&mut s, std::time::Instant::now() + Duration::from_secs(30));
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.starts_with("HTTP/1.1 503"), "{got:?}");
+        assert!(got.contains("too many connections"), "{got:?}");
+    };
+    // Four from one address are held; its fifth is refused at once.
+    let mut held: Vec<_> = (0..4).map(|_| connect(0)).collect();
+    refused(connect(0));
+    assert!(held.iter().all(common::server::still_open), "the four within the cap stay open");
+    // Another address is served meanwhile.
+    let c = client(&served.url);
+    assert_eq!(c.info().unwrap().size, 1);
+    // Filled to the total cap from two more addresses: a connection from any
+    // address is refused, the well-behaved client's too.
+    held.extend((0..4).map(|_| connect(1)));
+    held.extend((0..4).map(|_| connect(2)));
+    refused(connect(3));
+    match client(&served.url).info() {
+        Err(RemoteError::Refused { status: 503, .. } | RemoteError::Unreachable { .. }) => {}
+        other => panic!("expected a refusal at the total cap, got {other:?}"),
+    }
+    // Once the held connections go, their places are given back.
+    drop(held);
+    let mut attempts = 0;
+    while client(&served.url).info().is_err() {
+        attempts += 1;
+        assert!(attempts < 200, "the server never gave the closed connections' places back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.stop();
+}
+
+#[test]
+fn the_same_statement_submitted_at_once_is_written_once_and_every_other_copy_gets_409_naming_it() {
+    let (env, _) = Env::initialised_with_log_key();
+    let served = Served::start(&env.ledger(), &[]);
+    // Copies sent together pass the handler's replay check together and
+    // reach one group commit (or the next): each must still learn which
+    // entry holds its statement.
+    for round in 0..12 {
+        let envelope = build_envelope(env.dir.path(), &format!("twice-{round}"), TIME);
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let answers: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, envelope, barrier) = (served.url.clone(), envelope.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let c = client(&url);
+                    barrier.wait();
+                    c.submit(&envelope)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let written: Vec<u64> = answers.iter().filter_map(|a| a.as_ref().ok().map(|ack| ack.index)).collect();
+        assert_eq!(written.len(), 1, "round {round}: one copy is written: {answers:?}");
+        for a in &answers {
+            match a {
+                Ok(_) => {}
+                Err(RemoteError::Refused { status: 409, refusal, .. }) => {
+                    assert_eq!(refusal.error, "duplicate");
+                    assert_eq!(refusal.index, Some(written[0]), "round {round}: {}", refusal.reason);
+                }
+                Err(e) => panic!("round {round}: a copy was refused otherwise: {e}"),
+            }
+        }
+    }
+    served.stop();
+    assert_eq!(hashes(&env).len(), 13, "genesis and each statement once");
+}
+
+/// The evidence files kept in `dir`, parsed.
+fn evidence_in(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(list) = std::fs::read_dir(dir) else { return Vec::new() };
+    list.map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn a_server_rolled_back_below_what_a_mirror_holds_is_refused_as_a_rollback_with_evidence() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("kept-0"));
+    env.build(&image("kept-1"));
+    // A copy of the ledger at size 3, as a backup restored later would be.
+    let old = Env::new();
+    copy_dir(&env.ledger(), &old.ledger());
+    env.build(&image("lost-0"));
+    env.build(&image("lost-1"));
+    let served = Served::start(&env.ledger(), &[]);
+    let mirror = Env::new();
+    mirror.json(&["sync", "--from", &served.url, "--genesis", &genesis]);
+    served.stop();
+    let before = mirror.head();
+    // The server comes back with the old copy: the log lost two entries.
+    let theirs = old.json(&["checkpoint"]);
+    let served = Served::start(&old.ledger(), &[]);
+    let out = mirror.fails(4, &["sync", "--from", &served.url]);
+    assert!(out.contains("rolled back from size 5 to 3"), "{out}");
+    assert!(!out.contains("corrupt"), "{out}");
+    assert_eq!(mirror.head(), before, "the mirror keeps what it verified");
+    let ev = evidence(&mirror);
+    assert_eq!(ev.len(), 1, "the rollback is kept as evidence");
+    assert_eq!(ev[0]["their_checkpoint"], theirs["note"]);
+    // Through --server too, before anything is submitted.
+    let m = mirror.ledger().display().to_string();
+    let out = env.fails(4, &["--server", &served.url, "--mirror", &m, "show", &image("kept-0")]);
+    assert!(out.contains("rolled back from size 5 to 3"), "{out}");
+    // A directory copy that lags is no rollback: it is a copy, not the log.
+    served.stop();
+    let behind = mirror.json(&["sync", "--from", &old.ledger().display().to_string()]);
+    assert_eq!(behind["source_behind"], true);
+}
+
+#[test]
+fn an_acknowledged_entry_the_server_then_does_not_serve_is_reported_as_a_rollback_with_evidence() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("kept"));
+    let old = Env::new();
+    copy_dir(&env.ledger(), &old.ledger());
+    let (writes, reads) = (Served::start(&env.ledger(), &[]), Served::start(&old.ledger(), &[]));
+    // Submissions are acknowledged from one copy, reads served from the
+    // other, which lacks the entry just acknowledged.
+    let split = common::server::Split::start(&reads.url, &writes.url);
+    let mirror = env.dir.path().join("split-mirror");
+    let m = mirror.display().to_string();
+    let out = env.fails(
+        4,
+        &[
+            "--server",
+            &split.url,
+            "--mirror",
+            &m,
+            "--server-genesis",
+            &genesis,
+            "record",
+            "build",
+            "--key",
+            &env.key("ci"),
+            "--image",
+            &image("acked"),
+            "--offline",
+        ],
+    );
+    assert!(out.contains("rolled back from size 3 to 2"), "{out}");
+    assert!(!out.contains("corrupt"), "{out}");
+    let ev = evidence_in(&mirror.join("evidence"));
+    assert_eq!(ev.len(), 1, "the acknowledged checkpoint is kept");
+    writes.stop();
+    let acked = env.json(&["checkpoint"]);
+    assert_eq!(ev[0]["their_checkpoint"], acked["note"], "the evidence is the checkpoint the ack carried");
+}
+
+#[test]
+fn an_acknowledgement_that_proves_a_fork_is_kept_as_evidence() {
+    // `a` has two builds past the common prefix, `b` (same log key) none.
+    let (a, b, genesis) = forked(2, 0);
+    let (reads, writes) = (Served::start(&a.ledger(), &[]), Served::start(&b.ledger(), &[]));
+    let split = common::server::Split::start(&reads.url, &writes.url);
+    let mirror = a.dir.path().join("split-mirror");
+    let m = mirror.display().to_string();
+    let out = a.fails(
+        4,
+        &[
+            "--server",
+            &split.url,
+            "--mirror",
+            &m,
+            "--server-genesis",
+            &genesis,
+            "record",
+            "build",
+            "--key",
+            &a.key("ci"),
+            "--image",
+            &image("acked"),
+            "--offline",
+        ],
+    );
+    assert!(out.contains("fork"), "{out}");
+    let ev = evidence_in(&mirror.join("evidence"));
+    assert_eq!(ev.len(), 1, "the acknowledgement's checkpoint is kept as fork evidence");
+    writes.stop();
+    let theirs = b.json(&["checkpoint"]);
+    assert_eq!(ev[0]["their_checkpoint"], theirs["note"], "the evidence is the checkpoint the ack carried");
+}
+
+#[test]
+fn a_server_claiming_a_huge_unsigned_tree_is_refused_at_its_first_bad_page() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.build(&image("real-0"));
+    env.build(&image("real-1"));
+    let real = Served::start(&env.ledger(), &[]);
+    let c = client(&real.url);
+    let entries = c.entries(0, 3).unwrap();
+    // A checkpoint claiming 2^40 entries, signed by a stranger under the log's name.
+    let text = c.checkpoint().unwrap();
+    let text = text.split_once("\n\n").unwrap().0;
+    let mut checkpoint = provledger::core::note::Checkpoint::parse(text).unwrap();
+    checkpoint.size = 1 << 40;
+    let stranger = provledger::core::keys::SecretKey::generate();
+    let forged = provledger::core::note::sign_note(&checkpoint.to_text(), &checkpoint.origin, &stranger).unwrap();
+    // Past the real entries it serves full pages of copies of entry 1,
+    // for as long as it is asked (up to a bound, then 500).
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counted = pages.clone();
+    let filler = provledger::bundle::encode_frames(std::iter::repeat_n(entries[1].as_slice(), 1024));
+    let liar = common::server::Split::answering(
+        &real.url,
+        &real.url,
+        Box::new(move |_, path| {
+            if path == "/v1/checkpoint" {
+                return Some((200, "text/plain".into(), forged.clone().into_bytes()));
+            }
+            let start = path.strip_prefix("/v1/entries?start=")?.split('&').next()?.parse::<u64>().ok()?;
+            if counted.fetch_add(1, Ordering::SeqCst) >= 8 {
+                return Some((500, "text/plain".into(), b"enough".to_vec()));
+            }
+            (start >= 3).then(|| (200, provledger::api::ENTRIES_MEDIA_TYPE.into(), filler.clone()))
+        }),
+    );
+    let mirror = Env::new();
+    let out = mirror.fails(4, &["sync", "--from", &liar.url, "--genesis", &genesis]);
+    assert!(out.contains("entry 3"), "the first entry past the real ones is named: {out}");
+    let asked = pages.load(Ordering::SeqCst);
+    assert!(asked <= 3, "entry 0, the real page and one bad page at most; asked for {asked} pages");
+    assert!(!mirror.ledger().join(provledger::store::DB_DIR).exists(), "nothing is written");
+}

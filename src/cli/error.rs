@@ -227,6 +227,13 @@ impl From<SyncError> for CliError {
                     None => err,
                 }
             }
+            SyncError::Rollback { ref evidence, .. } => {
+                let err = CliError::new(Code::Verification, format!("refused: {e}; nothing was written"));
+                match evidence {
+                    Some(p) => err.hint(format!("its signed checkpoints are kept as evidence in {}", p.display())),
+                    None => err,
+                }
+            }
             SyncError::Invalid(why) => {
                 CliError::new(Code::Verification, format!("refused: {why}; nothing was written"))
             }

@@ -272,6 +272,16 @@ enum Command {
         /// Largest request body, in bytes
         #[arg(long, default_value_t = provledger::api::MAX_BODY)]
         max_body: usize,
+        /// Seconds a client may take to send a request's headers; then it is disconnected
+        #[arg(long, value_name = "SECS", default_value_t = server::HEADER_TIMEOUT_SECS,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        header_timeout: u64,
+        /// Most connections open at once; beyond, a new one gets 503 and is closed unread
+        #[arg(long, value_name = "N", default_value_t = server::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Most connections open at once from one IP address; beyond, 503 and closed unread
+        #[arg(long, value_name = "N", default_value_t = server::MAX_CONNECTIONS_PER_PEER)]
+        max_connections_per_peer: usize,
     },
     /// Pull new entries from another copy into this ledger (a mirror), verified; a forked history
     /// is refused (exit 4) and its checkpoint kept as evidence. Or publish this ledger to a registry
@@ -488,6 +498,9 @@ impl Ctx {
             many => r.client.append_batch(many, &log)?,
         };
         self.pull_mirror(r, ledger)?;
+        for a in &appended {
+            sync::check_acknowledged(ledger, r.client.url(), &a.checkpoint, &r.mirror.join(EVIDENCE_DIR))?;
+        }
         let mut shown = Vec::with_capacity(appended.len());
         for a in appended {
             let index = a.entry.index;
@@ -650,12 +663,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::ReleaseMetadata { digest, out } => release_metadata(&ctx, &digest, out.as_deref()),
         Command::CheckBundle { file, require_ci_evidence } => check_bundle(&ctx, &file, require_ci_evidence),
         Command::CheckRefs { files, allow_tag } => check_refs(&ctx, &files, allow_tag),
-        Command::Serve { listen, max_batch, queue, request_timeout, max_body } => {
+        Command::Serve {
+            listen,
+            max_batch,
+            queue,
+            request_timeout,
+            max_body,
+            header_timeout,
+            max_connections,
+            max_connections_per_peer,
+        } => {
             let config = server::Config {
                 max_batch: max_batch.max(1),
                 queue: queue.max(1),
                 request_timeout: Duration::from_secs(request_timeout),
                 max_body,
+                header_timeout: Duration::from_secs(header_timeout),
+                max_connections: max_connections.max(1),
+                max_connections_per_peer: max_connections_per_peer.max(1),
             };
             serve(&ctx, &listen, config)
         }
