@@ -95,10 +95,7 @@ impl<S: Store> Replica<'_, S> {
         let decoded = entries
             .iter()
             .enumerate()
-            .map(|(i, bytes)| {
-                UnverifiedEntry::decode(bytes)
-                    .map_err(|e| VerifyError::new(next + i as u64, Failure::Invalid, format!("received entry: {e}")))
-            })
+            .map(|(i, bytes)| UnverifiedEntry::decode(bytes).map_err(|e| VerifyError::format(next + i as u64, e)))
             .collect::<Result<Vec<_>, _>>()?;
         let prepared = prepare_for(&self.state, decoded.iter().map(|e| &e.envelope));
         for ((entry, prepared), bytes) in decoded.into_iter().zip(prepared).zip(entries) {
@@ -182,9 +179,10 @@ impl<S: Store> Nodes for StoreNodes<'_, S> {
 /// verify.)
 fn require_binding(v: VerifiedEntry) -> Result<VerifiedEntry, VerifyError> {
     match v.statement().predicate.flags() {
-        Some(f) if f.ledger.is_none() => Err(VerifyError::new(
+        Some(f) if f.ledger.is_none() => Err(VerifyError::coded(
             v.index(),
             Failure::Denied,
+            crate::verify::Reason::Unbound,
             "the statement names no ledger (internalParameters.provledger.ledger / provledger.ledger): \
              new statements must be bound to the genesis hash of the ledger they are for",
         )),

@@ -32,30 +32,177 @@ pub enum Failure {
     Io,
 }
 
+/// A stable code for the rule an entry broke: the `reason` of the reject
+/// vectors (SPEC section 7) and of `--json` errors. The message says more;
+/// the code does not change with its wording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The entry's bytes: CBOR, canonical form, version 1 layout.
+    EntryEncoding,
+    /// DSSE envelope limits.
+    Envelope,
+    /// The statement's JSON, or a rule of the statement or its predicate.
+    Statement,
+    /// Written by a newer provledger.
+    NewerVersion,
+    /// The entry's index is not its place in the chain.
+    Index,
+    PrevHash,
+    /// `integrated_time` goes back.
+    TimeOrder,
+    PayloadType,
+    /// Entry 0 is not the genesis expected, or there is none.
+    Genesis,
+    GenesisNotPolicy,
+    /// A policy entry does not name the policy in force as previous.
+    PolicyPrevious,
+    /// A policy breaks a rule of section 4.3.
+    PolicyInvalid,
+    /// A signature by a key the judging policy does not hold.
+    UnknownKey,
+    KeyId,
+    BadSignature,
+    DuplicateSigner,
+    /// Too few signatures by keys holding the statement's role.
+    Role,
+    /// A validation's `build` does not hold.
+    ValidationBuild,
+    /// The statement names another ledger.
+    OtherLedger,
+    /// A build breaks its release's one source revision.
+    ReleaseRevision,
+    /// A release promotion's rebuilds do not hold.
+    ReleaseRebuild,
+    /// The replayed gate denies a promotion.
+    GateDenied,
+    /// The promotion names other evidence than the gate relies on.
+    GateEvidence,
+    /// The same signed statement is already in the chain.
+    Replay,
+    /// A new statement names no ledger (append only).
+    Unbound,
+    /// What a ledger stores beside its entries (head, tree, indexes,
+    /// checkpoint) or receives with them does not match them.
+    Stored,
+    /// The prefix could not be read.
+    Io,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::EntryEncoding => "entry-encoding",
+            Reason::Envelope => "envelope",
+            Reason::Statement => "statement",
+            Reason::NewerVersion => "newer-version",
+            Reason::Index => "index",
+            Reason::PrevHash => "prev-hash",
+            Reason::TimeOrder => "time-order",
+            Reason::PayloadType => "payload-type",
+            Reason::Genesis => "genesis",
+            Reason::GenesisNotPolicy => "genesis-not-policy",
+            Reason::PolicyPrevious => "policy-previous",
+            Reason::PolicyInvalid => "policy-invalid",
+            Reason::UnknownKey => "unknown-key",
+            Reason::KeyId => "key-id",
+            Reason::BadSignature => "bad-signature",
+            Reason::DuplicateSigner => "duplicate-signer",
+            Reason::Role => "role",
+            Reason::ValidationBuild => "validation-build",
+            Reason::OtherLedger => "other-ledger",
+            Reason::ReleaseRevision => "release-revision",
+            Reason::ReleaseRebuild => "release-rebuild",
+            Reason::GateDenied => "gate-denied",
+            Reason::GateEvidence => "gate-evidence",
+            Reason::Replay => "replay",
+            Reason::Unbound => "unbound",
+            Reason::Stored => "stored",
+            Reason::Io => "io",
+        }
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: [Reason; 27] = [
+        Reason::EntryEncoding,
+        Reason::Envelope,
+        Reason::Statement,
+        Reason::NewerVersion,
+        Reason::Index,
+        Reason::PrevHash,
+        Reason::TimeOrder,
+        Reason::PayloadType,
+        Reason::Genesis,
+        Reason::GenesisNotPolicy,
+        Reason::PolicyPrevious,
+        Reason::PolicyInvalid,
+        Reason::UnknownKey,
+        Reason::KeyId,
+        Reason::BadSignature,
+        Reason::DuplicateSigner,
+        Reason::Role,
+        Reason::ValidationBuild,
+        Reason::OtherLedger,
+        Reason::ReleaseRevision,
+        Reason::ReleaseRebuild,
+        Reason::GateDenied,
+        Reason::GateEvidence,
+        Reason::Replay,
+        Reason::Unbound,
+        Reason::Stored,
+        Reason::Io,
+    ];
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("entry {index}: {reason}")]
 pub struct VerifyError {
     pub index: u64,
     pub failure: Failure,
+    /// The rule broken, as a stable code.
+    pub code: Reason,
     pub reason: String,
 }
 
 impl VerifyError {
+    /// A refusal whose code follows from its failure class alone: what is
+    /// stored or received beside the entries (`Stored`), I/O, newer formats.
     pub fn new(index: u64, failure: Failure, reason: impl Into<String>) -> Self {
-        VerifyError { index, failure, reason: reason.into() }
+        let code = match failure {
+            Failure::Io => Reason::Io,
+            Failure::Newer => Reason::NewerVersion,
+            Failure::Denied | Failure::Invalid => Reason::Stored,
+        };
+        VerifyError::coded(index, failure, code, reason)
     }
 
-    fn format(index: u64, e: FormatError) -> Self {
-        let failure = if matches!(e, FormatError::NewerVersion(_)) { Failure::Newer } else { Failure::Invalid };
-        VerifyError::new(index, failure, e.to_string())
+    pub fn coded(index: u64, failure: Failure, code: Reason, reason: impl Into<String>) -> Self {
+        VerifyError { index, failure, code, reason: reason.into() }
+    }
+
+    /// A stored or received entry that does not parse.
+    pub fn format(index: u64, e: FormatError) -> Self {
+        let (failure, code) = match &e {
+            FormatError::NewerVersion(_) => (Failure::Newer, Reason::NewerVersion),
+            FormatError::Entry(_) => (Failure::Invalid, Reason::EntryEncoding),
+            FormatError::Envelope(_) => (Failure::Invalid, Reason::Envelope),
+            _ => (Failure::Invalid, Reason::Statement),
+        };
+        VerifyError::coded(index, failure, code, e.to_string())
     }
 
     fn policy(index: u64, e: PolicyError) -> Self {
-        let failure = match e {
-            PolicyError::NewerVersion(_) => Failure::Newer,
-            _ => Failure::Invalid,
+        let (failure, code) = match e {
+            PolicyError::NewerVersion(_) => (Failure::Newer, Reason::NewerVersion),
+            _ => (Failure::Invalid, Reason::PolicyInvalid),
         };
-        VerifyError::new(index, failure, e.to_string())
+        VerifyError::coded(index, failure, code, e.to_string())
     }
 }
 
@@ -281,14 +428,14 @@ impl ChainState {
         prefix: &dyn Prefix,
     ) -> Result<VerifiedEntry, VerifyError> {
         let index = self.next_index;
-        let err = |f: Failure, r: String| VerifyError::new(index, f, r);
+        let err = |f: Failure, c: Reason, r: String| VerifyError::coded(index, f, c, r);
         if entry.index != index {
             let why = if entry.index > index {
                 format!("entry {index} is missing (found index {} in its place)", entry.index)
             } else {
                 format!("index {} is out of order (expected {index})", entry.index)
             };
-            return Err(err(Failure::Invalid, why));
+            return Err(err(Failure::Invalid, Reason::Index, why));
         }
         if entry.prev_hash != self.head {
             let why = if index == 0 {
@@ -296,17 +443,19 @@ impl ChainState {
             } else {
                 format!("prev_hash {} does not match entry {} hash {}", entry.prev_hash, index - 1, self.head)
             };
-            return Err(err(Failure::Invalid, why));
+            return Err(err(Failure::Invalid, Reason::PrevHash, why));
         }
         if entry.integrated_time < self.last_time {
             return Err(err(
                 Failure::Invalid,
+                Reason::TimeOrder,
                 format!("integrated_time {} is before the previous entry's {}", entry.integrated_time, self.last_time),
             ));
         }
         if entry.envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
             return Err(err(
                 Failure::Invalid,
+                Reason::PayloadType,
                 format!("payload type {:?} is not {PAYLOAD_TYPE_IN_TOTO}", entry.envelope.payload_type),
             ));
         }
@@ -329,7 +478,11 @@ impl ChainState {
         let (judge, new_policy) = match (&self.policy, &statement.predicate) {
             (None, Predicate::Policy(p)) => {
                 if p.previous.is_some() {
-                    return Err(err(Failure::Invalid, "genesis policy must not name a previous policy".into()));
+                    return Err(err(
+                        Failure::Invalid,
+                        Reason::PolicyPrevious,
+                        "genesis policy must not name a previous policy".into(),
+                    ));
                 }
                 let policy = Arc::new(
                     Policy::from_predicate(p, &format!("entry {index}")).map_err(|e| VerifyError::policy(index, e))?,
@@ -337,12 +490,17 @@ impl ChainState {
                 (policy.clone(), Some(policy))
             }
             (None, _) => {
-                return Err(err(Failure::Invalid, "entry 0 must be a policy statement (the genesis policy)".into()));
+                return Err(err(
+                    Failure::Invalid,
+                    Reason::GenesisNotPolicy,
+                    "entry 0 must be a policy statement (the genesis policy)".into(),
+                ));
             }
             (Some((current_ref, current)), Predicate::Policy(p)) => {
                 if p.previous != Some(*current_ref) {
                     return Err(err(
                         Failure::Invalid,
+                        Reason::PolicyPrevious,
                         format!(
                             "policy change must name the policy in force (entry {} {}) as previous",
                             current_ref.index, current_ref.hash
@@ -365,6 +523,7 @@ impl ChainState {
         {
             return Err(err(
                 Failure::Invalid,
+                Reason::OtherLedger,
                 format!(
                     "the statement is for the ledger with genesis {named}, not this one (genesis {})",
                     self.genesis.map_or_else(|| "-".to_string(), |g| g.to_string())
@@ -392,7 +551,7 @@ impl ChainState {
                 }
                 why.push_str(&format!("{with_role} signature(s) with the {role} role, {needed} needed"));
             }
-            return Err(err(Failure::Denied, why));
+            return Err(err(Failure::Denied, Reason::Role, why));
         }
         if let Predicate::Validation(v) = &statement.predicate
             && let Some(build) = &v.build
@@ -400,15 +559,22 @@ impl ChainState {
             if build.index >= index {
                 return Err(err(
                     Failure::Invalid,
+                    Reason::ValidationBuild,
                     format!("validation names build entry {}, which is not before it", build.index),
                 ));
             }
-            let summary = prefix.build_at(build.index).map_err(|e| err(Failure::Io, e))?.ok_or_else(|| {
-                err(Failure::Invalid, format!("validation names entry {}, which is not a build", build.index))
-            })?;
+            let summary =
+                prefix.build_at(build.index).map_err(|e| err(Failure::Io, Reason::Io, e))?.ok_or_else(|| {
+                    err(
+                        Failure::Invalid,
+                        Reason::ValidationBuild,
+                        format!("validation names entry {}, which is not a build", build.index),
+                    )
+                })?;
             if summary.hash != build.hash {
                 return Err(err(
                     Failure::Invalid,
+                    Reason::ValidationBuild,
                     format!(
                         "validation names build entry {} with hash {}, but its hash is {}",
                         build.index, build.hash, summary.hash
@@ -419,6 +585,7 @@ impl ChainState {
                 if !summary.digests.contains(&d) {
                     return Err(err(
                         Failure::Invalid,
+                        Reason::ValidationBuild,
                         format!("validated digest {d} is not a subject of build entry {}", build.index),
                     ));
                 }
@@ -426,9 +593,9 @@ impl ChainState {
         }
 
         if let Some((release, build)) = release_build_of(index, &statement) {
-            let earlier = prefix.release_builds(release).map_err(|e| err(Failure::Io, e))?;
+            let earlier = prefix.release_builds(release).map_err(|e| err(Failure::Io, Reason::Io, e))?;
             if let Some(why) = gate::release_revision_conflict(release, &earlier, build.revision.as_deref()) {
-                return Err(err(Failure::Denied, why));
+                return Err(err(Failure::Denied, Reason::ReleaseRevision, why));
             }
         }
 
@@ -437,9 +604,13 @@ impl ChainState {
             // denied, or that names other evidence, does not hold.
             let digest = statement.subject_digests().first().copied();
             if let (Some(r), Some(d)) = (&p.release, &digest) {
-                let builds = prefix.release_builds(&r.id).map_err(|e| err(Failure::Io, e))?;
+                let builds = prefix.release_builds(&r.id).map_err(|e| err(Failure::Io, Reason::Io, e))?;
                 if let Some(why) = gate::release_promotion_conflict(&r.id, &builds, &r.artifact, d, &r.supersedes) {
-                    return Err(err(Failure::Denied, format!("the release gate denies this promotion: {why}")));
+                    return Err(err(
+                        Failure::Denied,
+                        Reason::ReleaseRebuild,
+                        format!("the release gate denies this promotion: {why}"),
+                    ));
                 }
             }
             let tag = p.tag_target.as_deref().and_then(tag_of);
@@ -449,13 +620,14 @@ impl ChainState {
                 .copied()
                 .expect("role threshold checked above");
             let evidence = match digest {
-                Some(d) => prefix.evidence_for(&d).map_err(|e| err(Failure::Io, e))?,
+                Some(d) => prefix.evidence_for(&d).map_err(|e| err(Failure::Io, Reason::Io, e))?,
                 None => Vec::new(),
             };
             match gate::decide(&judge, &evidence, &gate::Request { digest, to: &p.to, promoter, tag: tag.as_deref() }) {
                 Decision::Deny(reasons) => {
                     return Err(err(
                         Failure::Denied,
+                        Reason::GateDenied,
                         format!("the gate denies this promotion: {}", reasons.join("; ")),
                     ));
                 }
@@ -463,6 +635,7 @@ impl ChainState {
                     if a.build != p.build || a.validations != p.validations || a.from != p.from {
                         return Err(err(
                             Failure::Invalid,
+                            Reason::GateEvidence,
                             format!(
                                 "the promotion names build {:?}, validations {:?}, from {:?}; the gate relies on build {:?}, validations {:?}, from {:?}",
                                 p.build.index,
@@ -479,9 +652,10 @@ impl ChainState {
         }
 
         let fingerprint = prepared.fingerprint.unwrap_or_else(|| entry.envelope_fingerprint());
-        if prefix.has_envelope(&fingerprint).map_err(|e| err(Failure::Io, e))? {
+        if prefix.has_envelope(&fingerprint).map_err(|e| err(Failure::Io, Reason::Io, e))? {
             return Err(err(
                 Failure::Invalid,
+                Reason::Replay,
                 "the same signed statement is already in the ledger (replayed envelope)".into(),
             ));
         }
@@ -517,7 +691,7 @@ fn check_signatures(
     index: u64,
     checks: &[Option<SigCheck>],
 ) -> Result<Vec<KeyId>, VerifyError> {
-    envelope_signers_checked(policy, &entry.envelope, checks).map_err(|(f, why)| VerifyError::new(index, f, why))
+    signers_coded(policy, &entry.envelope, checks).map_err(|(f, code, why)| VerifyError::coded(index, f, code, why))
 }
 
 /// The rule of [`check_signatures`] for an envelope wherever it comes from:
@@ -535,22 +709,35 @@ pub fn envelope_signers_checked(
     envelope: &Envelope,
     checks: &[Option<SigCheck>],
 ) -> Result<Vec<KeyId>, (Failure, String)> {
+    signers_coded(policy, envelope, checks).map_err(|(f, _, why)| (f, why))
+}
+
+fn signers_coded(
+    policy: &Policy,
+    envelope: &Envelope,
+    checks: &[Option<SigCheck>],
+) -> Result<Vec<KeyId>, (Failure, Reason, String)> {
     let mut message = None;
     let mut signers = Vec::with_capacity(envelope.signatures.len());
     for (i, sig) in envelope.signatures.iter().enumerate() {
-        let id = KeyId::parse(&sig.keyid).map_err(|e| (Failure::Invalid, format!("signature key id: {e}")))?;
+        let id = KeyId::parse(&sig.keyid)
+            .map_err(|e| (Failure::Invalid, Reason::KeyId, format!("signature key id: {e}")))?;
         let Some(key) = policy.key(&id) else {
-            return Err((Failure::Denied, format!("key {id} is not in the policy in force")));
+            return Err((Failure::Denied, Reason::UnknownKey, format!("key {id} is not in the policy in force")));
         };
         let valid = match checks.get(i).copied().flatten() {
             Some(c) if c.key == key.public => c.valid,
             _ => key.public.verify(message.get_or_insert_with(|| envelope.pae()), &sig.sig),
         };
         if !valid {
-            return Err((Failure::Invalid, format!("signature by key {id} ({}) does not verify", key.name)));
+            return Err((
+                Failure::Invalid,
+                Reason::BadSignature,
+                format!("signature by key {id} ({}) does not verify", key.name),
+            ));
         }
         if signers.contains(&id) {
-            return Err((Failure::Invalid, format!("key {id} ({}) signed twice", key.name)));
+            return Err((Failure::Invalid, Reason::DuplicateSigner, format!("key {id} ({}) signed twice", key.name)));
         }
         signers.push(id);
     }
@@ -694,7 +881,7 @@ where
                     } else {
                         format!("entry stored under index {stored_at} is out of order")
                     };
-                    return Err(VerifyError::new(expected, Failure::Invalid, why));
+                    return Err(VerifyError::coded(expected, Failure::Invalid, Reason::Index, why));
                 }
                 let (entry, prepared) = decoded.map_err(|e| VerifyError::format(expected, e))?;
                 // The genesis hash is checked before anything in the entry is
@@ -703,9 +890,10 @@ where
                     && let Some(want) = expected_genesis
                     && entry.hash() != *want
                 {
-                    return Err(VerifyError::new(
+                    return Err(VerifyError::coded(
                         0,
                         Failure::Invalid,
+                        Reason::Genesis,
                         format!("genesis hash is {}, expected {want}", entry.hash()),
                     ));
                 }
@@ -721,7 +909,7 @@ where
         Ok(())
     })?;
     if state.next_index == 0 && expected_genesis.is_some() {
-        return Err(VerifyError::new(0, Failure::Invalid, "the ledger is empty: no genesis entry"));
+        return Err(VerifyError::coded(0, Failure::Invalid, Reason::Genesis, "the ledger is empty: no genesis entry"));
     }
     Ok(ChainReport { entries: state.next_index, genesis, head: state.head, state })
 }

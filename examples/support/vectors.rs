@@ -7,8 +7,8 @@ use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::{EntryHash, sha256};
 use provledger::core::keys::SecretKey;
 use provledger::core::statement::{
-    Check, CheckResult, EntryRef, Nonce, PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Role, Statement,
-    Subject,
+    Check, CheckResult, EntryRef, Nonce, PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate, Predicate, Role,
+    Statement, Subject,
 };
 use provledger::record::{self, Binding, BuildInput, ValidationInput};
 use serde_json::{Value, json};
@@ -110,6 +110,11 @@ pub fn unbound_validation(n: u32, build: EntryRef, result: CheckResult) -> State
         time: T0 + 100 + n as u64,
         binding: None,
     })
+}
+
+/// Signs payload bytes as they are (for statements no builder would write).
+pub fn sign_payload(payload: Vec<u8>, signer: &str) -> Envelope {
+    Envelope::sign(PAYLOAD_TYPE_IN_TOTO, payload, &[&key(signer)])
 }
 
 pub fn sign(s: &Statement, signer: &str) -> Envelope {
@@ -225,7 +230,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(2, bad_sig),
         "reject",
         Some(2),
-        Some("does not verify"),
+        Some("bad-signature"),
     ));
 
     let mut wrong_prev = valid.clone();
@@ -241,7 +246,7 @@ pub fn all() -> Vec<(String, Value)> {
         &wrong_prev,
         "reject",
         Some(2),
-        Some("prev_hash"),
+        Some("prev-hash"),
     ));
 
     let mut non_canonical = valid.clone();
@@ -258,7 +263,7 @@ pub fn all() -> Vec<(String, Value)> {
         &non_canonical,
         "reject",
         Some(1),
-        Some("canonical"),
+        Some("entry-encoding"),
     ));
 
     out.push(vector(
@@ -267,7 +272,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(2, sign(&validation(1, b1), "ci")),
         "reject",
         Some(2),
-        Some("does not hold the validation role"),
+        Some("role"),
     ));
 
     let mut tag_only = build(4);
@@ -278,7 +283,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(1, sign(&tag_only, "ci")),
         "reject",
         Some(1),
-        Some("has no digest"),
+        Some("statement"),
     ));
 
     let mut newer = valid.clone();
@@ -294,7 +299,7 @@ pub fn all() -> Vec<(String, Value)> {
         &newer,
         "reject",
         Some(1),
-        Some("newer provledger"),
+        Some("newer-version"),
     ));
 
     out.push(vector(
@@ -303,7 +308,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(3, sign(&build(1), "ci")),
         "reject",
         Some(3),
-        Some("already in the ledger"),
+        Some("replay"),
     ));
 
     let wrong_build = EntryRef { index: b1.index, hash: EntryHash::from_bytes([0x22; 32]) };
@@ -313,7 +318,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(2, sign(&validation(1, wrong_build), "qa")),
         "reject",
         Some(2),
-        Some("but its hash is"),
+        Some("validation-build"),
     ));
 
     let p0 = EntryRef { index: 0, hash: valid.hashes[0] };
@@ -323,7 +328,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(3, sign(&policy(Some(p0), "ci2"), "release")),
         "reject",
         Some(3),
-        Some("does not hold the policy role"),
+        Some("role"),
     ));
 
     out.push(vector(
@@ -332,7 +337,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(4, sign(&build(5), "ci")),
         "reject",
         Some(4),
-        Some("not in the policy in force"),
+        Some("unknown-key"),
     ));
 
     let b4 = EntryRef { index: 4, hash: valid.hashes[4] };
@@ -342,7 +347,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(5, sign(&promotion(2, b4, vec![]), "release")),
         "reject",
         Some(5),
-        Some("the gate denies this promotion"),
+        Some("gate-denied"),
     ));
 
     out.push(vector(
@@ -351,7 +356,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(5, sign(&promotion(1, b1, vec![]), "release")),
         "reject",
         Some(5),
-        Some("the gate relies on"),
+        Some("gate-evidence"),
     ));
 
     let mut genesis_build = Chain::default();
@@ -362,7 +367,7 @@ pub fn all() -> Vec<(String, Value)> {
         &genesis_build,
         "reject",
         Some(0),
-        Some("must be a policy statement"),
+        Some("genesis-not-policy"),
     ));
 
     let elsewhere = Binding { ledger: EntryHash::from_bytes([0x33; 32]), nonce: binding("build", 6).nonce };
@@ -372,7 +377,7 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(1, sign(&unbound_build(6).bound(elsewhere), "ci")),
         "reject",
         Some(1),
-        Some("is for the ledger with genesis"),
+        Some("other-ledger"),
     ));
 
     // fail, pass, fail at the same time: three statements, told apart by
@@ -402,7 +407,7 @@ pub fn all() -> Vec<(String, Value)> {
         &retried(false),
         "reject",
         Some(4),
-        Some("already in the ledger"),
+        Some("replay"),
     ));
     let mut legacy = Chain::default();
     legacy.push(sign(&policy(None, "ci"), "root"));
@@ -438,7 +443,7 @@ pub fn all() -> Vec<(String, Value)> {
         &two_revisions,
         "reject",
         Some(2),
-        Some("release r-1 is revision"),
+        Some("release-revision"),
     ));
     let rebuilt = |supersedes: Vec<provledger::core::digest::Digest>| {
         let mut c = Chain::default();
@@ -468,7 +473,7 @@ pub fn all() -> Vec<(String, Value)> {
         &rebuilt(vec![]),
         "reject",
         Some(4),
-        Some("rebuilt within release r-2"),
+        Some("release-rebuild"),
     ));
     out.push(vector(
         "accept-release-rebuild-resolved",
@@ -489,8 +494,264 @@ pub fn all() -> Vec<(String, Value)> {
         &chain_with(5, sign(&wrong_tag, "release")),
         "reject",
         Some(5),
-        Some("not bound to environment dev"),
+        Some("gate-denied"),
     ));
+
+    // Every further MUST of sections 4 to 6, one reject vector each.
+    let statement_case = |id: &str, description: &str, at: usize, envelope: Envelope| {
+        vector(id, description, &chain_with(at, envelope), "reject", Some(at as u64), Some("statement"))
+    };
+    let with_build = |n: u32, change: &dyn Fn(&mut provledger::core::statement::BuildPredicate)| {
+        let mut s = build(n);
+        if let Predicate::Build(b) = &mut s.predicate {
+            change(b);
+        }
+        s
+    };
+    let mut dev_pinned = build(13);
+    if let Predicate::Build(b) = &mut dev_pinned.predicate {
+        b.build_definition.internal_parameters.provledger.dev_only = true;
+    }
+    out.push(statement_case(
+        "reject-dev-only-pinned-subject",
+        "a build marked devOnly whose subject is pinned (devOnly is true exactly for a tag-only subject)",
+        1,
+        sign(&dev_pinned, "ci"),
+    ));
+    out.push(statement_case(
+        "reject-offline-build-with-registry-fields",
+        "a build with registryConfirmed false that carries a mediaType",
+        1,
+        sign(
+            &with_build(14, &|b| {
+                b.build_definition.external_parameters.media_type =
+                    Some("application/vnd.oci.image.manifest.v1+json".into())
+            }),
+            "ci",
+        ),
+    ));
+    out.push(statement_case(
+        "reject-registry-without-confirmation",
+        "a build naming a registry while registryConfirmed is false",
+        1,
+        sign(
+            &with_build(15, &|b| {
+                b.build_definition.internal_parameters.provledger.registry = Some("registry.example.com".into())
+            }),
+            "ci",
+        ),
+    ));
+    let mut upper_name = build(16);
+    upper_name.subjects[0].name = "Registry.Example.com/acme/app".into();
+    if let Predicate::Build(b) = &mut upper_name.predicate {
+        b.build_definition.external_parameters.image = format!("Registry.Example.com/acme/app:1.16@{}", digest(16));
+    }
+    out.push(statement_case(
+        "reject-subject-name-not-canonical",
+        "a subject name with an uppercase registry host (canonical: lowercase)",
+        1,
+        sign(&upper_name, "ci"),
+    ));
+    let text = String::from_utf8(build(17).to_payload()).unwrap();
+    let hex17 = digest(17).hex();
+    let twice = text.replacen(
+        &format!("\"digest\":{{\"sha256\":\"{hex17}\"}}"),
+        &format!("\"digest\":{{\"sha256\":\"{hex17}\",\"sha256\":\"{}\"}}", digest(18).hex()),
+        1,
+    );
+    assert_ne!(twice, text);
+    out.push(statement_case(
+        "reject-duplicate-digest-key",
+        "a subject whose digest set names sha256 twice",
+        1,
+        sign_payload(twice.into_bytes(), "ci"),
+    ));
+    out.push(statement_case(
+        "reject-image-not-first-subject",
+        "a build whose externalParameters.image names another digest than its first subject",
+        1,
+        sign(
+            &with_build(19, &|b| {
+                b.build_definition.external_parameters.image =
+                    format!("registry.example.com/acme/app:1.19@{}", digest(20))
+            }),
+            "ci",
+        ),
+    ));
+    out.push(statement_case(
+        "reject-tag-not-the-image-tag",
+        "a build whose tag is not the tag of its image",
+        1,
+        sign(&with_build(21, &|b| b.build_definition.external_parameters.tag = Some("9.9".into())), "ci"),
+    ));
+    out.push(statement_case(
+        "reject-release-build-without-revision",
+        "a build in a release that names no gitCommit",
+        1,
+        sign(
+            &with_build(22, &|b| {
+                b.build_definition.external_parameters.release = Some("r-3".into());
+                b.build_definition.resolved_dependencies.clear();
+            }),
+            "ci",
+        ),
+    ));
+    let mut no_build = validation(1, b1);
+    if let Predicate::Validation(v) = &mut no_build.predicate {
+        v.build = None;
+    }
+    out.push(statement_case(
+        "reject-validation-without-build",
+        "a validation that is not dev-only and names no build entry",
+        2,
+        sign(&no_build, "qa"),
+    ));
+    let mut dev_promotion = promotion(1, b1, vec![v2_of(&valid)]);
+    if let Predicate::Promotion(p) = &mut dev_promotion.predicate {
+        p.provledger.dev_only = true;
+    }
+    out.push(statement_case(
+        "reject-promotion-dev-only",
+        "a promotion marked devOnly",
+        5,
+        sign(&dev_promotion, "release"),
+    ));
+    let extra = String::from_utf8(build(23).to_payload()).unwrap().replacen('{', "{\"extra\":1,", 1);
+    out.push(statement_case(
+        "reject-unknown-statement-field",
+        "a statement with a member the format does not define",
+        1,
+        sign_payload(extra.into_bytes(), "ci"),
+    ));
+    let dup_type = String::from_utf8(build(24).to_payload()).unwrap().replacen(
+        '{',
+        "{\"_type\":\"https://in-toto.io/Statement/v1\",",
+        1,
+    );
+    out.push(statement_case(
+        "reject-duplicate-statement-field",
+        "a statement with _type twice",
+        1,
+        sign_payload(dup_type.into_bytes(), "ci"),
+    ));
+
+    let chain_case = |id: &str, description: &str, chain: &Chain, at: u64, reason: &str| {
+        vector(id, description, chain, "reject", Some(at), Some(reason))
+    };
+    let mut genesis_previous = policy(None, "ci");
+    if let Predicate::Policy(p) = &mut genesis_previous.predicate {
+        p.previous = Some(EntryRef { index: 0, hash: EntryHash::from_bytes([0x44; 32]) });
+    }
+    let mut c = Chain::default();
+    c.push(sign(&genesis_previous, "root"));
+    out.push(chain_case(
+        "reject-genesis-names-previous",
+        "a genesis policy naming a previous policy",
+        &c,
+        0,
+        "policy-previous",
+    ));
+    let wrong_previous = EntryRef { index: 0, hash: EntryHash::from_bytes([0x55; 32]) };
+    out.push(chain_case(
+        "reject-policy-change-wrong-previous",
+        "a policy change naming another entry than the policy in force as previous",
+        &chain_with(3, sign(&policy(Some(wrong_previous), "ci2"), "root")),
+        3,
+        "policy-previous",
+    ));
+    let mut no_policy_key = policy(None, "ci");
+    if let Predicate::Policy(p) = &mut no_policy_key.predicate {
+        p.keys.retain(|k| !k.roles.contains(&Role::Policy));
+    }
+    let mut c = Chain::default();
+    c.push(sign(&no_policy_key, "root"));
+    out.push(chain_case(
+        "reject-policy-without-policy-key",
+        "a genesis policy in which no key holds the policy role",
+        &c,
+        0,
+        "policy-invalid",
+    ));
+    let mut back_in_time = valid.clone();
+    back_in_time.entries.truncate(2);
+    back_in_time.hashes.truncate(2);
+    let (e, bytes) = UnverifiedEntry::build(2, back_in_time.hashes[1], T0, sign(&validation(1, b1), "qa"));
+    back_in_time.push_raw(bytes, e.hash());
+    out.push(chain_case(
+        "reject-time-goes-back",
+        "entry 2's integrated_time is before entry 1's",
+        &back_in_time,
+        2,
+        "time-order",
+    ));
+    let mut twice_signed = sign(&build(25), "ci");
+    twice_signed.signatures.push(twice_signed.signatures[0].clone());
+    out.push(chain_case(
+        "reject-duplicate-signer",
+        "a build whose envelope carries the ci key's signature twice",
+        &chain_with(1, twice_signed),
+        1,
+        "duplicate-signer",
+    ));
+    let mut other_type = sign(&build(26), "ci");
+    other_type.payload_type = "application/json".into();
+    other_type = Envelope::sign(&other_type.payload_type.clone(), other_type.payload, &[&key("ci")]);
+    out.push(chain_case(
+        "reject-payload-type",
+        "an envelope whose payloadType is not application/vnd.in-toto+json",
+        &chain_with(1, other_type),
+        1,
+        "payload-type",
+    ));
+    let mut gap = valid.clone();
+    gap.entries.truncate(1);
+    gap.hashes.truncate(1);
+    let (e, bytes) = UnverifiedEntry::build(2, gap.hashes[0], T0 + 1002, sign(&build(27), "ci"));
+    gap.push_raw(bytes, e.hash());
+    out.push(chain_case("reject-index-gap", "the entry at position 1 says it is entry 2", &gap, 1, "index"));
+    let mut wrong_genesis = vector(
+        "reject-wrong-genesis",
+        "the accept chain checked against another genesis hash",
+        &valid,
+        "reject",
+        Some(0),
+        Some("genesis"),
+    );
+    wrong_genesis.1["genesis"] = json!("66".repeat(32));
+    out.push(wrong_genesis);
+    let mut before_build = validation(1, EntryRef { index: 2, hash: EntryHash::from_bytes([0x77; 32]) });
+    if let Predicate::Validation(v) = &mut before_build.predicate {
+        v.build = Some(EntryRef { index: 2, hash: EntryHash::from_bytes([0x77; 32]) });
+    }
+    out.push(chain_case(
+        "reject-validation-names-later-build",
+        "a validation naming its own position as the build",
+        &chain_with(2, sign(&before_build, "qa")),
+        2,
+        "validation-build",
+    ));
+
+    let mut crowded = sign(&build(28), "ci");
+    let sig = crowded.signatures[0].clone();
+    crowded.signatures = vec![sig; 17];
+    out.push(chain_case(
+        "reject-too-many-signatures",
+        "an envelope with 17 signatures (at most 16)",
+        &chain_with(1, crowded),
+        1,
+        "envelope",
+    ));
+    let mut bad_keyid = sign(&build(29), "ci");
+    bad_keyid.signatures[0].keyid = "ci".into();
+    out.push(chain_case(
+        "reject-malformed-key-id",
+        "a signature whose keyid is not 64 lowercase hex characters",
+        &chain_with(1, bad_keyid),
+        1,
+        "key-id",
+    ));
+
+    out.extend(checkpoint_vectors(&valid));
 
     out.extend(tree_vectors(&valid));
 
@@ -501,6 +762,32 @@ pub fn all() -> Vec<(String, Value)> {
     }
     out.push(("keys.json".into(), Value::Object(keys)));
     out
+}
+
+/// Checkpoint notes (section 9): the accept chain's, and the same body with
+/// an extension line, signed by the same key, which a verifier must refuse.
+fn checkpoint_vectors(chain: &Chain) -> Vec<(String, Value)> {
+    let (cp, note) = checkpoint(chain);
+    let verifier = provledger::core::note::NoteVerifier::new(LOG_ORIGIN, key("log").public()).unwrap();
+    let extended =
+        provledger::core::note::sign_note(&format!("{}extension\n", cp.to_text()), LOG_ORIGIN, &key("log")).unwrap();
+    let case = |id: &str, description: &str, expect: &str, note: &str| {
+        let mut v = json!({"id": id, "kind": "checkpoint", "description": description, "expect": expect,
+                           "note": note, "verifier_key": verifier.to_text()});
+        if expect == "reject" {
+            v["reason"] = json!("checkpoint");
+        }
+        (format!("{id}.json"), v)
+    };
+    vec![
+        case("checkpoint-accept", "the accept chain's checkpoint", "accept", &note),
+        case(
+            "checkpoint-reject-extension-line",
+            "the same checkpoint body with an extension line after the root, validly signed",
+            "reject",
+            &extended,
+        ),
+    ]
 }
 
 /// The signed checkpoint of a whole chain, by the vectors' log key.

@@ -45,11 +45,13 @@ pub struct CliError {
     pub hint: Option<String>,
     /// The entry involved, when there is one.
     pub index: Option<u64>,
+    /// The chain rule broken, as its stable code (SPEC section 6.2).
+    pub rule: Option<&'static str>,
 }
 
 impl CliError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        CliError { code, message: message.into(), hint: None, index: None }
+        CliError { code, message: message.into(), hint: None, index: None, rule: None }
     }
     pub fn operational(message: impl Into<String>) -> Self {
         CliError::new(Code::Operational, message)
@@ -77,7 +79,13 @@ impl CliError {
                     Failure::Denied => Code::Denied,
                     _ => Code::Operational,
                 };
-                CliError { code, message: format!("refused: {v}"), hint: None, index: Some(v.index) }
+                CliError {
+                    code,
+                    message: format!("refused: {v}"),
+                    hint: None,
+                    index: Some(v.index),
+                    rule: Some(v.code.as_str()),
+                }
             }
             other => other.into(),
         }
@@ -88,12 +96,7 @@ impl CliError {
     pub fn from_verify(e: LedgerError) -> Self {
         match e {
             LedgerError::Verify(v) => verify_failure(v),
-            LedgerError::Stored { index, source } => CliError {
-                code: Code::Verification,
-                message: format!("verification failed: entry {index}: {source}"),
-                hint: None,
-                index: Some(index),
-            },
+            LedgerError::Stored { index, source } => verify_failure(VerifyError::format(index, source)),
             LedgerError::Store(StoreError::Corrupt(m)) => {
                 CliError::new(Code::Verification, format!("verification failed: {m}"))
             }
@@ -113,6 +116,7 @@ impl CliError {
                     "kind": self.code.kind(),
                     "message": self.message,
                     "index": self.index,
+                    "rule": self.rule,
                     "hint": self.hint,
                 }
             });
@@ -131,7 +135,13 @@ pub fn verify_failure(v: VerifyError) -> CliError {
         Failure::Newer | Failure::Io => Code::Operational,
         Failure::Denied | Failure::Invalid => Code::Verification,
     };
-    CliError { code, message: format!("verification failed: {v}"), hint: None, index: Some(v.index) }
+    CliError {
+        code,
+        message: format!("verification failed: {v}"),
+        hint: None,
+        index: Some(v.index),
+        rule: Some(v.code.as_str()),
+    }
 }
 
 impl From<LedgerError> for CliError {
