@@ -145,3 +145,40 @@ fn registry_fields_validate_and_are_checked_alike() {
         assert!(provledger::core::statement::Statement::parse(&bytes).is_err(), "parser accepted: {what}");
     }
 }
+
+/// The statement-level reject vectors, each refused by the parser, are
+/// refused by the schemas too, except for the rules a JSON Schema cannot
+/// state (named here, and in SPEC section 4 as the parser's alone).
+#[test]
+fn schemas_refuse_the_statement_reject_vectors() {
+    // Rules relating one value to another, or text to a grammar the schema
+    // does not restate; and duplicate keys, which a JSON value cannot hold.
+    const PARSER_ONLY: [&str; 7] = [
+        "reject-tag-only-subject",
+        "reject-subject-name-not-canonical",
+        "reject-duplicate-digest-key",
+        "reject-image-not-first-subject",
+        "reject-tag-not-the-image-tag",
+        "reject-dev-only-pinned-subject",
+        "reject-duplicate-statement-field",
+    ];
+    let v = validator();
+    let mut checked = 0;
+    for (name, doc) in vectors::all() {
+        if doc["reason"] != "statement" {
+            continue;
+        }
+        let id = doc["id"].as_str().unwrap();
+        let at = doc["reject_at"].as_u64().unwrap() as usize;
+        let bytes = hex::decode(doc["entries"][at].as_str().unwrap()).unwrap();
+        let entry = provledger::core::entry::UnverifiedEntry::decode(&bytes).unwrap();
+        assert!(provledger::core::statement::Statement::parse(&entry.envelope.payload).is_err(), "{name}");
+        let Ok(json) = serde_json::from_slice::<Value>(&entry.envelope.payload) else { continue };
+        if PARSER_ONLY.contains(&id) {
+            continue;
+        }
+        assert!(!v.is_valid(&json), "{id}: the schema accepts what the parser refuses");
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked}");
+}

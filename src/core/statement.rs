@@ -416,9 +416,19 @@ impl BuildPredicate {
                 ));
             }
         }
+        // The one resolved dependency the ledger records is the source
+        // revision: a digest set of exactly `gitCommit`.
+        if self.build_definition.resolved_dependencies.len() > 1 {
+            return Err(FormatError::Statement("a build names at most one resolved dependency (its source)".into()));
+        }
         for r in &self.build_definition.resolved_dependencies {
-            if let Some(sha) = r.digest.get("gitCommit") {
-                check_git_sha(sha)?;
+            match (r.digest.len(), r.digest.get("gitCommit")) {
+                (1, Some(sha)) => check_git_sha(sha)?,
+                _ => {
+                    return Err(FormatError::Statement(
+                        "a resolved dependency's digest set is exactly {\"gitCommit\": <revision>}".into(),
+                    ));
+                }
             }
         }
         self.flags().check()?;
