@@ -22,8 +22,21 @@ fn committed_vectors_match_the_generator() {
         let committed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(&committed, value, "{name} differs from the generator; run cargo run --example gen_vectors");
     }
-    let on_disk = std::fs::read_dir(dir()).unwrap().count();
+    let on_disk = std::fs::read_dir(dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
     assert_eq!(on_disk, generated.len(), "stale files in ledger-format/vectors");
+    // The README lists every file, with its expectation and reason code.
+    let readme = std::fs::read_to_string(dir().join("README.md")).unwrap();
+    for (name, value) in &generated {
+        let row = match (value["expect"].as_str(), value["reason"].as_str()) {
+            (Some(expect), Some(reason)) => format!("| `{name}` | {expect} | `{reason}` |"),
+            (Some(expect), None) => format!("| `{name}` | {expect} |  |"),
+            (None, _) => format!("| `{name}` | - |  |"),
+        };
+        assert!(readme.contains(&row), "ledger-format/vectors/README.md lacks the row {row:?}");
+    }
 }
 
 #[test]
@@ -32,6 +45,9 @@ fn every_vector_meets_its_expectation() {
     let mut reasons = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir()).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let Some(expect) = v["expect"].as_str() else { continue };
         let id = v["id"].as_str().unwrap();
