@@ -436,12 +436,22 @@ fn save_evidence<S: Store>(
         "our_checkpoint": ours,
     });
     let size = Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t)).map_or(0, |c| c.size);
-    let path = dir.join(format!("{kind}-{time}-{size}.json"));
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    // Evidence is never overwritten, nor written through a planted link: a
+    // second piece of the same kind and size in the same second gets a suffix.
+    for n in 0..100 {
+        let name = if n == 0 { format!("{kind}-{time}-{size}.json") } else { format!("{kind}-{time}-{size}-{n}.json") };
+        let path = dir.join(name);
+        match crate::fsutil::write_new(&path, crate::fsutil::OUTPUT, |w| {
+            use std::io::Write as _;
+            w.write_all(text.as_bytes())
+        }) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!("{}: 100 pieces of evidence of one kind in one second", dir.display())))
 }
 
 /// What a publication did.
