@@ -169,30 +169,19 @@ fn log_verifier(env: &Env) -> provledger::core::note::NoteVerifier {
     provledger::core::note::NoteVerifier::parse(v["verifier_key"].as_str().unwrap()).unwrap()
 }
 
-/// A build statement signed in-process by the example CI key.
+/// A build of `seed` by the example CI key, in `release` at a revision when given.
 fn build_statement(
     env: &Env,
     seed: &str,
     release: Option<(&str, &str)>,
     binding: Option<provledger::record::Binding>,
 ) -> Envelope {
-    let key = provledger::keyfile::read_secret(&env.dir.path().join("ci.key"), false).unwrap();
-    let statement = provledger::record::build_statement(provledger::record::BuildInput {
-        image: image(seed).parse().unwrap(),
-        artifact: release.map(|_| "backend".to_string()),
-        release: release.map(|(r, _)| r.to_string()),
-        git_sha: release.map(|(_, sha)| sha.to_string()),
-        source_repository: None,
-        builder_id: None,
-        ci: Default::default(),
-        registry_confirmed: false,
-        registry: None,
-        media_type: None,
-        platforms: Vec::new(),
-        time: 1_900_000_000,
-        binding,
-    });
-    Envelope::sign(provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO, statement.to_payload(), &[&key])
+    common::build_envelope_with(env.dir.path(), "ci", seed, 1_900_000_000, |input| {
+        input.artifact = release.map(|_| "backend".to_string());
+        input.release = release.map(|(r, _)| r.to_string());
+        input.git_sha = release.map(|(_, sha)| sha.to_string());
+        input.binding = binding;
+    })
 }
 
 fn refusal(e: RemoteError) -> (u16, String) {
@@ -256,6 +245,26 @@ fn a_statement_signed_for_another_ledger_is_refused_by_this_one() {
     assert!(out.contains("no build entry"), "{out}");
 }
 
+/// `promote --tag-target` naming a registry nobody serves (127.0.0.1:1):
+/// exit 3 shows the gate denied, exit 1 that it allowed and the registry
+/// was then unreachable.
+fn promote_with_tag(env: &Env, img: &str, to: &str, tag: &str) -> (i32, String, String) {
+    let (key, target) = (env.key("release"), format!("127.0.0.1:1/acme/app:{tag}"));
+    env.run(&[
+        "--insecure-registry",
+        "127.0.0.1:1",
+        "promote",
+        "--key",
+        &key,
+        "--image",
+        img,
+        "--to",
+        to,
+        "--tag-target",
+        &target,
+    ])
+}
+
 #[test]
 fn a_tag_target_bound_to_another_environment_is_denied_before_the_registry_is_asked() {
     let (env, _) = Env::initialised();
@@ -264,21 +273,7 @@ fn a_tag_target_bound_to_another_environment_is_denied_before_the_registry_is_as
     env.validate(&img, &["unit=pass"]);
     let before = env.head();
     // The registry is unreachable: the gate answers first.
-    let promote = |tag: &str| {
-        env.run(&[
-            "--insecure-registry",
-            "127.0.0.1:1",
-            "promote",
-            "--key",
-            &env.key("release"),
-            "--image",
-            &img,
-            "--to",
-            "dev",
-            "--tag-target",
-            &format!("127.0.0.1:1/acme/app:{tag}"),
-        ])
-    };
+    let promote = |tag: &str| promote_with_tag(&env, &img, "dev", tag);
     let (code, out, err) = promote("prod");
     assert_eq!(code, 3, "{out}{err}");
     assert!(err.contains("tag target") && err.contains("\"prod\" is bound to environment prod"), "{err}");
@@ -303,21 +298,7 @@ fn policy_tag_patterns_bind_tags_to_environments() {
     env.init(&[]);
     let img = image("patterned");
     env.release_to_prod(&img);
-    let promote = |to: &str, tag: &str| {
-        env.run(&[
-            "--insecure-registry",
-            "127.0.0.1:1",
-            "promote",
-            "--key",
-            &env.key("release"),
-            "--image",
-            &img,
-            "--to",
-            to,
-            "--tag-target",
-            &format!("127.0.0.1:1/acme/app:{tag}"),
-        ])
-    };
+    let promote = |to: &str, tag: &str| promote_with_tag(&env, &img, to, tag);
     // release-1.4 is prod's: staging may not move it; prod passes the gate.
     let (code, _, err) = promote("staging", "release-1.4");
     assert_eq!(code, 3, "{err}");

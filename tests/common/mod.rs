@@ -220,9 +220,20 @@ const GENESIS_FILE: &str = "genesis.txt";
 /// A build statement for `image(seed)`, signed in-process by the example
 /// key `signer` (a file `<signer>.key` in `dir`).
 pub fn build_envelope_by(dir: &Path, signer: &str, seed: &str, time: u64) -> provledger::core::dsse::Envelope {
+    build_envelope_with(dir, signer, seed, time, |_| {})
+}
+
+/// [`build_envelope_by`], with the build's input changed by `change` first.
+pub fn build_envelope_with(
+    dir: &Path,
+    signer: &str,
+    seed: &str,
+    time: u64,
+    change: impl FnOnce(&mut provledger::record::BuildInput),
+) -> provledger::core::dsse::Envelope {
     use provledger::record::{self, BuildInput};
     let key = provledger::keyfile::read_secret(&dir.join(format!("{signer}.key")), false).unwrap();
-    let statement = record::build_statement(BuildInput {
+    let mut input = BuildInput {
         image: image(seed).parse().unwrap(),
         artifact: None,
         release: None,
@@ -236,7 +247,9 @@ pub fn build_envelope_by(dir: &Path, signer: &str, seed: &str, time: u64) -> pro
         platforms: Vec::new(),
         time,
         binding: Some(binding(dir)),
-    });
+    };
+    change(&mut input);
+    let statement = record::build_statement(input);
     provledger::core::dsse::Envelope::sign(
         provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO,
         statement.to_payload(),
