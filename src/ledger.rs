@@ -14,6 +14,7 @@ use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
 use crate::core::keys::SecretKey;
 use crate::core::note::{self, Checkpoint, NoteVerifier};
+
 use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Allowed, Decision, Evidence, ReleaseBuild, ReleaseChoice};
 use crate::policy::Policy;
@@ -24,6 +25,7 @@ use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, Prepared, VerifiedEntry, VerifyError,
     evidence_of, prepare, release_build_of, verify_chain_with,
 };
+pub use provledger_verify::checkpoint::{SignedCheckpoint, leaf_of};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,29 +54,6 @@ pub enum LedgerError {
 pub struct Ledger<S: Store> {
     store: S,
     log_key: Option<SecretKey>,
-}
-
-/// A checkpoint note whose signature verified with the policy's log key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignedCheckpoint {
-    pub note: String,
-    pub checkpoint: Checkpoint,
-    pub verifier: NoteVerifier,
-}
-
-impl SignedCheckpoint {
-    /// Opens a checkpoint note with `verifier`, whose name must be its origin.
-    pub fn open(note: &str, verifier: &NoteVerifier) -> Result<SignedCheckpoint, FormatError> {
-        let opened = note::open_note(note, std::slice::from_ref(verifier))?;
-        let checkpoint = Checkpoint::parse(&opened.text)?;
-        if checkpoint.origin != verifier.name {
-            return Err(FormatError::Invalid(format!(
-                "checkpoint origin {:?} is not the log's origin {:?}",
-                checkpoint.origin, verifier.name
-            )));
-        }
-        Ok(SignedCheckpoint { note: note.to_string(), checkpoint, verifier: verifier.clone() })
-    }
 }
 
 /// Entries from another copy of the ledger, verified as a chain extending
@@ -188,11 +167,6 @@ fn require_binding(v: VerifiedEntry) -> Result<VerifiedEntry, VerifyError> {
         )),
         _ => Ok(v),
     }
-}
-
-/// The leaf of the Merkle tree for an entry: SHA-256(0x00 ‖ entry hash).
-pub fn leaf_of(hash: &EntryHash) -> Hash {
-    tree::leaf_hash(hash.as_bytes())
 }
 
 /// Reads the prefix from the store, plus entries of the batch being appended.

@@ -1921,8 +1921,8 @@ fn prove(ctx: &Ctx, text: &str, env: &str, out: &Path) -> Result<()> {
     let digest = parse_digest(text)?;
     let ledger = ctx.open()?;
     let proof = proof::prove(&ledger, &digest, env).map_err(|e| match e {
-        proof::ProofError::NotPromoted { .. } => CliError::denied(e.to_string()),
-        proof::ProofError::Ledger(l) => l.into(),
+        proof::ProveError::NotPromoted { .. } => CliError::denied(e.to_string()),
+        proof::ProveError::Ledger(l) => l.into(),
         other => CliError::operational(other.to_string()),
     })?;
     let text = proof.to_json();

@@ -17,11 +17,11 @@
 
 use std::io::{self, Read, Write};
 
+use crate::checkpoint::{SignedCheckpoint, leaf_of};
 use crate::core::FormatError;
 use crate::core::entry::MAX_ENTRY_LEN;
 use crate::core::hash::EntryHash;
 use crate::core::note::{Checkpoint, MAX_NOTE_SIZE, NoteVerifier};
-use crate::ledger::{SignedCheckpoint, leaf_of};
 use crate::tree::{Frontier, Hash};
 use crate::verify::{ChainReport, Failure, VerifiedEntry, VerifyError, verify_chain_with};
 

@@ -210,10 +210,10 @@ impl VerifyError {
 /// ahead of [`ChainState::verify_next_prepared`] (on all cores, see
 /// [`prepare`]): its statement parsed, its signatures checked.
 ///
-/// Crate-private: the chain walk believes what it holds, so only [`prepare`]
-/// makes one, from the very envelope it is then used with.
+/// Its fields are private: the chain walk believes what it holds, so only
+/// [`prepare`] makes one, from the very envelope it is then used with.
 #[derive(Debug, Default)]
-pub(crate) struct Prepared {
+pub struct Prepared {
     /// The parsed payload, or `None` to parse it in the chain walk.
     statement: Option<Result<Statement, FormatError>>,
     /// Per signature, in envelope order: its check, if made.
@@ -226,7 +226,8 @@ pub(crate) struct Prepared {
 /// cores. The keys of every policy statement among them join `keyring`
 /// first, so that a policy change and the entries signed under it are
 /// checked together.
-pub(crate) fn prepare(envelopes: &[&Envelope], keyring: &mut Keyring, mode: sigcheck::Mode) -> Vec<Prepared> {
+#[doc(hidden)]
+pub fn prepare(envelopes: &[&Envelope], keyring: &mut Keyring, mode: sigcheck::Mode) -> Vec<Prepared> {
     use rayon::prelude::*;
     let parsed: Vec<(Result<Statement, FormatError>, [u8; 32])> = envelopes
         .par_iter()
@@ -420,13 +421,21 @@ impl ChainState {
     }
 
     /// [`ChainState::verify_next`], with work done ahead of time (see
-    /// [`Prepared`]). The outcome is the same as without it.
-    pub(crate) fn verify_next_prepared(
+    /// [`Prepared`]). The outcome is the same as without it, provided
+    /// `prepared` was made by [`prepare`] from this entry's own envelope:
+    /// the signature checks it carries are believed. (The main package's
+    /// appends and this crate's chain walk are its only callers.)
+    #[doc(hidden)]
+    pub fn verify_next_prepared(
         &self,
         entry: UnverifiedEntry,
         prepared: Prepared,
         prefix: &dyn Prefix,
     ) -> Result<VerifiedEntry, VerifyError> {
+        debug_assert!(
+            prepared.fingerprint.is_none_or(|f| f == entry.envelope_fingerprint()),
+            "work prepared for another envelope"
+        );
         let index = self.next_index;
         let err = |f: Failure, c: Reason, r: String| VerifyError::coded(index, f, c, r);
         if entry.index != index {
