@@ -51,3 +51,59 @@ fn the_verifier_depends_on_no_store_runtime_http_or_registry() {
     // growth is a decision.
     assert!(seen.len() < 160, "{} crates reachable from provledger-verify: {seen:?}", seen.len());
 }
+
+/// The layer of a module name as the package's code may write it
+/// (`crate::NAME` or `provledger::NAME`, old paths included); `None` for
+/// the verifier's modules, which every layer may use.
+fn layer_of(name: &str) -> Option<usize> {
+    Some(match name {
+        "core" | "tree" | "checkpoint" | "policy" | "gate" | "sigcheck" | "verify" | "bundle" => return None,
+        "files" | "fsutil" | "keyfile" => 0,
+        "store" => 1,
+        "ledger" | "record" => 2,
+        "audit" | "manifests" | "proof" => 3,
+        "net" | "api" | "registry" | "remote" | "server" | "sync" => 4,
+        "fuzz" => 5,
+        other => panic!("module {other} has no layer: add it to tests/layers.rs"),
+    })
+}
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn each_folder_imports_only_the_layers_below_it() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for (folder, own) in [("files", 0), ("store", 1), ("ledger", 2), ("audit", 3), ("net", 4)] {
+        let mut files = Vec::new();
+        rust_files(&src.join(folder), &mut files);
+        assert!(!files.is_empty(), "src/{folder} is empty");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                for (at, _) in line.match_indices("crate::") {
+                    let name: String =
+                        line[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    if let Some(layer) = layer_of(&name)
+                        && layer > own
+                    {
+                        violations.push(format!("{}:{}: {folder} imports {name}", file.display(), n + 1));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} imports read");
+    assert!(violations.is_empty(), "a lower layer imports a higher one:\n{}", violations.join("\n"));
+}

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod record;
+
 use crate::core::FormatError;
 use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
