@@ -1,0 +1,107 @@
+//! `attach` and `fetch-attestations`: provenance next to the image.
+
+use super::*;
+
+/// The image a digest (or a pinned reference) names: the reference itself,
+/// else the repository of the digest's newest build entry.
+pub(super) fn image_of(ledger: &Ledger<SledStore>, text: &str) -> Result<ImageRef> {
+    if let Ok(r) = text.parse::<ImageRef>()
+        && r.is_pinned()
+    {
+        return Ok(r);
+    }
+    let digest = parse_digest(text)?;
+    let (_, build) = ledger.latest_build_for(&digest)?.ok_or_else(|| {
+        CliError::denied(format!("no build entry names {digest}, so its repository is unknown"))
+            .hint("name the image as REPO@sha256:<digest>")
+    })?;
+    let Predicate::Build(b) = &build.statement.predicate else { unreachable!("a build entry") };
+    let image: ImageRef = parse_ref(&b.build_definition.external_parameters.image)?;
+    Ok(image.with_digest(digest))
+}
+
+pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
+    let ledger = ctx.open()?;
+    let image = image_of(&ledger, text)?;
+    let digest = image.digest().expect("pinned");
+    let mut layers = Vec::new();
+    for index in ledger.store().entries_for_subject(&digest)? {
+        let e = ledger.read(index)?;
+        layers.push(registry::AttestationLayer {
+            envelope_json: serde_json::to_vec(&e.entry.envelope.to_json_value()).expect("json"),
+            entry_index: index,
+            entry_hash: e.entry.hash().to_string(),
+        });
+    }
+    if layers.is_empty() {
+        return Err(CliError::denied(format!("no entry of the ledger names {digest}: nothing to attach")));
+    }
+    let genesis = ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
+    let (artifact, scheme) = ctx.registry()?.attach(&image, digest, &layers, &genesis)?;
+    let listed = match scheme {
+        registry::ReferrersScheme::Api => "referrers-api",
+        registry::ReferrersScheme::TagSchema => "tag-schema",
+    };
+    let entries: Vec<u64> = layers.iter().map(|l| l.entry_index).collect();
+    ctx.emit(
+        json!({"image": image.to_string(), "artifact": artifact.to_string(), "entries": entries, "listed_by": listed}),
+        || {
+            println!("attached {} envelope(s) (entries {entries:?}) to {image}", layers.len());
+            println!("artifact {}@{artifact}, listed by the {listed}", image.name());
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
+    let image = parse_ref(text)?;
+    let reg = ctx.registry()?;
+    let digest = match (image.digest(), image.tag()) {
+        (Some(d), _) => d,
+        (None, Some(tag)) => reg.manifest(&image, Target::Tag(tag)).map_err(absent_is_denied)?.digest,
+        (None, None) => {
+            return Err(CliError::operational(format!("{image} names neither a tag nor a digest")));
+        }
+    };
+    let image = image.with_digest(digest);
+    let fetched = reg.attestations(&image, digest)?;
+    let ledger = ctx.open()?;
+    let mut results = Vec::with_capacity(fetched.len());
+    for f in &fetched {
+        results.push((f, audit::check_attestation(&ledger, &digest, &f.bytes)?));
+    }
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    let list: Vec<_> = results
+        .iter()
+        .map(|(f, r)| match r {
+            Ok(a) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": true, "entry": a}),
+            Err(why) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": false, "reason": why}),
+        })
+        .collect();
+    ctx.emit(json!({"image": image.to_string(), "digest": digest.to_string(), "attestations": list}), || {
+        for (f, r) in &results {
+            match r {
+                Ok(a) => println!(
+                    "ok: {} entry {} ({}) signed by {}",
+                    a.kind,
+                    a.index,
+                    a.hash,
+                    a.signers.iter().map(|s| &s[..8.min(s.len())]).collect::<Vec<_>>().join(",")
+                ),
+                Err(why) => eprintln!("rejected: artifact {} layer {}: {why}", f.artifact, f.layer),
+            }
+        }
+    });
+    if failed > 0 {
+        let msg = format!("{failed} of {} attestation(s) of {image} failed verification", results.len());
+        return Err(if ctx.json {
+            CliError::reported(Code::Verification)
+        } else {
+            CliError::new(Code::Verification, msg)
+        });
+    }
+    if results.is_empty() {
+        return Err(CliError::denied(format!("the registry holds no provledger attestation for {image}")));
+    }
+    Ok(())
+}

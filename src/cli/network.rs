@@ -1,0 +1,119 @@
+//! `serve` and `sync`: the ledger over the network.
+
+use super::*;
+
+pub(super) fn serve(ctx: &Ctx, listen: &str, config: server::Config) -> Result<()> {
+    let ledger = ctx.open_writer()?;
+    let cp = ledger.checkpoint()?;
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
+    let url = server::describe(addr);
+    // The first line names the address, for scripts that asked for port 0.
+    ctx.emit(json!({"listening": url, "ledger": ctx.ledger_dir, "size": cp.checkpoint.size}), || {
+        println!("listening on {url}");
+    });
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    if !ctx.json {
+        eprintln!(
+            "serving {} ({} entries); submissions are group-committed, at most {} per write",
+            ctx.ledger_dir.display(),
+            cp.checkpoint.size,
+            config.max_batch
+        );
+    }
+    server::run(ledger, listener, config).map_err(|e| CliError::operational(format!("server: {e}")))
+}
+
+/// A `sync` source: a server URL, an OCI repository, or a ledger directory.
+pub(super) fn sync_source(ctx: &Ctx, from: &str) -> Result<Box<dyn sync::Source>> {
+    if from.starts_with("http://") || from.starts_with("https://") {
+        let client = Client::new(from, Duration::from_secs(60))?;
+        return Ok(Box::new(sync::ServerSource(client)));
+    }
+    if let Some(rest) = from.strip_prefix("oci://") {
+        let image = parse_ref(rest)?;
+        return Ok(Box::new(sync::OciSource::open(ctx.registry()?, image)?));
+    }
+    Ok(Box::new(sync::DirSource::open(Path::new(from), ctx.lock_wait)?))
+}
+
+pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, genesis: Option<&str>) -> Result<()> {
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    if let Some(to) = to {
+        let Some(rest) = to.strip_prefix("oci://") else {
+            return Err(CliError::new(Code::Usage, format!("--to {to}: expected oci://REGISTRY/REPO[:TAG]")));
+        };
+        let image = parse_ref(rest)?;
+        let ledger = ctx.open()?;
+        let dir = ctx.remote.as_ref().map_or(&ctx.ledger_dir, |r| &r.mirror);
+        let report = sync::publish(&ledger, &ctx.registry()?, &image, &dir.join(EVIDENCE_DIR))?;
+        ctx.emit(
+            json!({"ok": true, "to": to, "manifest": report.manifest.to_string(), "entries": report.size,
+                   "blobs": report.blobs, "pushed": report.pushed}),
+            || {
+                println!(
+                    "published {} entries to {to} ({} blobs, {} pushed now); manifest {}",
+                    report.size, report.blobs, report.pushed, report.manifest
+                )
+            },
+        );
+        return Ok(());
+    }
+    let (ledger, dir, report) = match (from, &ctx.remote) {
+        (None, None) => {
+            return Err(CliError::new(Code::Usage, "sync needs --from URL|DIR|oci://… or --to oci://… (or --server)"));
+        }
+        (None, Some(r)) => {
+            let ledger = Ledger::new(open_or_create(&r.mirror, ctx.lock_wait, ctx.min_free)?);
+            let report = ctx.pull_mirror(r, &ledger)?;
+            (ledger, r.mirror.clone(), report)
+        }
+        (Some(from), _) => {
+            let mut source = sync_source(ctx, from)?;
+            let created = !ctx.ledger_dir.join(provledger::store::DB_DIR).is_dir();
+            let ledger = Ledger::new(open_or_create(&ctx.ledger_dir, ctx.lock_wait, ctx.min_free)?);
+            let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &ctx.ledger_dir.join(EVIDENCE_DIR));
+            match report {
+                Ok(r) => (ledger, ctx.ledger_dir.clone(), r),
+                Err(e) => {
+                    // A mirror created for this sync and left empty goes too.
+                    if created {
+                        drop(ledger);
+                        let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    drop(ledger);
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "source": report.source, "mirror": dir, "from": report.from, "to": report.to,
+               "fetched": report.to - report.from, "source_behind": report.source_behind,
+               "checkpoint": checkpoint_json(cp)}),
+        || {
+            if report.source_behind {
+                println!(
+                    "{} is behind (size {} < ours {}), and a prefix of ours: nothing to fetch",
+                    report.source, cp.checkpoint.size, report.to
+                );
+            } else if report.to == report.from {
+                println!("up to date with {} at size {}", report.source, report.to);
+            } else {
+                println!(
+                    "synced {} new entries from {} (size {} -> {}), verified; root {}",
+                    report.to - report.from,
+                    report.source,
+                    report.from,
+                    report.to,
+                    b64(&cp.checkpoint.root)
+                );
+            }
+        },
+    );
+    Ok(())
+}

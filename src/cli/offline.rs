@@ -1,0 +1,234 @@
+//! `verify`, `export`, `checkpoint`, `prove`: the audit, and what it is done from offline.
+
+use super::*;
+
+pub(super) fn verify(ctx: &Ctx, genesis: Option<&str>, mode: sigcheck::Mode) -> Result<()> {
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    let ledger = ctx.open()?;
+    let total = ledger.store().head()?.map_or(0, |h| h.count);
+    let bar = progress::bar(ctx.json, total, "verifying");
+    let report = ledger.verify_with(genesis.as_ref(), mode, |_| bar.inc(1));
+    bar.finish_and_clear();
+    let report = report.map_err(CliError::from_verify)?;
+    let cp = ledger.checkpoint()?;
+    let g = report.genesis.map(|g| g.to_string()).unwrap_or_default();
+    ctx.emit(
+        json!({"ok": true, "entries": report.entries, "genesis": g, "head": report.head.to_string(),
+               "checkpoint": checkpoint_json(&cp)}),
+        || {
+            println!("ok: {} entries verified; the Merkle tree and the signed checkpoint match", report.entries);
+            println!("genesis {g}");
+            println!("head    {}", report.head);
+            println!(
+                "root    {} (checkpoint {}, size {})",
+                b64(&cp.checkpoint.root),
+                cp.checkpoint.origin,
+                cp.checkpoint.size
+            );
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(super) fn checkpoint_json(cp: &provledger::ledger::SignedCheckpoint) -> serde_json::Value {
+    json!({
+        "origin": cp.checkpoint.origin,
+        "size": cp.checkpoint.size,
+        "root": b64(&cp.checkpoint.root),
+        "verifier_key": cp.verifier.to_text(),
+        "note": cp.note,
+    })
+}
+
+pub(super) fn parse_genesis(genesis: Option<&str>) -> Result<EntryHash> {
+    let text = genesis.ok_or_else(|| CliError::new(Code::Usage, "--genesis HASH is required"))?;
+    EntryHash::parse(text).map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))
+}
+
+/// A proof or checkpoint to verify: one beyond its limit fails verification (4).
+pub(super) fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    input::read_or(path, what, limit, Code::Verification)
+}
+
+pub(super) fn export(ctx: &Ctx, out: &Path) -> Result<()> {
+    let ledger = ctx.open()?;
+    let cp = ledger.checkpoint()?;
+    let count = cp.checkpoint.size;
+    let bar = progress::bar(ctx.json, count, "exporting");
+    // Hash as we copy: the file must match the checkpoint it carries.
+    let mut frontier = provledger::tree::Frontier::default();
+    let mut failure = None;
+    write_atomically(out, |w| {
+        bundle::write_header(w, &cp.note, count)?;
+        for item in ledger.store().entries_from(0).take(count as usize) {
+            let (index, bytes) = item.map_err(std::io::Error::other)?;
+            if index != frontier.size() {
+                failure = Some(format!("entry {} is missing from the store", frontier.size()));
+                return Err(std::io::Error::other("store gap"));
+            }
+            let hash = provledger::core::entry::entry_hash(&bytes);
+            frontier.push(provledger::ledger::leaf_of(&hash), |_, _, _| {});
+            bundle::write_entry(w, &bytes)?;
+            bar.inc(1);
+        }
+        if frontier.size() != count || frontier.root() != cp.checkpoint.root {
+            failure = Some(format!("the stored entries do not match the checkpoint of size {count}"));
+            return Err(std::io::Error::other("checkpoint mismatch"));
+        }
+        Ok(())
+    })
+    .map_err(|e| match failure.take() {
+        Some(f) => CliError::new(Code::Verification, format!("export refused: {f}")).hint("run `provledger verify`"),
+        None => e,
+    })?;
+    bar.finish_and_clear();
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    ctx.emit(
+        json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}),
+        || {
+            println!("wrote {} entries and the checkpoint of size {count} to {} ({bytes} bytes)", count, out.display());
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn bundle_failure(e: bundle::BundleError) -> CliError {
+    match e {
+        bundle::BundleError::Verify(v) => error::verify_failure(v),
+        bundle::BundleError::NewerVersion(_) | bundle::BundleError::Io(_) => CliError::operational(e.to_string()),
+        other => CliError::new(Code::Verification, format!("verification failed: {other}")),
+    }
+}
+
+pub(super) fn verify_bundle(
+    ctx: &Ctx,
+    path: &Path,
+    genesis: Option<&str>,
+    since: Option<&Path>,
+    mode: sigcheck::Mode,
+) -> Result<()> {
+    let genesis = parse_genesis(genesis)?;
+    let since = since
+        .map(|p| read_input(p, "checkpoint", provledger::core::note::MAX_NOTE_SIZE as u64))
+        .transpose()?
+        .map(|b| {
+            String::from_utf8(b).map_err(|_| CliError::new(Code::Verification, "--since: the checkpoint is not UTF-8"))
+        })
+        .transpose()?;
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // The count in the header sizes the bar; verification does not trust it.
+    let total = bundle::BundleReader::open(std::io::BufReader::new(
+        std::fs::File::open(path).map_err(|e| CliError::operational(format!("bundle {}: {e}", path.display())))?,
+    ))
+    .map(|r| r.count)
+    .unwrap_or(0);
+    let bar = progress::bar(ctx.json, total, "verifying");
+    let report = bundle::verify_bundle_with(reader, &genesis, since.as_deref(), mode, |_| bar.inc(1));
+    bar.finish_and_clear();
+    let report = report.map_err(bundle_failure)?;
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "entries": report.chain.entries, "genesis": genesis.to_string(),
+               "head": report.chain.head.to_string(), "checkpoint": checkpoint_json(cp),
+               "since": report.since.as_ref().map(checkpoint_json)}),
+        || {
+            println!("ok: bundle of {} entries verified offline against genesis {genesis}", report.chain.entries);
+            println!(
+                "checkpoint {} size {} root {} signed by {}",
+                cp.checkpoint.origin,
+                cp.checkpoint.size,
+                b64(&cp.checkpoint.root),
+                cp.verifier.to_text()
+            );
+            if let Some(s) = &report.since {
+                println!(
+                    "consistent with the earlier checkpoint of size {} (root {})",
+                    s.checkpoint.size,
+                    b64(&s.checkpoint.root)
+                );
+            }
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn prove(ctx: &Ctx, text: &str, env: &str, out: &Path) -> Result<()> {
+    let digest = parse_digest(text)?;
+    let ledger = ctx.open()?;
+    let proof = proof::prove(&ledger, &digest, env).map_err(|e| match e {
+        proof::ProveError::NotPromoted { .. } => CliError::denied(e.to_string()),
+        proof::ProveError::Ledger(l) => l.into(),
+        other => CliError::operational(other.to_string()),
+    })?;
+    let text = proof.to_json();
+    write_atomically(out, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    ctx.emit(
+        json!({"ok": true, "out": out, "digest": digest.to_string(), "environment": env,
+               "promotion": proof.promotion, "entries": proof.entries.len(), "bytes": text.len()}),
+        || {
+            println!(
+                "wrote the proof that {digest} was promoted to {env} (entry {}; {} entries, {} bytes) to {}",
+                proof.promotion,
+                proof.entries.len(),
+                text.len(),
+                out.display()
+            );
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn verify_proof(ctx: &Ctx, path: &Path, genesis: Option<&str>) -> Result<()> {
+    let genesis = parse_genesis(genesis)?;
+    let bytes = read_input(path, "proof", proof::MAX_PROOF_SIZE as u64)?;
+    let report = PromotionProof::parse(&bytes).and_then(|p| p.verify(&genesis)).map_err(|e| match e {
+        proof::ProofError::Verify(v) => error::verify_failure(v),
+        proof::ProofError::NewerVersion(_) => CliError::operational(e.to_string()),
+        other => CliError::new(Code::Verification, format!("verification failed: {other}")),
+    })?;
+    let cp = &report.checkpoint;
+    ctx.emit(
+        json!({"ok": true, "digest": report.digest.to_string(), "environment": report.environment,
+               "promotion": {"index": report.promotion.index, "hash": report.promotion.hash.to_string()},
+               "from": report.from,
+               "build": {"index": report.build.index, "hash": report.build.hash.to_string()},
+               "validations": report.validations.iter().map(|r| json!({"index": r.index, "hash": r.hash.to_string()})).collect::<Vec<_>>(),
+               "checkpoint": checkpoint_json(cp)}),
+        || {
+            println!(
+                "ok: {} was legitimately promoted to {} (entry {})",
+                report.digest, report.environment, report.promotion.index
+            );
+            println!(
+                "  build entry {}, validation entries {:?}; included in checkpoint {} of size {}",
+                report.build.index,
+                report.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
+                cp.checkpoint.origin,
+                cp.checkpoint.size
+            );
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn checkpoint(ctx: &Ctx, out: Option<&Path>) -> Result<()> {
+    let ledger = ctx.open()?;
+    let cp = ledger.checkpoint()?;
+    if let Some(path) = out {
+        write_atomically(path, |w| std::io::Write::write_all(w, cp.note.as_bytes()))?;
+    }
+    match (ctx.json, out) {
+        (true, _) => println!("{}", checkpoint_json(&cp)),
+        (false, None) => print!("{}", cp.note),
+        (false, Some(path)) => println!("wrote the checkpoint of size {} to {}", cp.checkpoint.size, path.display()),
+    }
+    Ok(())
+}
