@@ -343,6 +343,107 @@ mod tests {
         }
     }
 
+    /// A policy with a promoter, dev (unit) and prod (unit, e2e; requires dev).
+    fn policy() -> (Policy, KeyId) {
+        use crate::core::keys::SecretKey;
+        use crate::core::statement::{PolicyEnvironment, PolicyKey, PolicyLog, PolicyPredicate};
+        let key = |n: u8, name: &str, roles: Vec<Role>| {
+            let k = SecretKey::from_seed(&[n; 32]).public();
+            PolicyKey { name: name.into(), id: k.id(), algorithm: "ed25519".into(), public: k.to_hex(), roles }
+        };
+        let env = |name: &str, checks: &[&str], requires: Option<&str>| PolicyEnvironment {
+            name: name.into(),
+            required_checks: checks.iter().map(|c| c.to_string()).collect(),
+            requires: requires.map(str::to_string),
+            tags: Vec::new(),
+        };
+        let log = SecretKey::from_seed(&[9; 32]).public();
+        let predicate = PolicyPredicate {
+            version: 1,
+            keys: vec![
+                key(1, "root", vec![Role::Policy]),
+                key(2, "release", vec![Role::Promotion]),
+                key(3, "qa", vec![Role::Validation]),
+            ],
+            environments: vec![env("dev", &["unit"], None), env("prod", &["unit", "e2e"], Some("dev"))],
+            policy_threshold: 1,
+            log: PolicyLog { verifier_key: crate::core::note::NoteVerifier::new("test", log).unwrap().to_text() },
+            previous: None,
+        };
+        (Policy::from_predicate(&predicate, "test").unwrap(), SecretKey::from_seed(&[2; 32]).public().id())
+    }
+
+    fn ev(index: u64, kind: EvidenceKind, dev_only: bool) -> Evidence {
+        Evidence { index, hash: EntryHash::from_bytes([index as u8; 32]), kind, dev_only, signers: Vec::new() }
+    }
+
+    fn checks(list: &[(&str, CheckResult)]) -> EvidenceKind {
+        EvidenceKind::Validation { checks: list.iter().map(|(n, r)| (n.to_string(), *r)).collect() }
+    }
+
+    fn request(promoter: KeyId, to: &str) -> Request<'_> {
+        Request { digest: Some(d(7)), to, promoter, tag: None }
+    }
+
+    #[test]
+    fn the_newest_outcome_of_each_check_counts() {
+        let (p, promoter) = policy();
+        let pass = CheckResult::Pass;
+        let fail = CheckResult::Fail;
+        let mut evidence = vec![ev(1, EvidenceKind::Build, false), ev(2, checks(&[("unit", fail)]), false)];
+        assert!(!decide(&p, &evidence, &request(promoter, "dev")).is_allowed());
+        evidence.push(ev(3, checks(&[("unit", pass)]), false));
+        match decide(&p, &evidence, &request(promoter, "dev")) {
+            Decision::Allow(a) => {
+                assert_eq!((a.build.index, a.validations.iter().map(|v| v.index).collect::<Vec<_>>()), (1, vec![3]))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A newer validation of another check leaves unit's outcome as it was.
+        evidence.push(ev(4, checks(&[("e2e", pass)]), false));
+        assert!(decide(&p, &evidence, &request(promoter, "dev")).is_allowed());
+        // A failure after the pass is the outcome that counts.
+        evidence.push(ev(5, checks(&[("unit", fail)]), false));
+        let Decision::Deny(why) = decide(&p, &evidence, &request(promoter, "dev")) else { panic!("allowed") };
+        assert!(why.iter().any(|w| w.contains("failed in validation entry 5")), "{why:?}");
+    }
+
+    #[test]
+    fn every_reason_is_listed_and_dev_only_evidence_never_counts() {
+        let (p, promoter) = policy();
+        let evidence = vec![ev(1, EvidenceKind::Build, true), ev(2, checks(&[("unit", CheckResult::Pass)]), true)];
+        let Decision::Deny(why) = decide(&p, &evidence, &request(promoter, "prod")) else { panic!("allowed") };
+        let all = why.join("\n");
+        assert!(all.contains("only dev-only build entries"), "{all}");
+        assert!(all.contains("\"unit\"") && all.contains("dev-only validations in entry 2"), "{all}");
+        assert!(all.contains("\"e2e\""), "{all}");
+        assert!(all.contains("was not promoted to dev first"), "{all}");
+        assert_eq!(why.len(), 4, "{all}");
+        // An unknown promoter, an unknown environment, a tag-only reference.
+        let stranger = crate::core::keys::SecretKey::from_seed(&[8; 32]).public().id();
+        let Decision::Deny(why) = decide(&p, &evidence, &request(stranger, "qa")) else { panic!("allowed") };
+        assert!(why[0].contains("not in the policy in force") && why[1].contains("\"qa\""), "{why:?}");
+        let tag_only = Request { digest: None, ..request(promoter, "dev") };
+        let Decision::Deny(why) = decide(&p, &[], &tag_only) else { panic!("allowed") };
+        assert!(why.iter().any(|w| w.contains("tag-only reference can never be promoted")), "{why:?}");
+    }
+
+    #[test]
+    fn a_required_environment_and_a_bound_tag() {
+        let (p, promoter) = policy();
+        let pass = CheckResult::Pass;
+        let mut evidence =
+            vec![ev(1, EvidenceKind::Build, false), ev(2, checks(&[("unit", pass), ("e2e", pass)]), false)];
+        assert!(!decide(&p, &evidence, &request(promoter, "prod")).is_allowed(), "not in dev yet");
+        evidence.push(ev(3, EvidenceKind::Promotion { to: "dev".into() }, false));
+        let Decision::Allow(a) = decide(&p, &evidence, &request(promoter, "prod")) else { panic!("denied") };
+        assert_eq!(a.from.as_deref(), Some("dev"));
+        let tagged = |tag| Request { tag: Some(tag), ..request(promoter, "prod") };
+        assert!(decide(&p, &evidence, &tagged("prod")).is_allowed());
+        let Decision::Deny(why) = decide(&p, &evidence, &tagged("dev")) else { panic!("allowed") };
+        assert!(why[0].starts_with("tag target:"), "{why:?}");
+    }
+
     #[test]
     fn one_revision_per_release() {
         let earlier = [build(1, "backend", 1)];

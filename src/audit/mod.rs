@@ -2,6 +2,7 @@
 //! promotion history of an environment. Read through the indexes only, so an
 //! answer costs the same on a large ledger as on a small one.
 
+pub mod export;
 pub mod manifests;
 pub mod proof;
 

@@ -57,37 +57,35 @@ pub(super) fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>>
 }
 
 pub(super) fn export(ctx: &Ctx, out: &Path) -> Result<()> {
+    use provledger::audit::export::{ExportError, export_bundle};
     let ledger = ctx.open()?;
-    let cp = ledger.checkpoint()?;
-    let count = cp.checkpoint.size;
-    let bar = progress::bar(ctx.json, count, "exporting");
-    // Hash as we copy: the file must match the checkpoint it carries.
-    let mut frontier = provledger::tree::Frontier::default();
-    let mut failure = None;
-    write_atomically(out, |w| {
-        bundle::write_header(w, &cp.note, count)?;
-        for item in ledger.store().entries_from(0).take(count as usize) {
-            let (index, bytes) = item.map_err(std::io::Error::other)?;
-            if index != frontier.size() {
-                failure = Some(format!("entry {} is missing from the store", frontier.size()));
-                return Err(std::io::Error::other("store gap"));
-            }
-            let hash = provledger::core::entry::entry_hash(&bytes);
-            frontier.push(provledger::ledger::leaf_of(&hash), |_, _, _| {});
-            bundle::write_entry(w, &bytes)?;
-            bar.inc(1);
+    let bar = progress::bar(ctx.json, ledger.checkpoint()?.checkpoint.size, "exporting");
+    // The helper takes an I/O error from the writer; any other refusal is
+    // kept aside and reported as what it is.
+    let mut refused = None;
+    let mut written = None;
+    write_atomically(out, |w| match export_bundle(&ledger, w, || bar.inc(1)) {
+        Ok(cp) => {
+            written = Some(cp);
+            Ok(())
         }
-        if frontier.size() != count || frontier.root() != cp.checkpoint.root {
-            failure = Some(format!("the stored entries do not match the checkpoint of size {count}"));
-            return Err(std::io::Error::other("checkpoint mismatch"));
+        Err(ExportError::Io(e)) => Err(e),
+        Err(other) => {
+            let io = std::io::Error::other(other.to_string());
+            refused = Some(other);
+            Err(io)
         }
-        Ok(())
     })
-    .map_err(|e| match failure.take() {
-        Some(f) => CliError::new(Code::Verification, format!("export refused: {f}")).hint("run `provledger verify`"),
-        None => e,
+    .map_err(|e| match refused.take() {
+        Some(ExportError::Mismatch(m)) => {
+            CliError::new(Code::Verification, format!("export refused: {m}")).hint("run `provledger verify`")
+        }
+        Some(ExportError::Ledger(l)) => l.into(),
+        _ => e,
     })?;
     bar.finish_and_clear();
+    let cp = written.expect("written when the write succeeded");
+    let count = cp.checkpoint.size;
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     ctx.emit(
         json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}),
