@@ -244,3 +244,18 @@ fn no_progress_output_when_not_on_a_terminal() {
     assert!(out.starts_with("ok: bundle of 8 entries"), "{out}");
     assert!(err.is_empty(), "standard error is not a terminal here: {err:?}");
 }
+
+#[test]
+fn a_store_that_does_not_match_its_checkpoint_is_never_exported() {
+    let (env, _) = Env::initialised_with_log_key();
+    env.build(&image("first"));
+    env.build(&image("second"));
+    {
+        let store = provledger::store::SledStore::open(&env.ledger(), std::time::Duration::from_secs(5)).unwrap();
+        store.raw_remove(1).unwrap();
+    }
+    let out = env.path("gap.bundle");
+    let msg = env.fails(4, &["export", "--out", &out]);
+    assert!(msg.contains("export refused") && msg.contains("entry 1 is missing"), "{msg}");
+    assert!(!std::path::Path::new(&out).exists(), "no file is left");
+}
