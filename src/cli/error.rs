@@ -160,6 +160,21 @@ impl From<LedgerError> for CliError {
     }
 }
 
+impl From<provledger::ledger::dir::DirError> for CliError {
+    fn from(e: provledger::ledger::dir::DirError) -> Self {
+        use provledger::ledger::dir::DirError;
+        match e {
+            DirError::Store(s) => s.into(),
+            DirError::Ledger(l) => l.into(),
+            DirError::Key(k) => k.into(),
+            DirError::NoLogKey(_) => {
+                CliError::operational(e.to_string()).hint("copy the ledger's log key there (mode 0600)")
+            }
+            other => CliError::operational(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         match &e {

@@ -57,6 +57,7 @@ use provledger::core::statement::{
 };
 use provledger::gate::{self, Decision};
 use provledger::keyfile;
+use provledger::ledger::dir::LedgerDir;
 use provledger::ledger::{Ledger, ReleaseDecision};
 use provledger::manifests;
 use provledger::policy::{default_origin, parse_policy_toml};
@@ -68,7 +69,7 @@ use provledger::server;
 use provledger::sigcheck;
 use provledger::store::{SledStore, Store as _};
 use provledger::sync;
-use provledger::verify::{ChainState, MemPrefix, VerifiedEntry};
+use provledger::verify::VerifiedEntry;
 
 use args::*;
 use attestations::*;
@@ -130,13 +131,23 @@ impl Ctx {
         Ok(Registry::new(&self.registry)?)
     }
 
+    /// The local ledger's directory.
+    fn dir(&self) -> LedgerDir {
+        LedgerDir::new(&self.ledger_dir, self.lock_wait, self.min_free)
+    }
+
+    /// The directory of a server's mirror.
+    fn mirror_dir(&self, r: &RemoteCtx) -> LedgerDir {
+        LedgerDir::new(&r.mirror, self.lock_wait, self.min_free)
+    }
+
     /// Opens the ledger to read: the local one, or with --server the mirror,
     /// brought up to the server's latest checkpoint first.
     fn open(&self) -> Result<Ledger<SledStore>> {
         match &self.remote {
-            None => Ok(Ledger::new(SledStore::open_keeping(&self.ledger_dir, self.lock_wait, self.min_free)?)),
+            None => Ok(self.dir().open()?),
             Some(r) => {
-                let ledger = Ledger::new(open_or_create(&r.mirror, self.lock_wait, self.min_free)?);
+                let ledger = self.mirror_dir(r).open_or_create()?;
                 self.pull_mirror(r, &ledger)?;
                 Ok(ledger)
             }
@@ -146,16 +157,10 @@ impl Ctx {
     /// Opens the ledger to append: with the log key that signs each new
     /// checkpoint (with --server, the server signs; the mirror is opened).
     fn open_writer(&self) -> Result<Ledger<SledStore>> {
-        let ledger = self.open()?;
-        if self.remote.is_some() {
-            return Ok(ledger);
+        match &self.remote {
+            Some(_) => self.open(),
+            None => Ok(self.dir().open_writer(self.insecure_keys)?),
         }
-        // Only `init` appends to a ledger with no entry.
-        if ledger.store().head()?.is_none() {
-            return Err(provledger::ledger::LedgerError::Empty.into());
-        }
-        let key = self.log_key()?;
-        Ok(ledger.with_log_key(key))
     }
 
     /// Brings the mirror up to the server's latest checkpoint, verified.
@@ -175,7 +180,7 @@ impl Ctx {
             }
         };
         let mut source = sync::ServerSource(r.client.clone());
-        Ok(sync::pull(ledger, &mut source, genesis.as_ref(), &r.mirror.join(EVIDENCE_DIR))?)
+        Ok(sync::pull(ledger, &mut source, genesis.as_ref(), &self.mirror_dir(r).evidence_dir())?)
     }
 
     /// Appends statements: locally, or with --server by submitting them
@@ -193,7 +198,7 @@ impl Ctx {
         };
         self.pull_mirror(r, ledger)?;
         for a in &appended {
-            sync::check_acknowledged(ledger, r.client.url(), &a.checkpoint, &r.mirror.join(EVIDENCE_DIR))?;
+            sync::check_acknowledged(ledger, r.client.url(), &a.checkpoint, &self.mirror_dir(r).evidence_dir())?;
         }
         let mut shown = Vec::with_capacity(appended.len());
         for a in appended {
@@ -216,20 +221,8 @@ impl Ctx {
         Ok(shown)
     }
 
-    fn log_key_path(&self) -> PathBuf {
-        self.ledger_dir.join(LOG_KEY_FILE)
-    }
-
     fn log_key(&self) -> Result<SecretKey> {
-        let path = self.log_key_path();
-        if !path.exists() {
-            return Err(CliError::operational(format!(
-                "no log key at {}: the ledger signs a checkpoint with it after every append",
-                path.display()
-            ))
-            .hint("copy the ledger's log key there (mode 0600)"));
-        }
-        self.secret(&path)
+        Ok(self.dir().log_key(self.insecure_keys)?)
     }
 
     fn secret(&self, path: &Path) -> Result<SecretKey> {
@@ -243,17 +236,6 @@ impl Ctx {
             human();
         }
     }
-}
-
-/// The ledger's own key, in its directory.
-const LOG_KEY_FILE: &str = "log.key";
-/// Where a mirror keeps the signed checkpoints of forks it refused.
-const EVIDENCE_DIR: &str = "evidence";
-
-/// Opens a ledger directory's store, creating an empty one if there is none
-/// (a mirror before its first sync).
-fn open_or_create(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<SledStore> {
-    Ok(SledStore::open_or_create_keeping(dir, lock_wait, min_free)?)
 }
 
 /// The default mirror of a server: one directory per URL in the user's cache.

@@ -48,8 +48,8 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
         };
         let image = parse_ref(rest)?;
         let ledger = ctx.open()?;
-        let dir = ctx.remote.as_ref().map_or(&ctx.ledger_dir, |r| &r.mirror);
-        let report = sync::publish(&ledger, &ctx.registry()?, &image, &dir.join(EVIDENCE_DIR))?;
+        let dir = ctx.remote.as_ref().map_or_else(|| ctx.dir(), |r| ctx.mirror_dir(r));
+        let report = sync::publish(&ledger, &ctx.registry()?, &image, &dir.evidence_dir())?;
         ctx.emit(
             json!({"ok": true, "to": to, "manifest": report.manifest.to_string(), "entries": report.size,
                    "blobs": report.blobs, "pushed": report.pushed}),
@@ -67,22 +67,23 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
             return Err(CliError::new(Code::Usage, "sync needs --from URL|DIR|oci://… or --to oci://… (or --server)"));
         }
         (None, Some(r)) => {
-            let ledger = Ledger::new(open_or_create(&r.mirror, ctx.lock_wait, ctx.min_free)?);
+            let ledger = ctx.mirror_dir(r).open_or_create()?;
             let report = ctx.pull_mirror(r, &ledger)?;
             (ledger, r.mirror.clone(), report)
         }
         (Some(from), _) => {
             let mut source = sync_source(ctx, from)?;
-            let created = !ctx.ledger_dir.join(provledger::store::DB_DIR).is_dir();
-            let ledger = Ledger::new(open_or_create(&ctx.ledger_dir, ctx.lock_wait, ctx.min_free)?);
-            let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &ctx.ledger_dir.join(EVIDENCE_DIR));
+            let dir = ctx.dir();
+            let created = !dir.has_store();
+            let ledger = dir.open_or_create()?;
+            let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &dir.evidence_dir());
             match report {
                 Ok(r) => (ledger, ctx.ledger_dir.clone(), r),
                 Err(e) => {
                     // A mirror created for this sync and left empty goes too.
                     if created {
                         drop(ledger);
-                        let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
+                        dir.remove_store();
                     }
                     return Err(e.into());
                 }

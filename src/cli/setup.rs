@@ -67,26 +67,10 @@ pub(super) fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key
     let keys = root_keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
     let statement = record::policy_statement(predicate, &source);
     let envelope = sign(&statement, &keys.iter().collect::<Vec<_>>());
-    // Check the genesis entry before anything is created on disk.
-    let (probe, _) = provledger::core::entry::UnverifiedEntry::build(0, EntryHash::ZERO, now(), envelope.clone());
-    ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(|e| CliError::from_append(e.into()))?;
-    let store = SledStore::create_keeping(&ctx.ledger_dir, ctx.lock_wait, ctx.min_free)?;
-    // The ledger (and its sled lock) lives only inside the closure, so that a
-    // failure can remove what was created.
-    let result = (|| -> Result<VerifiedEntry> {
-        init_log_key(&ctx.log_key_path(), &log_key)?;
-        let ledger = Ledger::new(store).with_log_key(log_key);
-        ledger.init(envelope, now()).map_err(CliError::from_append)
-    })();
-    let genesis = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(ctx.ledger_dir.join(provledger::store::DB_DIR));
-            let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key"));
-            let _ = std::fs::remove_file(ctx.ledger_dir.join("log.key.pub"));
-            return Err(e);
-        }
-    };
+    let genesis = ctx.dir().init(envelope, log_key, now()).map_err(|e| match e {
+        provledger::ledger::dir::DirError::Ledger(l) => CliError::from_append(l),
+        other => other.into(),
+    })?;
     let hash = genesis.hash();
     let vkey = named.to_text();
     ctx.emit(json!({"genesis": hash.to_string(), "ledger": ctx.ledger_dir, "log_verifier_key": vkey}), || {
@@ -94,17 +78,6 @@ pub(super) fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key
         println!("{hash}");
         eprintln!("checkpoints are signed by log key {vkey}");
     });
-    Ok(())
-}
-
-/// Writes the log key of a ledger being created. The store is held and has
-/// no entry, so a log key already there was left by an `init` killed before
-/// its genesis entry: it signed nothing, and is replaced.
-pub(super) fn init_log_key(path: &Path, key: &SecretKey) -> Result<()> {
-    let stale = |e: std::io::Error| CliError::operational(format!("{}: {e}", path.display()));
-    provledger::fsutil::remove_stale_temps(path).map_err(stale)?;
-    provledger::fsutil::remove_stale_temps(&keyfile::public_path(path)).map_err(stale)?;
-    keyfile::replace_key(path, key)?;
     Ok(())
 }
 
@@ -149,32 +122,11 @@ pub(super) fn record_policy(
     let statement = record::policy_statement(predicate, &source);
     // The new log key is staged beside the ledger first, and takes the place
     // of log.key only once the entry that names it is durable.
-    let staged = ctx.ledger_dir.join("log.key.next");
-    if rotates {
-        let _ = std::fs::remove_file(&staged);
-        let _ = std::fs::remove_file(keyfile::public_path(&staged));
-        keyfile::write_new_key(&staged, &log_key)?;
-    }
+    let staged = if rotates { Some(ctx.dir().stage_log_key(&log_key)?) } else { None };
     let ledger = ledger.with_log_key(log_key);
     let result = append(ctx, &ledger, sign(&statement, &keys.iter().collect::<Vec<_>>()));
-    if rotates {
-        if result.is_ok() {
-            for (from, to) in [
-                (staged.clone(), ctx.log_key_path()),
-                (keyfile::public_path(&staged), keyfile::public_path(&ctx.log_key_path())),
-            ] {
-                std::fs::rename(&from, &to).map_err(|e| {
-                    CliError::operational(format!(
-                        "the policy entry is recorded, but moving {} to {}: {e}",
-                        from.display(),
-                        to.display()
-                    ))
-                })?;
-            }
-        } else {
-            let _ = std::fs::remove_file(&staged);
-            let _ = std::fs::remove_file(keyfile::public_path(&staged));
-        }
+    if let (Some(staged), Ok(_)) = (staged, &result) {
+        staged.commit()?;
     }
     result.map(|_| ())
 }

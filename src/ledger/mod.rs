@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod dir;
 pub mod record;
 
 use crate::core::FormatError;

@@ -1,0 +1,186 @@
+//! The ledger directory: its store, the ledger's own log key, and the
+//! evidence a mirror keeps of forks and rollbacks. The one place that knows
+//! the directory's layout.
+//!
+//! ```text
+//! DIR/store/          the store (sled)
+//! DIR/log.key(.pub)   the key that signs every checkpoint (0600)
+//! DIR/log.key.next    a new log key, staged until the policy naming it is durable
+//! DIR/evidence/       signed checkpoints of histories a mirror refused
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::core::dsse::Envelope;
+use crate::core::entry::UnverifiedEntry;
+use crate::core::hash::EntryHash;
+use crate::core::keys::SecretKey;
+use crate::files::{fsutil, keyfile};
+use crate::ledger::{Ledger, LedgerError};
+use crate::store::{DB_DIR, SledStore, Store as _, StoreError};
+use crate::verify::{ChainState, MemPrefix, VerifiedEntry};
+
+/// The ledger's own key, in its directory.
+pub const LOG_KEY_FILE: &str = "log.key";
+/// A new log key, beside the ledger until the entry naming it is durable.
+pub const STAGED_LOG_KEY_FILE: &str = "log.key.next";
+/// Where a mirror keeps the signed checkpoints of histories it refused.
+pub const EVIDENCE_DIR: &str = "evidence";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
+    #[error("no log key at {}: the ledger signs a checkpoint with it after every append", .0.display())]
+    NoLogKey(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the policy entry is recorded, but moving {} to {}: {source}", from.display(), to.display())]
+    KeyNotMoved { from: PathBuf, to: PathBuf, source: std::io::Error },
+}
+
+/// A ledger directory and how to open its store.
+#[derive(Clone, Debug)]
+pub struct LedgerDir {
+    path: PathBuf,
+    lock_wait: Duration,
+    /// Bytes the store must leave free on the file system.
+    min_free: u64,
+}
+
+impl LedgerDir {
+    pub fn new(path: impl Into<PathBuf>, lock_wait: Duration, min_free: u64) -> LedgerDir {
+        LedgerDir { path: path.into(), lock_wait, min_free }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn log_key_path(&self) -> PathBuf {
+        self.path.join(LOG_KEY_FILE)
+    }
+
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.path.join(EVIDENCE_DIR)
+    }
+
+    /// Whether the directory holds a store (possibly still empty).
+    pub fn has_store(&self) -> bool {
+        self.path.join(DB_DIR).is_dir()
+    }
+
+    /// Opens the ledger to read.
+    pub fn open(&self) -> Result<Ledger<SledStore>, DirError> {
+        Ok(Ledger::new(SledStore::open_keeping(&self.path, self.lock_wait, self.min_free)?))
+    }
+
+    /// Opens the ledger, creating an empty store if there is none (a mirror
+    /// before its first sync).
+    pub fn open_or_create(&self) -> Result<Ledger<SledStore>, DirError> {
+        Ok(Ledger::new(SledStore::open_or_create_keeping(&self.path, self.lock_wait, self.min_free)?))
+    }
+
+    /// The ledger's log key (`insecure`: accept a file others can read).
+    pub fn log_key(&self, insecure: bool) -> Result<SecretKey, DirError> {
+        let path = self.log_key_path();
+        if !path.exists() {
+            return Err(DirError::NoLogKey(path));
+        }
+        Ok(keyfile::read_secret(&path, insecure)?)
+    }
+
+    /// Opens the ledger to append, with its log key. Only `init` appends to
+    /// a ledger with no entry.
+    pub fn open_writer(&self, insecure: bool) -> Result<Ledger<SledStore>, DirError> {
+        let ledger = self.open()?;
+        if ledger.store().head()?.is_none() {
+            return Err(LedgerError::Empty.into());
+        }
+        let key = self.log_key(insecure)?;
+        Ok(ledger.with_log_key(key))
+    }
+
+    /// Creates the ledger with `genesis` (a signed policy statement) as
+    /// entry 0, its checkpoints signed by `log_key`. The genesis entry is
+    /// checked before anything is created on disk; a failure after that
+    /// removes what this call created. A store with no entry (left by an
+    /// `init` killed before its genesis was durable) is reused, and a log
+    /// key left with it, which signed nothing, is replaced.
+    pub fn init(&self, genesis: Envelope, log_key: SecretKey, now: u64) -> Result<VerifiedEntry, DirError> {
+        let (probe, _) = UnverifiedEntry::build(0, EntryHash::ZERO, now, genesis.clone());
+        ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(LedgerError::from)?;
+        let store = SledStore::create_keeping(&self.path, self.lock_wait, self.min_free)?;
+        // The ledger (and its lock) lives only inside the closure, so that a
+        // failure can remove what was created.
+        let result = (|| -> Result<VerifiedEntry, DirError> {
+            let path = self.log_key_path();
+            let stale = |source| DirError::Io { path: path.clone(), source };
+            fsutil::remove_stale_temps(&path).map_err(stale)?;
+            fsutil::remove_stale_temps(&keyfile::public_path(&path)).map_err(stale)?;
+            keyfile::replace_key(&path, &log_key)?;
+            Ok(Ledger::new(store).with_log_key(log_key).init(genesis, now)?)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(self.path.join(DB_DIR));
+            let _ = std::fs::remove_file(self.log_key_path());
+            let _ = std::fs::remove_file(keyfile::public_path(&self.log_key_path()));
+        }
+        result
+    }
+
+    /// Removes the store, for a command that created it and leaves it empty
+    /// (a first sync that failed). The caller holds no ledger open on it.
+    pub fn remove_store(&self) {
+        let _ = std::fs::remove_dir_all(self.path.join(DB_DIR));
+    }
+
+    /// Stages `key` beside the ledger as the next log key: it takes the
+    /// place of `log.key` only when [`StagedLogKey::commit`] is called, once
+    /// the policy entry naming it is durable; dropped uncommitted, it is
+    /// removed.
+    pub fn stage_log_key(&self, key: &SecretKey) -> Result<StagedLogKey, DirError> {
+        let staged = self.path.join(STAGED_LOG_KEY_FILE);
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(keyfile::public_path(&staged));
+        keyfile::write_new_key(&staged, key)?;
+        Ok(StagedLogKey { staged, target: self.log_key_path(), committed: false })
+    }
+}
+
+/// A log key staged by [`LedgerDir::stage_log_key`].
+#[derive(Debug)]
+pub struct StagedLogKey {
+    staged: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagedLogKey {
+    /// Makes the staged key the ledger's log key.
+    pub fn commit(mut self) -> Result<(), DirError> {
+        self.committed = true;
+        for (from, to) in [
+            (self.staged.clone(), self.target.clone()),
+            (keyfile::public_path(&self.staged), keyfile::public_path(&self.target)),
+        ] {
+            std::fs::rename(&from, &to).map_err(|source| DirError::KeyNotMoved { from, to, source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedLogKey {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.staged);
+            let _ = std::fs::remove_file(keyfile::public_path(&self.staged));
+        }
+    }
+}
