@@ -947,3 +947,136 @@ fn decode_chunk(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::keys::SecretKey;
+    use crate::core::statement::{
+        BUILD_TYPE, BuildDefinition, BuildMetadata, BuildPredicate, Builder, ExternalParameters, InternalParameters,
+        LedgerFlags, PolicyKey, PolicyLog, PolicyPredicate, RunDetails, Subject,
+    };
+
+    const T: u64 = 1_900_000_000;
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_seed(&[n; 32])
+    }
+
+    /// Key 1 holds the policy role, key 2 the build role.
+    fn genesis_policy(previous: Option<EntryRef>) -> Statement {
+        let k = |n: u8, name: &str, role: Role| {
+            let p = key(n).public();
+            PolicyKey {
+                name: name.into(),
+                id: p.id(),
+                algorithm: "ed25519".into(),
+                public: p.to_hex(),
+                roles: vec![role],
+            }
+        };
+        let log = crate::core::note::NoteVerifier::new("test", key(9).public()).unwrap();
+        Statement {
+            subjects: vec![Subject::pinned("provledger-policy".into(), Digest::of(b"policy"))],
+            predicate: Predicate::Policy(PolicyPredicate {
+                version: 1,
+                keys: vec![k(1, "root", Role::Policy), k(2, "ci", Role::Build)],
+                environments: Vec::new(),
+                policy_threshold: 1,
+                log: PolicyLog { verifier_key: log.to_text() },
+                previous,
+            }),
+        }
+    }
+
+    fn build(n: u8, ledger: Option<EntryHash>) -> Statement {
+        let digest = Digest::of(&[n]);
+        Statement {
+            subjects: vec![Subject::pinned("registry.example.com/app".into(), digest)],
+            predicate: Predicate::Build(BuildPredicate {
+                build_definition: BuildDefinition {
+                    build_type: BUILD_TYPE.into(),
+                    external_parameters: ExternalParameters {
+                        image: format!("registry.example.com/app@{digest}"),
+                        tag: None,
+                        artifact: None,
+                        release: None,
+                        ci: None,
+                        media_type: None,
+                        platforms: Vec::new(),
+                    },
+                    internal_parameters: InternalParameters {
+                        provledger: LedgerFlags { ledger, ..LedgerFlags::default() },
+                    },
+                    resolved_dependencies: Vec::new(),
+                },
+                run_details: RunDetails {
+                    builder: Builder { id: "https://ci.example/builder".into() },
+                    metadata: BuildMetadata { invocation_id: None, finished_on: crate::core::statement::rfc3339(T) },
+                },
+            }),
+        }
+    }
+
+    fn signed(s: &Statement, by: u8) -> Envelope {
+        Envelope::sign(PAYLOAD_TYPE_IN_TOTO, s.to_payload(), &[&key(by)])
+    }
+
+    /// A chain of the genesis policy and `rest`; the state after it, or the
+    /// first refusal.
+    fn walk(rest: &[Envelope]) -> Result<ChainState, VerifyError> {
+        let mut state = ChainState::empty();
+        let mut prefix = MemPrefix::default();
+        for envelope in std::iter::once(signed(&genesis_policy(None), 1)).chain(rest.iter().cloned()) {
+            let (entry, _) = UnverifiedEntry::build(state.next_index, state.head, T, envelope);
+            let v = state.verify_next(entry, &prefix)?;
+            prefix.record(&v);
+            state.advance(&v);
+        }
+        Ok(state)
+    }
+
+    fn genesis_hash() -> EntryHash {
+        walk(&[]).unwrap().genesis().unwrap()
+    }
+
+    #[test]
+    fn a_chain_of_a_policy_and_builds_holds() {
+        let g = genesis_hash();
+        let state = walk(&[signed(&build(1, Some(g)), 2), signed(&build(2, None), 2)]).unwrap();
+        assert_eq!((state.next_index, state.genesis()), (3, Some(g)));
+    }
+
+    #[test]
+    fn each_rule_is_refused_with_its_code() {
+        let g = genesis_hash();
+        let code = |rest: &[Envelope]| walk(rest).unwrap_err().code;
+        assert_eq!(code(&[signed(&build(1, Some(g)), 1)]), Reason::Role, "the root key holds no build role");
+        assert_eq!(code(&[signed(&build(1, Some(g)), 3)]), Reason::UnknownKey);
+        let elsewhere = EntryHash::from_bytes([7; 32]);
+        assert_eq!(code(&[signed(&build(1, Some(elsewhere)), 2)]), Reason::OtherLedger);
+        let once = signed(&build(1, Some(g)), 2);
+        assert_eq!(code(&[once.clone(), once]), Reason::Replay);
+        let mut tampered = signed(&build(1, Some(g)), 2);
+        tampered.payload.push(b' ');
+        assert_eq!(code(&[tampered]), Reason::BadSignature);
+        let wrong_previous = EntryRef { index: 0, hash: EntryHash::from_bytes([1; 32]) };
+        assert_eq!(code(&[signed(&genesis_policy(Some(wrong_previous)), 1)]), Reason::PolicyPrevious);
+    }
+
+    #[test]
+    fn the_links_between_entries_are_checked_first() {
+        let state = walk(&[]).unwrap();
+        let prefix = MemPrefix::default();
+        let envelope = signed(&build(1, None), 2);
+        let at = |index, prev, time| {
+            let (entry, _) = UnverifiedEntry::build(index, prev, time, envelope.clone());
+            state.verify_next(entry, &prefix).unwrap_err().code
+        };
+        assert_eq!(at(2, state.head, T), Reason::Index);
+        assert_eq!(at(1, EntryHash::ZERO, T), Reason::PrevHash);
+        assert_eq!(at(1, state.head, T - 1), Reason::TimeOrder);
+        let (entry, _) = UnverifiedEntry::build(0, EntryHash::ZERO, T, envelope.clone());
+        assert_eq!(ChainState::empty().verify_next(entry, &prefix).unwrap_err().code, Reason::GenesisNotPolicy);
+    }
+}
