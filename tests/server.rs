@@ -642,6 +642,16 @@ fn a_server_rolled_back_below_what_a_mirror_holds_is_refused_as_a_rollback_with_
     assert_eq!(behind["source_behind"], true);
 }
 
+/// `record build` through `url` with a fresh mirror, expected to fail with
+/// exit 4; returns the mirror's directory and what the command printed.
+fn build_through(env: &Env, url: &str, genesis: &str) -> (std::path::PathBuf, String) {
+    let mirror = env.dir.path().join("split-mirror");
+    let (m, key, img) = (mirror.display().to_string(), env.key("ci"), image("acked"));
+    let args = ["--server", url, "--mirror", &m, "--server-genesis", genesis, "record", "build", "--key", &key];
+    let out = env.fails(4, &[&args[..], &["--image", &img, "--offline"]].concat());
+    (mirror, out)
+}
+
 #[test]
 fn an_acknowledged_entry_the_server_then_does_not_serve_is_reported_as_a_rollback_with_evidence() {
     let (env, genesis) = Env::initialised_with_log_key();
@@ -652,26 +662,7 @@ fn an_acknowledged_entry_the_server_then_does_not_serve_is_reported_as_a_rollbac
     // Submissions are acknowledged from one copy, reads served from the
     // other, which lacks the entry just acknowledged.
     let split = common::server::Split::start(&reads.url, &writes.url);
-    let mirror = env.dir.path().join("split-mirror");
-    let m = mirror.display().to_string();
-    let out = env.fails(
-        4,
-        &[
-            "--server",
-            &split.url,
-            "--mirror",
-            &m,
-            "--server-genesis",
-            &genesis,
-            "record",
-            "build",
-            "--key",
-            &env.key("ci"),
-            "--image",
-            &image("acked"),
-            "--offline",
-        ],
-    );
+    let (mirror, out) = build_through(&env, &split.url, &genesis);
     assert!(out.contains("rolled back from size 3 to 2"), "{out}");
     assert!(!out.contains("corrupt"), "{out}");
     let ev = evidence_in(&mirror.join("evidence"));
@@ -687,26 +678,7 @@ fn an_acknowledgement_that_proves_a_fork_is_kept_as_evidence() {
     let (a, b, genesis) = forked(2, 0);
     let (reads, writes) = (Served::start(&a.ledger(), &[]), Served::start(&b.ledger(), &[]));
     let split = common::server::Split::start(&reads.url, &writes.url);
-    let mirror = a.dir.path().join("split-mirror");
-    let m = mirror.display().to_string();
-    let out = a.fails(
-        4,
-        &[
-            "--server",
-            &split.url,
-            "--mirror",
-            &m,
-            "--server-genesis",
-            &genesis,
-            "record",
-            "build",
-            "--key",
-            &a.key("ci"),
-            "--image",
-            &image("acked"),
-            "--offline",
-        ],
-    );
+    let (mirror, out) = build_through(&a, &split.url, &genesis);
     assert!(out.contains("fork"), "{out}");
     let ev = evidence_in(&mirror.join("evidence"));
     assert_eq!(ev.len(), 1, "the acknowledgement's checkpoint is kept as fork evidence");
