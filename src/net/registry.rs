@@ -311,11 +311,25 @@ pub enum Target<'a> {
     Digest(Digest),
 }
 
-/// A registry client for one command. It owns a small runtime: the ledger is
-/// synchronous, and registry calls are few and sequential.
+/// The process's one runtime for registry calls, made on first use: the
+/// ledger is synchronous, and registry calls are few and sequential, so a
+/// current-thread runtime shared by every client serves them all.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, RegistryError> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| protocol("runtime", e.to_string()))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// A registry client for one command, on the process's registry runtime.
 pub struct Registry {
     client: Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     /// Credentials by registry host.
     credentials: std::sync::Mutex<std::collections::BTreeMap<String, RegistryAuth>>,
 }
@@ -330,11 +344,7 @@ impl Registry {
             user_agent: concat!("provledger/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| protocol("runtime", e.to_string()))?;
-        Ok(Registry { client: Client::new(config), runtime, credentials: Default::default() })
+        Ok(Registry { client: Client::new(config), runtime: runtime()?, credentials: Default::default() })
     }
 
     fn block_on<F: Future>(&self, f: F) -> F::Output {
