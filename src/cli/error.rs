@@ -259,6 +259,7 @@ impl From<SyncError> for CliError {
                     None => err,
                 }
             }
+            SyncError::Acknowledged(why) => CliError::new(Code::Verification, why),
             SyncError::Invalid(why) => {
                 CliError::new(Code::Verification, format!("refused: {why}; nothing was written"))
             }

@@ -197,27 +197,18 @@ impl Ctx {
             many => r.client.append_batch(many, &log)?,
         };
         self.pull_mirror(r, ledger)?;
-        for a in &appended {
-            sync::check_acknowledged(ledger, r.client.url(), &a.checkpoint, &self.mirror_dir(r).evidence_dir())?;
-        }
-        let mut shown = Vec::with_capacity(appended.len());
-        for a in appended {
-            let index = a.entry.index;
-            let e = ledger.read(index)?;
-            if e.entry.hash() != a.entry.hash() {
-                return Err(CliError::new(
-                    Code::Verification,
-                    format!(
-                        "the server acknowledged entry {index} as {}, its log holds {}",
-                        a.entry.hash(),
-                        e.entry.hash()
-                    ),
-                ));
-            }
-            let signers = provledger::verify::envelope_signers(&*ledger.policy_at(index)?, &e.entry.envelope)
-                .map_err(|(_, why)| CliError::new(Code::Verification, format!("entry {index}: {why}")))?;
-            shown.push(Shown { index, hash: e.entry.hash(), entry: e.entry, statement: e.statement, signers });
-        }
+        let confirmed =
+            sync::confirm_acknowledged(ledger, r.client.url(), &appended, &self.mirror_dir(r).evidence_dir())?;
+        let shown = confirmed
+            .into_iter()
+            .map(|c| Shown {
+                index: c.entry.entry.index,
+                hash: c.entry.entry.hash(),
+                entry: c.entry.entry,
+                statement: c.entry.statement,
+                signers: c.signers,
+            })
+            .collect();
         Ok(shown)
     }
 

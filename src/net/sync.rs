@@ -52,6 +52,9 @@ pub enum SyncError {
     Invalid(String),
     #[error("the mirror is empty: the first sync needs the genesis hash to trust (--genesis)")]
     NeedGenesis,
+    /// What a server acknowledged is not what its log, mirrored, holds.
+    #[error("{0}")]
+    Acknowledged(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -413,6 +416,45 @@ pub fn check_acknowledged<S: Store>(
         return Err(SyncError::Fork { reason: format!("{source}: {reason}"), evidence });
     }
     Ok(())
+}
+
+/// Confirms acknowledged submissions against the mirror, once it has been
+/// brought up to the server's latest checkpoint: each acknowledgement's
+/// checkpoint is consistent with the mirror ([`check_acknowledged`]), and
+/// each acknowledged entry is the mirror's at its index, signed under the
+/// policy in force there. Returns the entries, as the mirror verified them.
+pub fn confirm_acknowledged<S: Store>(
+    mirror: &Ledger<S>,
+    source: &str,
+    appended: &[crate::remote::Appended],
+    evidence_dir: &Path,
+) -> Result<Vec<ConfirmedEntry>, SyncError> {
+    for a in appended {
+        check_acknowledged(mirror, source, &a.checkpoint, evidence_dir)?;
+    }
+    let mut out = Vec::with_capacity(appended.len());
+    for a in appended {
+        let index = a.entry.index;
+        let e = mirror.read(index)?;
+        if e.entry.hash() != a.entry.hash() {
+            return Err(SyncError::Acknowledged(format!(
+                "the server acknowledged entry {index} as {}, its log holds {}",
+                a.entry.hash(),
+                e.entry.hash()
+            )));
+        }
+        let signers = crate::verify::envelope_signers(&*mirror.policy_at(index)?, &e.entry.envelope)
+            .map_err(|(_, why)| SyncError::Acknowledged(format!("entry {index}: {why}")))?;
+        out.push(ConfirmedEntry { entry: e, signers });
+    }
+    Ok(out)
+}
+
+/// An acknowledged entry as the mirror holds it, with its signers.
+#[derive(Clone, Debug)]
+pub struct ConfirmedEntry {
+    pub entry: crate::ledger::StoredEntry,
+    pub signers: Vec<crate::core::keys::KeyId>,
 }
 
 /// Writes the conflicting checkpoint, with ours and why, to
