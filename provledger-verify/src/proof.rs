@@ -13,10 +13,9 @@
 //! policy transitions, the validation → build binding, and the promotion's
 //! gate replayed over the evidence shown.
 
+use crate::core::b64;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{SignedCheckpoint, leaf_of};
@@ -141,8 +140,7 @@ impl PromotionProof {
         }
         let mut decoded = Vec::with_capacity(self.entries.len());
         for (n, e) in self.entries.iter().enumerate() {
-            let bytes =
-                STANDARD.decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: not base64: {err}")))?;
+            let bytes = b64::decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: not base64: {err}")))?;
             let entry = UnverifiedEntry::decode(&bytes).map_err(|err| malformed(format!("entries[{n}]: {err}")))?;
             if let Some(prev) = decoded.last().map(|(p, _): &(UnverifiedEntry, _)| p.index)
                 && entry.index <= prev
@@ -206,7 +204,7 @@ impl PromotionProof {
             let hashes = inc
                 .hashes
                 .iter()
-                .map(|h| STANDARD.decode(h))
+                .map(b64::decode)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| malformed(format!("entry {}: inclusion hash not base64: {e}", r.index)))?;
             tree::verify_inclusion(r.index, size, &leaf_of(&r.hash), &hashes, &checkpoint.checkpoint.root)

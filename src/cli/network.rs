@@ -111,7 +111,7 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
                     report.source,
                     report.from,
                     report.to,
-                    b64(&cp.checkpoint.root)
+                    b64(cp.checkpoint.root)
                 );
             }
         },

@@ -22,7 +22,7 @@ pub(super) fn verify(ctx: &Ctx, genesis: Option<&str>, mode: sigcheck::Mode) -> 
             println!("head    {}", report.head);
             println!(
                 "root    {} (checkpoint {}, size {})",
-                b64(&cp.checkpoint.root),
+                b64(cp.checkpoint.root),
                 cp.checkpoint.origin,
                 cp.checkpoint.size
             );
@@ -31,16 +31,13 @@ pub(super) fn verify(ctx: &Ctx, genesis: Option<&str>, mode: sigcheck::Mode) -> 
     Ok(())
 }
 
-pub(super) fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+pub(super) use provledger::core::b64::encode as b64;
 
 pub(super) fn checkpoint_json(cp: &provledger::ledger::SignedCheckpoint) -> serde_json::Value {
     json!({
         "origin": cp.checkpoint.origin,
         "size": cp.checkpoint.size,
-        "root": b64(&cp.checkpoint.root),
+        "root": b64(cp.checkpoint.root),
         "verifier_key": cp.verifier.to_text(),
         "note": cp.note,
     })
@@ -143,14 +140,14 @@ pub(super) fn verify_bundle(
                 "checkpoint {} size {} root {} signed by {}",
                 cp.checkpoint.origin,
                 cp.checkpoint.size,
-                b64(&cp.checkpoint.root),
+                b64(cp.checkpoint.root),
                 cp.verifier.to_text()
             );
             if let Some(s) = &report.since {
                 println!(
                     "consistent with the earlier checkpoint of size {} (root {})",
                     s.checkpoint.size,
-                    b64(&s.checkpoint.root)
+                    b64(s.checkpoint.root)
                 );
             }
         },

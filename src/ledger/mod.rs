@@ -720,8 +720,7 @@ impl<S: Store> Ledger<S> {
 }
 
 fn base64_root(root: &Hash) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(root)
+    crate::core::b64::encode(root)
 }
 
 /// Statements parsed and signatures checked ahead of the chain walk, on all

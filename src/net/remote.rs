@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use thiserror::Error;
 
 use crate::api::{self, Ack, DecisionReply, DecisionRequest, Info, Proof, Refusal};
@@ -210,7 +209,7 @@ impl Client {
             hash: entry.hash().to_string(),
             entry: b64(&bytes),
             checkpoint: note,
-            inclusion: proof.iter().map(|h| b64(h)).collect(),
+            inclusion: proof.iter().map(b64).collect(),
         };
         verify_ack(&self.base, &ack, envelope, log)
     }
@@ -223,12 +222,10 @@ pub struct Appended {
     pub checkpoint: SignedCheckpoint,
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+use crate::core::b64::encode as b64;
 
 fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
+    crate::core::b64::decode(text).ok()
 }
 
 /// Checks an acknowledgement: the entry decodes, carries exactly `envelope`,

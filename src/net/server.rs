@@ -29,7 +29,6 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -540,7 +539,7 @@ async fn enqueue(s: &Shared, envelopes: Vec<Envelope>, atomic: bool) -> Result<V
             hash: c.hash,
             entry: b64(&c.bytes),
             checkpoint: c.checkpoint,
-            inclusion: proof.iter().map(|h| b64(h)).collect(),
+            inclusion: proof.iter().map(b64).collect(),
         });
     }
     Ok(acks)
@@ -569,9 +568,7 @@ async fn submit_batch(State(s): State<AppState>, body: Bytes) -> Result<Response
     Ok((StatusCode::CREATED, axum::Json(acks)).into_response())
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+use crate::core::b64::encode as b64;
 
 fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
     Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
@@ -627,7 +624,7 @@ struct InclusionQuery {
 
 async fn inclusion(State(s): State<AppState>, Query(q): Query<InclusionQuery>) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.inclusion_proof(q.index, q.size).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(|h| b64(h)).collect() }))
+    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
 }
 
 #[derive(Deserialize)]
@@ -641,7 +638,7 @@ async fn consistency(
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.consistency_proof(q.from, q.to).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(|h| b64(h)).collect() }))
+    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
 }
 
 fn out_of_range(e: LedgerError) -> Refused {

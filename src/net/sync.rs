@@ -14,7 +14,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use serde_json::json;
 use thiserror::Error;
 
@@ -226,9 +225,7 @@ pub struct SyncReport {
     pub source_behind: bool,
 }
 
-fn b64(h: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(h)
-}
+use crate::core::b64::encode as b64;
 
 /// Pulls what `source` has beyond the mirror, verified (see the module
 /// documentation). `genesis` must be given for an empty mirror and, when
@@ -298,8 +295,8 @@ pub fn pull<S: Store>(
                         format!(
                             "its checkpoint of size {} has root {}, ours at that size is {}",
                             remote.size,
-                            b64(&remote.root),
-                            b64(&mirror.root_at(remote.size)?)
+                            b64(remote.root),
+                            b64(mirror.root_at(remote.size)?)
                         ),
                         Some(remote.size),
                     ));
@@ -409,8 +406,8 @@ pub fn check_acknowledged<S: Store>(
         let reason = format!(
             "it acknowledged a submission with a checkpoint of size {} and root {}, ours at that size is {}",
             cp.size,
-            b64(&cp.root),
-            b64(&root)
+            b64(cp.root),
+            b64(root)
         );
         let evidence = save_evidence(mirror, evidence_dir, "fork", source, &acknowledged.note, &reason).ok();
         return Err(SyncError::Fork { reason: format!("{source}: {reason}"), evidence });

@@ -8,10 +8,6 @@
 
 use std::collections::BTreeSet;
 
-use base64::Engine as _;
-use base64::alphabet;
-use base64::engine::general_purpose::STANDARD;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
 use super::FormatError;
@@ -26,17 +22,9 @@ pub const MAX_SIGNATURES: usize = 16;
 /// Longest key id string accepted.
 pub const MAX_KEYID_LEN: usize = 256;
 
-const LENIENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const STD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
-const URL_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
-
-/// Decodes base64 in either alphabet, padded or not.
+/// Decodes base64 in either alphabet, padded or not (the DSSE JSON form).
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, FormatError> {
-    STD_LENIENT
-        .decode(text)
-        .or_else(|_| URL_LENIENT.decode(text))
-        .map_err(|e| FormatError::Envelope(format!("invalid base64: {e}")))
+    super::b64::decode_lenient(text).map_err(|e| FormatError::Envelope(format!("invalid base64: {e}")))
 }
 
 /// The pre-authentication encoding:
@@ -129,12 +117,12 @@ impl Envelope {
     /// The standard JSON form (standard base64 with padding, keyid always set).
     pub fn to_json_value(&self) -> serde_json::Value {
         let j = EnvelopeJson {
-            payload: STANDARD.encode(&self.payload),
+            payload: super::b64::encode(&self.payload),
             payload_type: self.payload_type.clone(),
             signatures: self
                 .signatures
                 .iter()
-                .map(|s| SignatureJson { keyid: Some(s.keyid.clone()), sig: STANDARD.encode(&s.sig) })
+                .map(|s| SignatureJson { keyid: Some(s.keyid.clone()), sig: super::b64::encode(&s.sig) })
                 .collect(),
         };
         serde_json::to_value(j).expect("envelope serialises")

@@ -8,11 +8,10 @@
 //! Secret keys never implement `Display`, their `Debug` redacts, and their
 //! bytes are zeroized on drop (ed25519-dalek's `SigningKey` does that).
 
+use super::b64;
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
@@ -165,7 +164,7 @@ impl PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PUBLIC_KEY_PREFIX}{}", STANDARD.encode(self.0.as_bytes()))
+        write!(f, "{PUBLIC_KEY_PREFIX}{}", b64::encode(self.0.as_bytes()))
     }
 }
 
@@ -181,7 +180,7 @@ impl FromStr for PublicKey {
     fn from_str(text: &str) -> Result<PublicKey, FormatError> {
         let text = text.trim_end_matches(['\n', '\r']);
         if let Some(b64) = text.strip_prefix(PUBLIC_KEY_PREFIX) {
-            let bytes = STANDARD.decode(b64).map_err(|e| FormatError::Key(format!("public key base64: {e}")))?;
+            let bytes = b64::decode(b64).map_err(|e| FormatError::Key(format!("public key base64: {e}")))?;
             return PublicKey::from_bytes(&bytes);
         }
         if text.starts_with(SECRET_KEY_PREFIX) {
@@ -223,7 +222,7 @@ impl SecretKey {
         let seed = Zeroizing::new(self.0.to_bytes());
         let mut s = Zeroizing::new(String::with_capacity(SECRET_KEY_PREFIX.len() + 45));
         s.push_str(SECRET_KEY_PREFIX);
-        STANDARD.encode_string(seed.as_slice(), &mut s);
+        b64::encode_to(seed.as_slice(), &mut s);
         s.push('\n');
         s
     }
@@ -241,9 +240,8 @@ impl SecretKey {
                 "not a provledger secret key (expected text starting with {SECRET_KEY_PREFIX})"
             )));
         };
-        let bytes = Zeroizing::new(
-            STANDARD.decode(b64).map_err(|_| FormatError::Key("secret key is not valid base64".into()))?,
-        );
+        let bytes =
+            Zeroizing::new(b64::decode(b64).map_err(|_| FormatError::Key("secret key is not valid base64".into()))?);
         let seed: &[u8; 32] =
             bytes.as_slice().try_into().map_err(|_| FormatError::Key("an ed25519 secret key is 32 bytes".into()))?;
         Ok(SecretKey(SigningKey::from_bytes(seed)))

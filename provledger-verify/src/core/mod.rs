@@ -4,6 +4,7 @@
 //! Pure functions over bytes. This module must never do I/O, touch the store,
 //! or depend on any module above it: an auditor's verifier is built from it.
 
+pub mod b64;
 pub mod digest;
 pub mod dsse;
 pub mod entry;

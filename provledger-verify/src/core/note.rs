@@ -9,8 +9,7 @@
 //!
 //! Opening a note parses and verifies in one step: nothing unverified comes out.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use super::b64;
 use sha2::{Digest as _, Sha256};
 
 use super::FormatError;
@@ -69,7 +68,7 @@ impl NoteVerifier {
             return Err(bad("verifier key hash is not 8 lowercase hex digits"));
         }
         let hash = u32::from_str_radix(hash, 16).map_err(|_| bad("verifier key hash"))?;
-        let key = STANDARD.decode(key).map_err(|_| bad("verifier key is not base64"))?;
+        let key = b64::decode(key).map_err(|_| bad("verifier key is not base64"))?;
         if key.len() != 33 || key[0] != ALG_ED25519 {
             return Err(bad("verifier key is not an Ed25519 key"));
         }
@@ -83,7 +82,7 @@ impl NoteVerifier {
     pub fn to_text(&self) -> String {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(self.public.as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.hash, STANDARD.encode(key))
+        format!("{}+{:08x}+{}", self.name, self.hash, b64::encode(key))
     }
 }
 
@@ -96,7 +95,7 @@ pub fn sign_note(text: &str, name: &str, key: &SecretKey) -> Result<String, Form
     let v = NoteVerifier::new(name, key.public())?;
     let mut sig = v.hash.to_be_bytes().to_vec();
     sig.extend_from_slice(&key.sign(text.as_bytes()));
-    Ok(format!("{text}\n{SIG_PREFIX}{name} {}\n", STANDARD.encode(sig)))
+    Ok(format!("{text}\n{SIG_PREFIX}{name} {}\n", b64::encode(sig)))
 }
 
 /// A note whose text was signed by at least one of the verifiers.
@@ -132,7 +131,7 @@ pub fn open_note(msg: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, Fo
         if !valid_name(name) || b64.contains(' ') {
             return Err(bad("a signature line is not '— name signature'"));
         }
-        let raw = STANDARD.decode(b64).map_err(|_| bad("a signature is not base64"))?;
+        let raw = b64::decode(b64).map_err(|_| bad("a signature is not base64"))?;
         if raw.len() < 5 {
             return Err(bad("a signature is too short"));
         }
@@ -167,7 +166,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn to_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
+        format!("{}\n{}\n{}\n", self.origin, self.size, b64::encode(self.root))
     }
 
     /// Parses a checkpoint body: origin, tree size and root, each on its own
@@ -186,7 +185,7 @@ impl Checkpoint {
             return Err(bad(format!("checkpoint tree size {size:?} is not a decimal number")));
         }
         let size = size.parse().map_err(|_| bad("checkpoint tree size out of range"))?;
-        let root = STANDARD.decode(lines.next().unwrap_or("")).map_err(|_| bad("checkpoint root is not base64"))?;
+        let root = b64::decode(lines.next().unwrap_or("")).map_err(|_| bad("checkpoint root is not base64"))?;
         let root: [u8; 32] = root.try_into().map_err(|_| bad("checkpoint root is not 32 bytes"))?;
         Ok(Checkpoint { origin: origin.to_string(), size, root })
     }
