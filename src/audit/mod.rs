@@ -279,22 +279,44 @@ pub fn tag_targets<S: Store>(ledger: &Ledger<S>, env: Option<&str>) -> Result<Ve
     let mut out: Vec<TagTarget> = Vec::new();
     for environment in envs {
         for index in ledger.store().promotions_into(&environment)?.into_iter().rev() {
-            let e = ledger.read(index)?;
-            let Predicate::Promotion(p) = &e.statement.predicate else { continue };
-            let (Some(target), Some(subject)) = (&p.tag_target, e.statement.subjects.first()) else { continue };
-            if out.iter().any(|t| t.environment == environment && &t.target == target) {
-                continue;
+            let Some(t) = tag_target_at(ledger, &environment, index)? else { continue };
+            if !out.iter().any(|o| o.environment == t.environment && o.target == t.target) {
+                out.push(t);
             }
-            out.push(TagTarget {
-                environment: environment.clone(),
-                target: target.clone(),
-                digest: e.statement.subject_digests().first().map(|d| d.to_string()).unwrap_or_default(),
-                image: subject.name.clone(),
-                index,
-            });
         }
     }
     Ok(out)
+}
+
+/// The newest promotion into `env` naming `target` as its tag target:
+/// promotions are read newest first, up to that one.
+pub fn newest_tag_target<S: Store>(
+    ledger: &Ledger<S>,
+    env: &str,
+    target: &str,
+) -> Result<Option<TagTarget>, LedgerError> {
+    for index in ledger.store().promotions_into(env)?.into_iter().rev() {
+        if let Some(t) = tag_target_at(ledger, env, index)?
+            && t.target == target
+        {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// The tag target the promotion at `index` recorded, if it recorded one.
+fn tag_target_at<S: Store>(ledger: &Ledger<S>, env: &str, index: u64) -> Result<Option<TagTarget>, LedgerError> {
+    let e = ledger.read(index)?;
+    let Predicate::Promotion(p) = &e.statement.predicate else { return Ok(None) };
+    let (Some(target), Some(subject)) = (&p.tag_target, e.statement.subjects.first()) else { return Ok(None) };
+    Ok(Some(TagTarget {
+        environment: env.to_string(),
+        target: target.clone(),
+        digest: e.statement.subject_digests().first().map(|d| d.to_string()).unwrap_or_default(),
+        image: subject.name.clone(),
+        index,
+    }))
 }
 
 // ---------------------------------------------------------------- release metadata
