@@ -296,6 +296,8 @@ pub(super) fn promote_release(
         return Ok(());
     }
     let time = now();
+    // One read of the genesis; a fresh nonce for each promotion.
+    let genesis = ledger.binding()?.ledger;
     let mut envelopes = Vec::with_capacity(allowed.len());
     for (image, a) in &allowed {
         // Each promotion names the registry that confirmed its own artifact.
@@ -308,7 +310,7 @@ pub(super) fn promote_release(
                 supersedes: a.choice.supersedes.clone(),
             }),
             time,
-            binding: Some(ledger.binding()?),
+            binding: Some(record::Binding::fresh(genesis)),
         };
         let statement = record::promotion_statement(image, a.choice.digest, to, a.allowed.clone(), input);
         envelopes.push(sign(&statement, &[&key]));
