@@ -16,7 +16,8 @@ use crate::core::statement::{Check, CiRun, PlatformManifest, Predicate, rfc3339}
 use crate::ledger::{Ledger, LedgerError, StoredEntry};
 use crate::store::{Store, source_key};
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Signer {
     pub key_id: String,
     /// The key's name in the policy that listed it.
@@ -35,7 +36,8 @@ impl Signer {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct BuildInfo {
     pub index: u64,
     pub hash: String,
@@ -56,7 +58,8 @@ pub struct BuildInfo {
     pub platforms: Vec<PlatformManifest>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ValidationInfo {
     pub index: u64,
     pub hash: String,
@@ -67,7 +70,8 @@ pub struct ValidationInfo {
     pub dev_only: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PromotionInfo {
     pub index: u64,
     pub hash: String,
@@ -85,7 +89,8 @@ pub struct PromotionInfo {
 }
 
 /// Everything the chain says about one digest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct DigestReport {
     pub digest: String,
     pub builds: Vec<BuildInfo>,
@@ -97,7 +102,8 @@ pub struct DigestReport {
 }
 
 /// Promotions into one environment, newest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HistoryReport {
     pub environment: String,
     pub promotions: Vec<PromotionInfo>,
@@ -469,7 +475,8 @@ pub fn missing_keys(doc: &serde_json::Value, require_ci_evidence: bool) -> Vec<S
 }
 
 /// An attestation read back from a registry and matched to the ledger.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Attested {
     pub index: u64,
     pub hash: String,

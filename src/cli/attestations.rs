@@ -42,14 +42,13 @@ pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
         registry::ReferrersScheme::Api => "referrers-api",
         registry::ReferrersScheme::TagSchema => "tag-schema",
     };
-    let entries: Vec<u64> = layers.iter().map(|l| l.entry_index).collect();
-    ctx.emit(
-        json!({"image": image.to_string(), "artifact": artifact.to_string(), "entries": entries, "listed_by": listed}),
-        || {
-            println!("attached {} envelope(s) (entries {entries:?}) to {image}", layers.len());
-            println!("artifact {}@{artifact}, listed by the {listed}", image.name());
-        },
-    );
+    ctx.emit(&Attached {
+        image: image.to_string(),
+        artifact: artifact.to_string(),
+        entries: layers.iter().map(|l| l.entry_index).collect(),
+        listed_by: listed.to_string(),
+        repository: image.name().to_string(),
+    });
     Ok(())
 }
 
@@ -71,36 +70,27 @@ pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
         results.push((f, audit::check_attestation(&ledger, &digest, &f.bytes)?));
     }
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    let list: Vec<_> = results
-        .iter()
-        .map(|(f, r)| match r {
-            Ok(a) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": true, "entry": a}),
-            Err(why) => json!({"artifact": f.artifact.to_string(), "layer": f.layer, "ok": false, "reason": why}),
+    let total = results.len();
+    let attestations = results
+        .into_iter()
+        .map(|(f, r)| {
+            let (entry, reason) = match r {
+                Ok(a) => (Some(a), None),
+                Err(why) => (None, Some(why)),
+            };
+            AttestationChecked { artifact: f.artifact.to_string(), layer: f.layer, ok: entry.is_some(), entry, reason }
         })
         .collect();
-    ctx.emit(json!({"image": image.to_string(), "digest": digest.to_string(), "attestations": list}), || {
-        for (f, r) in &results {
-            match r {
-                Ok(a) => println!(
-                    "ok: {} entry {} ({}) signed by {}",
-                    a.kind,
-                    a.index,
-                    a.hash,
-                    a.signers.iter().map(|s| &s[..8.min(s.len())]).collect::<Vec<_>>().join(",")
-                ),
-                Err(why) => eprintln!("rejected: artifact {} layer {}: {why}", f.artifact, f.layer),
-            }
-        }
-    });
+    ctx.emit(&AttestationsFetched { image: image.to_string(), digest: digest.to_string(), attestations });
     if failed > 0 {
-        let msg = format!("{failed} of {} attestation(s) of {image} failed verification", results.len());
+        let msg = format!("{failed} of {total} attestation(s) of {image} failed verification");
         return Err(if ctx.json {
             CliError::reported(Code::Verification)
         } else {
             CliError::new(Code::Verification, msg)
         });
     }
-    if results.is_empty() {
+    if total == 0 {
         return Err(CliError::denied(format!("the registry holds no provledger attestation for {image}")));
     }
     Ok(())

@@ -109,18 +109,18 @@ impl CliError {
             return;
         }
         if json {
-            let v = serde_json::json!({
-                "ok": false,
-                "error": {
-                    "code": self.code as u8,
-                    "kind": self.code.kind(),
-                    "message": self.message,
-                    "index": self.index,
-                    "rule": self.rule,
-                    "hint": self.hint,
-                }
-            });
-            println!("{v}");
+            let report = super::report::ErrorReport {
+                ok: false,
+                error: super::report::ErrorDetail {
+                    code: self.code as u8,
+                    kind: self.code.kind(),
+                    message: &self.message,
+                    index: self.index,
+                    rule: self.rule,
+                    hint: self.hint.as_deref(),
+                },
+            };
+            println!("{}", serde_json::to_string(&report).expect("a report serialises"));
         } else {
             eprintln!("provledger: {}", self.message);
             if let Some(h) = &self.hint {

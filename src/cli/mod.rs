@@ -33,6 +33,7 @@ mod progress;
 mod promotion;
 mod queries;
 mod records;
+mod report;
 mod setup;
 
 use std::collections::BTreeMap;
@@ -41,7 +42,6 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use serde_json::json;
 
 use provledger::audit;
 use provledger::bundle;
@@ -69,7 +69,6 @@ use provledger::server;
 use provledger::sigcheck;
 use provledger::store::{SledStore, Store as _};
 use provledger::sync;
-use provledger::verify::VerifiedEntry;
 
 use args::*;
 use attestations::*;
@@ -80,6 +79,7 @@ use offline::*;
 use promotion::*;
 use queries::*;
 use records::*;
+use report::*;
 use setup::*;
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -186,10 +186,10 @@ impl Ctx {
     /// Appends statements: locally, or with --server by submitting them
     /// (several all or none), verifying each acknowledgement, and pulling
     /// the mirror so that the entries shown are the ones it verified.
-    fn append_all(&self, ledger: &Ledger<SledStore>, envelopes: Vec<Envelope>) -> Result<Vec<Shown>> {
+    fn append_all(&self, ledger: &Ledger<SledStore>, envelopes: Vec<Envelope>) -> Result<Vec<EntryReport>> {
         let Some(r) = &self.remote else {
             let done = ledger.append_batch(envelopes, now()).map_err(CliError::from_append)?;
-            return Ok(done.iter().map(Shown::from).collect());
+            return Ok(done.iter().map(EntryReport::of).collect());
         };
         let log = ledger.policy()?.1.log().clone();
         let appended = match envelopes.as_slice() {
@@ -199,17 +199,10 @@ impl Ctx {
         self.pull_mirror(r, ledger)?;
         let confirmed =
             sync::confirm_acknowledged(ledger, r.client.url(), &appended, &self.mirror_dir(r).evidence_dir())?;
-        let shown = confirmed
-            .into_iter()
-            .map(|c| Shown {
-                index: c.entry.entry.index,
-                hash: c.entry.entry.hash(),
-                entry: c.entry.entry,
-                statement: c.entry.statement,
-                signers: c.signers,
-            })
-            .collect();
-        Ok(shown)
+        Ok(confirmed
+            .iter()
+            .map(|c| EntryReport::new(c.entry.entry.index, &c.entry.entry, &c.entry.statement, &c.signers))
+            .collect())
     }
 
     fn log_key(&self) -> Result<SecretKey> {
@@ -220,11 +213,12 @@ impl Ctx {
         Ok(keyfile::read_secret(path, self.insecure_keys)?)
     }
 
-    fn emit(&self, value: serde_json::Value, human: impl FnOnce()) {
+    /// Prints a report: one line of JSON with `--json`, else for people.
+    fn emit(&self, report: &impl Report) {
         if self.json {
-            println!("{value}");
+            println!("{}", serde_json::to_string(report).expect("a report serialises"));
         } else {
-            human();
+            report.human();
         }
     }
 }
@@ -237,27 +231,6 @@ fn default_mirror(url: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache"));
     let id = hex::encode(&provledger::core::hash::sha256(url.trim_end_matches('/').as_bytes())[..8]);
     cache.join("provledger").join("mirrors").join(id)
-}
-
-/// An appended entry, as commands print it.
-struct Shown {
-    index: u64,
-    hash: EntryHash,
-    entry: provledger::core::entry::UnverifiedEntry,
-    statement: Statement,
-    signers: Vec<provledger::core::keys::KeyId>,
-}
-
-impl From<&VerifiedEntry> for Shown {
-    fn from(v: &VerifiedEntry) -> Shown {
-        Shown {
-            index: v.index(),
-            hash: v.hash(),
-            entry: v.entry().clone(),
-            statement: v.statement().clone(),
-            signers: v.signers().to_vec(),
-        }
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -381,51 +354,10 @@ fn parse_digest(text: &str) -> Result<Digest> {
     }
 }
 
-fn kind(statement: &Statement) -> &'static str {
-    match statement.predicate {
-        Predicate::Build(_) => "build",
-        Predicate::Validation(_) => "validation",
-        Predicate::Promotion(_) => "promotion",
-        Predicate::Policy(_) => "policy",
-    }
-}
-
-fn subjects_json(statement: &Statement) -> Vec<String> {
-    statement
-        .subjects
-        .iter()
-        .map(|s| match s.sha256() {
-            Ok(Some(d)) => d.to_string(),
-            _ => format!("{} (tag-only)", s.name),
-        })
-        .collect()
-}
-
-fn entry_json(v: &Shown, with_envelope: bool) -> serde_json::Value {
-    let mut j = json!({
-        "index": v.index,
-        "hash": v.hash.to_string(),
-        "prev_hash": v.entry.prev_hash.to_string(),
-        "integrated_time": v.entry.integrated_time,
-        "kind": kind(&v.statement),
-        "subjects": subjects_json(&v.statement),
-        "signers": v.signers.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-        "dev_only": v.statement.predicate.is_dev_only(),
-    });
-    if with_envelope {
-        j["envelope"] = v.entry.envelope.to_json_value();
-    }
-    j
-}
-
 /// Appends one statement (locally or through the server) and prints it.
-fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<Shown> {
+fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<EntryReport> {
     let v = ctx.append_all(ledger, vec![envelope])?.remove(0);
-    ctx.emit(entry_json(&v, false), || {
-        let dev = if v.statement.predicate.is_dev_only() { " [dev-only]" } else { "" };
-        println!("recorded entry {} ({}){dev} {}", v.index, kind(&v.statement), subjects_json(&v.statement).join(" "));
-        println!("entry hash {}", v.hash);
-    });
+    ctx.emit(&v);
     Ok(v)
 }
 

@@ -10,9 +10,7 @@ pub(super) fn serve(ctx: &Ctx, listen: &str, config: server::Config) -> Result<(
     let addr = listener.local_addr().map_err(|e| CliError::operational(format!("--listen {listen}: {e}")))?;
     let url = server::describe(addr);
     // The first line names the address, for scripts that asked for port 0.
-    ctx.emit(json!({"listening": url, "ledger": ctx.ledger_dir, "size": cp.checkpoint.size}), || {
-        println!("listening on {url}");
-    });
+    ctx.emit(&Listening { listening: url.clone(), ledger: ctx.ledger_dir.clone(), size: cp.checkpoint.size });
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     if !ctx.json {
@@ -50,16 +48,14 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
         let ledger = ctx.open()?;
         let dir = ctx.remote.as_ref().map_or_else(|| ctx.dir(), |r| ctx.mirror_dir(r));
         let report = sync::publish(&ledger, &ctx.registry()?, &image, &dir.evidence_dir())?;
-        ctx.emit(
-            json!({"ok": true, "to": to, "manifest": report.manifest.to_string(), "entries": report.size,
-                   "blobs": report.blobs, "pushed": report.pushed}),
-            || {
-                println!(
-                    "published {} entries to {to} ({} blobs, {} pushed now); manifest {}",
-                    report.size, report.blobs, report.pushed, report.manifest
-                )
-            },
-        );
+        ctx.emit(&Published {
+            ok: true,
+            to: to.to_string(),
+            manifest: report.manifest.to_string(),
+            entries: report.size,
+            blobs: report.blobs,
+            pushed: report.pushed,
+        });
         return Ok(());
     }
     let (ledger, dir, report) = match (from, &ctx.remote) {
@@ -91,30 +87,15 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
         }
     };
     drop(ledger);
-    let cp = &report.checkpoint;
-    ctx.emit(
-        json!({"ok": true, "source": report.source, "mirror": dir, "from": report.from, "to": report.to,
-               "fetched": report.to - report.from, "source_behind": report.source_behind,
-               "checkpoint": checkpoint_json(cp)}),
-        || {
-            if report.source_behind {
-                println!(
-                    "{} is behind (size {} < ours {}), and a prefix of ours: nothing to fetch",
-                    report.source, cp.checkpoint.size, report.to
-                );
-            } else if report.to == report.from {
-                println!("up to date with {} at size {}", report.source, report.to);
-            } else {
-                println!(
-                    "synced {} new entries from {} (size {} -> {}), verified; root {}",
-                    report.to - report.from,
-                    report.source,
-                    report.from,
-                    report.to,
-                    b64(cp.checkpoint.root)
-                );
-            }
-        },
-    );
+    ctx.emit(&Synced {
+        ok: true,
+        source: report.source.clone(),
+        mirror: dir,
+        from: report.from,
+        to: report.to,
+        fetched: report.to - report.from,
+        source_behind: report.source_behind,
+        checkpoint: CheckpointReport::from(&report.checkpoint),
+    });
     Ok(())
 }

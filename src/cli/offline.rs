@@ -12,35 +12,14 @@ pub(super) fn verify(ctx: &Ctx, genesis: Option<&str>, mode: sigcheck::Mode) -> 
     bar.finish_and_clear();
     let report = report.map_err(CliError::from_verify)?;
     let cp = ledger.checkpoint()?;
-    let g = report.genesis.map(|g| g.to_string()).unwrap_or_default();
-    ctx.emit(
-        json!({"ok": true, "entries": report.entries, "genesis": g, "head": report.head.to_string(),
-               "checkpoint": checkpoint_json(&cp)}),
-        || {
-            println!("ok: {} entries verified; the Merkle tree and the signed checkpoint match", report.entries);
-            println!("genesis {g}");
-            println!("head    {}", report.head);
-            println!(
-                "root    {} (checkpoint {}, size {})",
-                b64(cp.checkpoint.root),
-                cp.checkpoint.origin,
-                cp.checkpoint.size
-            );
-        },
-    );
+    ctx.emit(&Verified {
+        ok: true,
+        entries: report.entries,
+        genesis: report.genesis.map(|g| g.to_string()).unwrap_or_default(),
+        head: report.head.to_string(),
+        checkpoint: CheckpointReport::from(&cp),
+    });
     Ok(())
-}
-
-pub(super) use provledger::core::b64::encode as b64;
-
-pub(super) fn checkpoint_json(cp: &provledger::ledger::SignedCheckpoint) -> serde_json::Value {
-    json!({
-        "origin": cp.checkpoint.origin,
-        "size": cp.checkpoint.size,
-        "root": b64(cp.checkpoint.root),
-        "verifier_key": cp.verifier.to_text(),
-        "note": cp.note,
-    })
 }
 
 pub(super) fn parse_genesis(genesis: Option<&str>) -> Result<EntryHash> {
@@ -82,14 +61,14 @@ pub(super) fn export(ctx: &Ctx, out: &Path) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let cp = written.expect("written when the write succeeded");
-    let count = cp.checkpoint.size;
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-    ctx.emit(
-        json!({"ok": true, "out": out, "entries": count, "bytes": bytes, "checkpoint": checkpoint_json(&cp)}),
-        || {
-            println!("wrote {} entries and the checkpoint of size {count} to {} ({bytes} bytes)", count, out.display());
-        },
-    );
+    ctx.emit(&Exported {
+        ok: true,
+        out: out.to_path_buf(),
+        entries: cp.checkpoint.size,
+        bytes,
+        checkpoint: CheckpointReport::from(&cp),
+    });
     Ok(())
 }
 
@@ -129,29 +108,14 @@ pub(super) fn verify_bundle(
     let report = bundle::verify_bundle_with(reader, &genesis, since.as_deref(), mode, |_| bar.inc(1));
     bar.finish_and_clear();
     let report = report.map_err(bundle_failure)?;
-    let cp = &report.checkpoint;
-    ctx.emit(
-        json!({"ok": true, "entries": report.chain.entries, "genesis": genesis.to_string(),
-               "head": report.chain.head.to_string(), "checkpoint": checkpoint_json(cp),
-               "since": report.since.as_ref().map(checkpoint_json)}),
-        || {
-            println!("ok: bundle of {} entries verified offline against genesis {genesis}", report.chain.entries);
-            println!(
-                "checkpoint {} size {} root {} signed by {}",
-                cp.checkpoint.origin,
-                cp.checkpoint.size,
-                b64(cp.checkpoint.root),
-                cp.verifier.to_text()
-            );
-            if let Some(s) = &report.since {
-                println!(
-                    "consistent with the earlier checkpoint of size {} (root {})",
-                    s.checkpoint.size,
-                    b64(s.checkpoint.root)
-                );
-            }
-        },
-    );
+    ctx.emit(&BundleVerified {
+        ok: true,
+        entries: report.chain.entries,
+        genesis: genesis.to_string(),
+        head: report.chain.head.to_string(),
+        checkpoint: CheckpointReport::from(&report.checkpoint),
+        since: report.since.as_ref().map(CheckpointReport::from),
+    });
     Ok(())
 }
 
@@ -165,19 +129,15 @@ pub(super) fn prove(ctx: &Ctx, text: &str, env: &str, out: &Path) -> Result<()> 
     })?;
     let text = proof.to_json();
     write_atomically(out, |w| std::io::Write::write_all(w, text.as_bytes()))?;
-    ctx.emit(
-        json!({"ok": true, "out": out, "digest": digest.to_string(), "environment": env,
-               "promotion": proof.promotion, "entries": proof.entries.len(), "bytes": text.len()}),
-        || {
-            println!(
-                "wrote the proof that {digest} was promoted to {env} (entry {}; {} entries, {} bytes) to {}",
-                proof.promotion,
-                proof.entries.len(),
-                text.len(),
-                out.display()
-            );
-        },
-    );
+    ctx.emit(&Proven {
+        ok: true,
+        out: out.to_path_buf(),
+        digest: digest.to_string(),
+        environment: env.to_string(),
+        promotion: proof.promotion,
+        entries: proof.entries.len(),
+        bytes: text.len(),
+    });
     Ok(())
 }
 
@@ -189,28 +149,16 @@ pub(super) fn verify_proof(ctx: &Ctx, path: &Path, genesis: Option<&str>) -> Res
         proof::ProofError::NewerVersion(_) => CliError::operational(e.to_string()),
         other => CliError::new(Code::Verification, format!("verification failed: {other}")),
     })?;
-    let cp = &report.checkpoint;
-    ctx.emit(
-        json!({"ok": true, "digest": report.digest.to_string(), "environment": report.environment,
-               "promotion": {"index": report.promotion.index, "hash": report.promotion.hash.to_string()},
-               "from": report.from,
-               "build": {"index": report.build.index, "hash": report.build.hash.to_string()},
-               "validations": report.validations.iter().map(|r| json!({"index": r.index, "hash": r.hash.to_string()})).collect::<Vec<_>>(),
-               "checkpoint": checkpoint_json(cp)}),
-        || {
-            println!(
-                "ok: {} was legitimately promoted to {} (entry {})",
-                report.digest, report.environment, report.promotion.index
-            );
-            println!(
-                "  build entry {}, validation entries {:?}; included in checkpoint {} of size {}",
-                report.build.index,
-                report.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
-                cp.checkpoint.origin,
-                cp.checkpoint.size
-            );
-        },
-    );
+    ctx.emit(&ProofVerified {
+        ok: true,
+        digest: report.digest.to_string(),
+        environment: report.environment.clone(),
+        promotion: EntryId::from(&report.promotion),
+        from: report.from.clone(),
+        build: EntryId::from(&report.build),
+        validations: report.validations.iter().map(EntryId::from).collect(),
+        checkpoint: CheckpointReport::from(&report.checkpoint),
+    });
     Ok(())
 }
 
@@ -220,10 +168,6 @@ pub(super) fn checkpoint(ctx: &Ctx, out: Option<&Path>) -> Result<()> {
     if let Some(path) = out {
         write_atomically(path, |w| std::io::Write::write_all(w, cp.note.as_bytes()))?;
     }
-    match (ctx.json, out) {
-        (true, _) => println!("{}", checkpoint_json(&cp)),
-        (false, None) => print!("{}", cp.note),
-        (false, Some(path)) => println!("wrote the checkpoint of size {} to {}", cp.checkpoint.size, path.display()),
-    }
+    ctx.emit(&CheckpointShown { checkpoint: CheckpointReport::from(&cp), out: out.map(Path::to_path_buf) });
     Ok(())
 }

@@ -32,9 +32,14 @@ pub(super) fn promote(
         && t.digest == digest.to_string()
     {
         let served = ctx.registry()?.copy_to_tag(&image, digest, target)?;
-        ctx.emit(json!({"allowed": true, "entry": {"index": t.index}, "tag_target": t.target, "moved": true}), || {
-            println!("{image} is already promoted to {to} with tag target {target} (entry {})", t.index);
-            println!("{target} now serves {served}");
+        ctx.emit(&TagMoved {
+            allowed: true,
+            entry: EntryIndex { index: t.index },
+            tag_target: t.target,
+            moved: true,
+            image: image.to_string(),
+            to: to.to_string(),
+            served: served.to_string(),
         });
         return Ok(());
     }
@@ -49,24 +54,17 @@ pub(super) fn promote(
         Decision::Deny(reasons) => return Err(deny_promotion(ctx, &image, to, &reasons)),
         Decision::Allow(a) => a,
     };
-    let refs = |a: &gate::Allowed| {
-        json!({
-            "build": {"index": a.build.index, "hash": a.build.hash.to_string()},
-            "validations": a.validations.iter().map(|r| json!({"index": r.index, "hash": r.hash.to_string()})).collect::<Vec<_>>(),
-        })
-    };
     if dry_run {
-        ctx.emit(
-            json!({"allowed": true, "dry_run": true, "image": image.to_string(), "to": to, "evidence": refs(&allowed)}),
-            || {
-                println!("promotion of {image} to {to} allowed (dry run; nothing appended)");
-                println!(
-                    "  build entry {}, validation entries {:?}",
-                    allowed.build.index,
-                    allowed.validations.iter().map(|r| r.index).collect::<Vec<_>>()
-                );
+        ctx.emit(&PromotionAllowed {
+            allowed: true,
+            dry_run: true,
+            image: image.to_string(),
+            to: to.to_string(),
+            evidence: Evidence {
+                build: EntryId::from(&allowed.build),
+                validations: allowed.validations.iter().map(EntryId::from).collect(),
             },
-        );
+        });
         return Ok(());
     }
     let digest = image.digest().expect("allowed implies a digest");
@@ -105,12 +103,13 @@ pub(super) fn promote(
             ))
         })?;
     }
-    ctx.emit(json!({"allowed": true, "entry": entry_json(&v, false)}), || {
-        println!("promoted {image} to {to}: entry {}", v.index);
-        if let Some(t) = &tag_target {
-            println!("{t} now serves {digest}");
-        }
-        println!("entry hash {}", v.hash);
+    ctx.emit(&Promoted {
+        allowed: true,
+        image: image.to_string(),
+        to: to.to_string(),
+        tag_target: tag_target.as_ref().map(ImageRef::to_string),
+        entry: v,
+        digest: digest.to_string(),
     });
     Ok(())
 }
@@ -149,32 +148,19 @@ pub(super) fn reconcile_tags(ctx: &Ctx, env: Option<&str>, check: bool) -> Resul
         }
         rows.push((t, serves, ok, moved));
     }
-    let json_rows: Vec<_> = rows
-        .iter()
-        .map(|(t, serves, ok, moved)| {
-            json!({"environment": t.environment, "tag_target": t.target, "entry": t.index, "digest": t.digest,
-                   "served": serves.map(|d| d.to_string()), "in_place": ok, "moved": moved})
+    let tags = rows
+        .into_iter()
+        .map(|(t, serves, in_place, moved)| TagState {
+            environment: t.environment.clone(),
+            tag_target: t.target.clone(),
+            entry: t.index,
+            digest: t.digest.clone(),
+            served: serves.map(|d| d.to_string()),
+            in_place,
+            moved,
         })
         .collect();
-    ctx.emit(json!({"ok": !check || drift == 0, "tags": json_rows}), || {
-        if rows.is_empty() {
-            println!("no promotion recorded a tag target");
-        }
-        for (t, serves, ok, moved) in &rows {
-            let served = serves.map_or_else(|| "nothing".to_string(), |d| d.to_string());
-            match (ok, moved) {
-                (true, _) => println!("{} ({}): serves {} (entry {})", t.target, t.environment, t.digest, t.index),
-                (false, true) => println!(
-                    "{} ({}): served {served}; moved to {} (entry {})",
-                    t.target, t.environment, t.digest, t.index
-                ),
-                (false, false) => println!(
-                    "{} ({}): serves {served}, but the ledger promoted {} (entry {})",
-                    t.target, t.environment, t.digest, t.index
-                ),
-            }
-        }
-    });
+    ctx.emit(&TagsReconciled { ok: !check || drift == 0, tags });
     if check && drift > 0 {
         return Err(CliError::reported(Code::Denied));
     }
@@ -192,14 +178,13 @@ pub(super) fn parse_tag_target(text: &str) -> Result<ImageRef> {
 
 /// Prints every reason a promotion is denied; exit 3.
 pub(super) fn deny_promotion(ctx: &Ctx, image: &ImageRef, to: &str, reasons: &[String]) -> CliError {
-    if ctx.json {
-        println!("{}", json!({"allowed": false, "image": image.to_string(), "to": to, "reasons": reasons}));
-    } else {
-        eprintln!("promotion of {image} to {to} denied:");
-        for r in reasons {
-            eprintln!("  - {r}");
-        }
-    }
+    ctx.emit(&PromotionDenied {
+        allowed: false,
+        image: Some(image.to_string()),
+        release: None,
+        to: to.to_string(),
+        reasons: reasons.to_vec(),
+    });
     CliError::reported(Code::Denied)
 }
 
@@ -257,42 +242,36 @@ pub(super) fn promote_release(
         }
     }
     if !reasons.is_empty() {
-        if ctx.json {
-            println!("{}", json!({"allowed": false, "release": release, "to": to, "reasons": reasons}));
-        } else {
-            eprintln!("promotion of release {release} to {to} denied (no artifact promoted):");
-            for r in &reasons {
-                eprintln!("  - {r}");
-            }
-        }
+        ctx.emit(&PromotionDenied {
+            allowed: false,
+            image: None,
+            release: Some(release.to_string()),
+            to: to.to_string(),
+            reasons,
+        });
         return Err(CliError::reported(Code::Denied));
     }
-    let artifacts: Vec<_> = allowed
-        .iter()
-        .map(|(_, a)| {
-            json!({"artifact": a.choice.artifact, "digest": a.choice.digest.to_string(),
-                   "supersedes": a.choice.supersedes.iter().map(Digest::to_string).collect::<Vec<_>>()})
-        })
-        .collect();
-    let print_choices = || {
-        for (image, a) in &allowed {
-            let aside = if a.choice.supersedes.is_empty() {
-                String::new()
-            } else {
-                let d: Vec<String> = a.choice.supersedes.iter().map(Digest::to_string).collect();
-                format!(" (setting aside {})", d.join(", "))
-            };
-            println!("  {}: {image}{aside}", a.choice.artifact);
-        }
+    let choices = || {
+        allowed
+            .iter()
+            .map(|(image, a)| ArtifactChoice {
+                artifact: a.choice.artifact.clone(),
+                digest: a.choice.digest.to_string(),
+                supersedes: a.choice.supersedes.iter().map(Digest::to_string).collect(),
+                image: image.to_string(),
+            })
+            .collect()
+    };
+    let report = |entries| ReleasePromoted {
+        allowed: true,
+        dry_run,
+        release: release.to_string(),
+        to: to.to_string(),
+        artifacts: choices(),
+        entries,
     };
     if dry_run {
-        ctx.emit(
-            json!({"allowed": true, "dry_run": true, "release": release, "to": to, "artifacts": artifacts}),
-            || {
-                println!("promotion of release {release} to {to} allowed for {} artifact(s) (dry run):", allowed.len());
-                print_choices();
-            },
-        );
+        ctx.emit(&report(None));
         return Ok(());
     }
     let time = now();
@@ -316,16 +295,6 @@ pub(super) fn promote_release(
         envelopes.push(sign(&statement, &[&key]));
     }
     let done = ctx.append_all(&ledger, envelopes)?;
-    let entries: Vec<_> = done.iter().map(|v| entry_json(v, false)).collect();
-    ctx.emit(
-        json!({"allowed": true, "release": release, "to": to, "artifacts": artifacts, "entries": entries}),
-        || {
-            println!("promoted release {release} to {to}:");
-            print_choices();
-            for v in &done {
-                println!("  entry {}: {}", v.index, subjects_json(&v.statement).join(" "));
-            }
-        },
-    );
+    ctx.emit(&report(Some(done)));
     Ok(())
 }

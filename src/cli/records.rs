@@ -140,7 +140,7 @@ pub(super) fn record_build(
         _ => e,
     })?;
     // A rebuild is recorded, and flagged: its digest has no validation yet.
-    if let Some(d) = v.statement.subject_digests().first()
+    if let Some(d) = v.digests.first()
         && let Some(r) = audit::show(&ledger, d)?
     {
         for f in r.findings.iter().filter(|f| f.starts_with("rebuild")) {

@@ -6,10 +6,7 @@ pub(super) fn key_generate(ctx: &Ctx, out: &Path) -> Result<()> {
     let key = SecretKey::generate();
     let pub_path = keyfile::write_new_key(out, &key)?;
     let id = key.id();
-    ctx.emit(json!({"secret": out, "public": pub_path, "key_id": id.to_string()}), || {
-        println!("wrote secret key {} (mode 0600) and public key {}", out.display(), pub_path.display());
-        println!("key id {id}");
-    });
+    ctx.emit(&KeyGenerated { secret: out.to_path_buf(), public: pub_path, key_id: id.to_string() });
     Ok(())
 }
 
@@ -23,7 +20,7 @@ pub(super) fn key_id(ctx: &Ctx, file: &Path) -> Result<()> {
         },
     };
     let id = public.id();
-    ctx.emit(json!({"key_id": id.to_string(), "public": public.to_string()}), || println!("{id}"));
+    ctx.emit(&KeyIdReport { key_id: id.to_string(), public: public.to_string() });
     Ok(())
 }
 
@@ -71,12 +68,10 @@ pub(super) fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key
         provledger::ledger::dir::DirError::Ledger(l) => CliError::from_append(l),
         other => other.into(),
     })?;
-    let hash = genesis.hash();
-    let vkey = named.to_text();
-    ctx.emit(json!({"genesis": hash.to_string(), "ledger": ctx.ledger_dir, "log_verifier_key": vkey}), || {
-        // Standard output carries the genesis hash alone, for scripts.
-        println!("{hash}");
-        eprintln!("checkpoints are signed by log key {vkey}");
+    ctx.emit(&Initialised {
+        genesis: genesis.hash().to_string(),
+        ledger: ctx.ledger_dir.clone(),
+        log_verifier_key: named.to_text(),
     });
     Ok(())
 }

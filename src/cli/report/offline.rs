@@ -1,0 +1,176 @@
+//! The reports of `verify`, `export`, `prove` and `checkpoint`.
+
+use super::*;
+
+/// `verify`: the local ledger (or a server's mirror) verified.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Verified {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub entries: u64,
+    #[schemars(pattern(HASH))]
+    pub genesis: String,
+    #[schemars(pattern(HASH))]
+    pub head: String,
+    pub checkpoint: CheckpointReport,
+}
+
+impl Report for Verified {
+    fn human(&self) {
+        let cp = &self.checkpoint;
+        println!("ok: {} entries verified; the Merkle tree and the signed checkpoint match", self.entries);
+        println!("genesis {}", self.genesis);
+        println!("head    {}", self.head);
+        println!("root    {} (checkpoint {}, size {})", cp.root, cp.origin, cp.size);
+    }
+}
+
+/// `verify --bundle`: a bundle verified offline.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BundleVerified {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub entries: u64,
+    #[schemars(pattern(HASH))]
+    pub genesis: String,
+    #[schemars(pattern(HASH))]
+    pub head: String,
+    pub checkpoint: CheckpointReport,
+    /// The earlier checkpoint (`--since`) the bundle extends.
+    pub since: Option<CheckpointReport>,
+}
+
+impl Report for BundleVerified {
+    fn human(&self) {
+        let cp = &self.checkpoint;
+        println!("ok: bundle of {} entries verified offline against genesis {}", self.entries, self.genesis);
+        println!("checkpoint {} size {} root {} signed by {}", cp.origin, cp.size, cp.root, cp.verifier_key);
+        if let Some(s) = &self.since {
+            println!("consistent with the earlier checkpoint of size {} (root {})", s.size, s.root);
+        }
+    }
+}
+
+/// `verify --proof`: a promotion proof verified offline.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ProofVerified {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    #[schemars(pattern(DIGEST))]
+    pub digest: String,
+    pub environment: String,
+    pub promotion: EntryId,
+    /// The environment the digest was promoted from.
+    pub from: Option<String>,
+    pub build: EntryId,
+    pub validations: Vec<EntryId>,
+    pub checkpoint: CheckpointReport,
+}
+
+impl Report for ProofVerified {
+    fn human(&self) {
+        println!(
+            "ok: {} was legitimately promoted to {} (entry {})",
+            self.digest, self.environment, self.promotion.index
+        );
+        println!(
+            "  build entry {}, validation entries {:?}; included in checkpoint {} of size {}",
+            self.build.index,
+            self.validations.iter().map(|r| r.index).collect::<Vec<_>>(),
+            self.checkpoint.origin,
+            self.checkpoint.size
+        );
+    }
+}
+
+/// Every report of `verify`.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(super) enum VerifyReports {
+    Ledger(Verified),
+    Bundle(BundleVerified),
+    Proof(ProofVerified),
+}
+
+/// `export`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Exported {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub out: PathBuf,
+    pub entries: u64,
+    pub bytes: u64,
+    pub checkpoint: CheckpointReport,
+}
+
+impl Report for Exported {
+    fn human(&self) {
+        let n = self.entries;
+        println!(
+            "wrote {n} entries and the checkpoint of size {} to {} ({} bytes)",
+            self.checkpoint.size,
+            self.out.display(),
+            self.bytes
+        );
+    }
+}
+
+/// `prove`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Proven {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub out: PathBuf,
+    #[schemars(pattern(DIGEST))]
+    pub digest: String,
+    pub environment: String,
+    /// The promotion's entry index.
+    pub promotion: u64,
+    /// How many entries the proof carries.
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+impl Report for Proven {
+    fn human(&self) {
+        println!(
+            "wrote the proof that {} was promoted to {} (entry {}; {} entries, {} bytes) to {}",
+            self.digest,
+            self.environment,
+            self.promotion,
+            self.entries,
+            self.bytes,
+            self.out.display()
+        );
+    }
+}
+
+/// `checkpoint`: the latest signed checkpoint (the note itself, for people).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct CheckpointShown {
+    pub checkpoint: CheckpointReport,
+    /// Where it was written (`--out`).
+    #[serde(skip)]
+    pub out: Option<PathBuf>,
+}
+
+impl Report for CheckpointShown {
+    fn human(&self) {
+        match &self.out {
+            None => print!("{}", self.checkpoint.note),
+            Some(path) => println!("wrote the checkpoint of size {} to {}", self.checkpoint.size, path.display()),
+        }
+    }
+}
