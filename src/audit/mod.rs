@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::core::digest::Digest;
+use crate::core::hash::EntryHash;
 use crate::core::keys::KeyId;
 use crate::core::statement::{Check, CiRun, PlatformManifest, Predicate, rfc3339};
 use crate::ledger::{Ledger, LedgerError, StoredEntry};
@@ -529,4 +530,53 @@ pub fn check_attestation<S: Store>(
         kind: stored.statement.predicate.role().as_str(),
         signers: envelope.signatures.iter().map(|s| s.keyid.clone()).collect(),
     }))
+}
+
+/// A ledger entry's envelope, as `attach` publishes it next to the image.
+#[derive(Clone, Debug)]
+pub struct RecordedEnvelope {
+    pub index: u64,
+    pub hash: EntryHash,
+    /// The DSSE envelope, as JSON.
+    pub envelope_json: Vec<u8>,
+}
+
+/// The envelope of every entry naming `digest`, in chain order.
+pub fn envelopes_for<S: Store>(ledger: &Ledger<S>, digest: &Digest) -> Result<Vec<RecordedEnvelope>, LedgerError> {
+    let mut out = Vec::new();
+    for index in ledger.store().entries_for_subject(digest)? {
+        let e = ledger.read(index)?;
+        let envelope_json = serde_json::to_vec(&e.entry.envelope.to_json_value()).expect("JSON values serialise");
+        out.push(RecordedEnvelope { index, hash: e.entry.hash(), envelope_json });
+    }
+    Ok(out)
+}
+
+/// The image (`registry/repository`, as recorded) of the newest build of
+/// `digest`, if one is recorded.
+pub fn built_image<S: Store>(ledger: &Ledger<S>, digest: &Digest) -> Result<Option<String>, LedgerError> {
+    let Some((_, build)) = ledger.latest_build_for(digest)? else { return Ok(None) };
+    let Predicate::Build(b) = &build.statement.predicate else { return Ok(None) };
+    Ok(Some(b.build_definition.external_parameters.image.clone()))
+}
+
+/// The promotion of `digest` into `env` that moved `target` to it, when it
+/// is the newest promotion into `env` naming `target`: running the same
+/// `promote --tag-target` again then only moves the tag. Only a digest
+/// already promoted into `env` can be such a rerun: that is read from the
+/// entries naming the digest, and only then the promotions into `env`.
+pub fn tag_promotion_of<S: Store>(
+    ledger: &Ledger<S>,
+    digest: &Digest,
+    env: &str,
+    target: &str,
+) -> Result<Option<TagTarget>, LedgerError> {
+    let promoted = ledger
+        .evidence_for(digest)?
+        .iter()
+        .any(|e| matches!(&e.kind, crate::gate::EvidenceKind::Promotion { to } if to == env));
+    if !promoted {
+        return Ok(None);
+    }
+    Ok(newest_tag_target(ledger, env, target)?.filter(|t| t.digest == digest.to_string()))
 }

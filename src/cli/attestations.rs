@@ -11,12 +11,11 @@ pub(super) fn image_of(ledger: &Ledger<SledStore>, text: &str) -> Result<ImageRe
         return Ok(r);
     }
     let digest = parse_digest(text)?;
-    let (_, build) = ledger.latest_build_for(&digest)?.ok_or_else(|| {
+    let image = audit::built_image(ledger, &digest)?.ok_or_else(|| {
         CliError::denied(format!("no build entry names {digest}, so its repository is unknown"))
             .hint("name the image as REPO@sha256:<digest>")
     })?;
-    let Predicate::Build(b) = &build.statement.predicate else { unreachable!("a build entry") };
-    let image: ImageRef = parse_ref(&b.build_definition.external_parameters.image)?;
+    let image: ImageRef = parse_ref(&image)?;
     Ok(image.with_digest(digest))
 }
 
@@ -24,15 +23,14 @@ pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
     let ledger = ctx.open()?;
     let image = image_of(&ledger, text)?;
     let digest = image.digest().expect("pinned");
-    let mut layers = Vec::new();
-    for index in ledger.store().entries_for_subject(&digest)? {
-        let e = ledger.read(index)?;
-        layers.push(registry::AttestationLayer {
-            envelope_json: serde_json::to_vec(&e.entry.envelope.to_json_value()).expect("json"),
-            entry_index: index,
-            entry_hash: e.entry.hash().to_string(),
-        });
-    }
+    let layers: Vec<_> = audit::envelopes_for(&ledger, &digest)?
+        .into_iter()
+        .map(|e| registry::AttestationLayer {
+            envelope_json: e.envelope_json,
+            entry_index: e.index,
+            entry_hash: e.hash.to_string(),
+        })
+        .collect();
     if layers.is_empty() {
         return Err(CliError::denied(format!("no entry of the ledger names {digest}: nothing to attach")));
     }

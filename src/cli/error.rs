@@ -267,6 +267,7 @@ impl From<SyncError> for CliError {
                 .hint("pass the genesis hash you trust (from `provledger init` or the ledger's operator)"),
             SyncError::Source(why) => CliError::operational(why),
             SyncError::Ledger(l) => CliError::from_verify(l),
+            SyncError::Dir(d) => d.into(),
         }
     }
 }

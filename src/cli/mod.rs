@@ -52,9 +52,7 @@ use provledger::core::image_ref::ImageRef;
 use provledger::core::keys::SecretKey;
 use provledger::core::note::NoteVerifier;
 use provledger::core::statement::PolicyLog;
-use provledger::core::statement::{
-    Check, CheckResult, CiRun, Predicate, ReleaseBinding, Statement, check_git_sha, check_name,
-};
+use provledger::core::statement::{Check, CheckResult, CiRun, ReleaseBinding, Statement, check_git_sha, check_name};
 use provledger::gate::{self, Decision};
 use provledger::keyfile;
 use provledger::ledger::dir::LedgerDir;
@@ -67,7 +65,7 @@ use provledger::registry::{self, Registry, Target};
 use provledger::remote::Client;
 use provledger::server;
 use provledger::sigcheck;
-use provledger::store::{SledStore, Store as _};
+use provledger::store::SledStore;
 use provledger::sync;
 
 use args::*;
@@ -165,22 +163,10 @@ impl Ctx {
 
     /// Brings the mirror up to the server's latest checkpoint, verified.
     fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<SledStore>) -> Result<sync::SyncReport> {
-        let genesis = match (&r.genesis, ledger.store().head()?) {
-            (Some(g), _) => Some(*g),
-            (None, Some(_)) => None,
-            (None, None) => {
-                let info = r.client.info()?;
-                let g = EntryHash::parse(&info.genesis)
-                    .map_err(|e| CliError::operational(format!("the server's genesis hash: {e}")))?;
-                eprintln!(
-                    "warning: trusting genesis {g} of {} on first use; pin it with --server-genesis",
-                    r.client.url()
-                );
-                Some(g)
-            }
-        };
-        let mut source = sync::ServerSource(r.client.clone());
-        Ok(sync::pull(ledger, &mut source, genesis.as_ref(), &self.mirror_dir(r).evidence_dir())?)
+        let evidence = self.mirror_dir(r).evidence_dir();
+        Ok(sync::pull_server(ledger, &r.client, r.genesis.as_ref(), &evidence, |g| {
+            eprintln!("warning: trusting genesis {g} of {} on first use; pin it with --server-genesis", r.client.url())
+        })?)
     }
 
     /// Appends statements: locally, or with --server by submitting them

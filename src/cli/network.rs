@@ -58,35 +58,19 @@ pub(super) fn sync_command(ctx: &Ctx, from: Option<&str>, to: Option<&str>, gene
         });
         return Ok(());
     }
-    let (ledger, dir, report) = match (from, &ctx.remote) {
+    let (dir, report) = match (from, &ctx.remote) {
         (None, None) => {
             return Err(CliError::new(Code::Usage, "sync needs --from URL|DIR|oci://… or --to oci://… (or --server)"));
         }
         (None, Some(r)) => {
             let ledger = ctx.mirror_dir(r).open_or_create()?;
-            let report = ctx.pull_mirror(r, &ledger)?;
-            (ledger, r.mirror.clone(), report)
+            (r.mirror.clone(), ctx.pull_mirror(r, &ledger)?)
         }
         (Some(from), _) => {
             let mut source = sync_source(ctx, from)?;
-            let dir = ctx.dir();
-            let created = !dir.has_store();
-            let ledger = dir.open_or_create()?;
-            let report = sync::pull(&ledger, source.as_mut(), genesis.as_ref(), &dir.evidence_dir());
-            match report {
-                Ok(r) => (ledger, ctx.ledger_dir.clone(), r),
-                Err(e) => {
-                    // A mirror created for this sync and left empty goes too.
-                    if created {
-                        drop(ledger);
-                        dir.remove_store();
-                    }
-                    return Err(e.into());
-                }
-            }
+            (ctx.ledger_dir.clone(), sync::pull_into_dir(&ctx.dir(), source.as_mut(), genesis.as_ref())?)
         }
     };
-    drop(ledger);
     ctx.emit(&Synced {
         ok: true,
         source: report.source.clone(),

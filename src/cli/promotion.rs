@@ -20,16 +20,8 @@ pub(super) fn promote(
     let ledger = if dry_run { ctx.open()? } else { ctx.open_writer()? };
     // The same command again after the promotion was appended but its tag
     // move failed or was cut short: the promotion stands; move the tag.
-    // Only a digest already promoted into `to` can be such a rerun: that is
-    // read from the entries naming the digest, and only then the newest
-    // promotion naming the tag target.
     if let (Some(target), Some(digest)) = (&tag_target, image.digest())
-        && ledger
-            .evidence_for(&digest)?
-            .iter()
-            .any(|e| matches!(&e.kind, gate::EvidenceKind::Promotion { to: into } if into == to))
-        && let Some(t) = audit::newest_tag_target(&ledger, to, &target.to_string())?
-        && t.digest == digest.to_string()
+        && let Some(t) = audit::tag_promotion_of(&ledger, &digest, to, &target.to_string())?
     {
         let served = ctx.registry()?.copy_to_tag(&image, digest, target)?;
         ctx.emit(&TagMoved {

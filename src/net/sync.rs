@@ -56,6 +56,9 @@ pub enum SyncError {
     Acknowledged(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The mirror's directory could not be opened.
+    #[error(transparent)]
+    Dir(#[from] crate::ledger::dir::DirError),
 }
 
 impl From<RemoteError> for SyncError {
@@ -564,4 +567,47 @@ pub fn publish<S: Store>(
     }
     let manifest = registry.push_ledger_manifest(image, &cp.note, &genesis, &chunks)?;
     Ok(PublishReport { manifest, size, pushed, blobs: chunks.len() })
+}
+
+/// Brings the mirror of a ledger server up to the server's latest
+/// checkpoint, verified. The genesis trusted is `pinned`, else the one the
+/// mirror already holds; an empty mirror with nothing pinned trusts the
+/// server's own genesis on first use, and `on_first_use` is told which.
+pub fn pull_server<S: Store>(
+    mirror: &Ledger<S>,
+    client: &Client,
+    pinned: Option<&EntryHash>,
+    evidence_dir: &Path,
+    on_first_use: impl FnOnce(&EntryHash),
+) -> Result<SyncReport, SyncError> {
+    let genesis = match (pinned, mirror.store().head()?) {
+        (Some(g), _) => Some(*g),
+        (None, Some(_)) => None,
+        (None, None) => {
+            let info = client.info()?;
+            let g = EntryHash::parse(&info.genesis)
+                .map_err(|e| SyncError::Invalid(format!("{}: the server's genesis hash: {e}", client.url())))?;
+            on_first_use(&g);
+            Some(g)
+        }
+    };
+    pull(mirror, &mut ServerSource(client.clone()), genesis.as_ref(), evidence_dir)
+}
+
+/// Pulls `source` into the ledger directory `dir`, creating its store if
+/// there is none; a store created for this pull is removed again when the
+/// pull fails, so that a failed first sync leaves no empty mirror behind.
+pub fn pull_into_dir(
+    dir: &crate::ledger::dir::LedgerDir,
+    source: &mut dyn Source,
+    genesis: Option<&EntryHash>,
+) -> Result<SyncReport, SyncError> {
+    let created = !dir.has_store();
+    let ledger = dir.open_or_create()?;
+    let result = pull(&ledger, source, genesis, &dir.evidence_dir());
+    if result.is_err() && created {
+        drop(ledger);
+        dir.remove_store();
+    }
+    result
 }
