@@ -172,7 +172,10 @@ impl StagedLogKey {
         ] {
             std::fs::rename(&from, &to).map_err(|source| DirError::KeyNotMoved { from, to, source })?;
         }
-        Ok(())
+        // The renames are durable once the directory is.
+        let target = self.target.clone();
+        crate::fsutil::sync_parent(&target)
+            .map_err(|source| DirError::KeyNotMoved { from: self.staged.clone(), to: target, source })
     }
 }
 
