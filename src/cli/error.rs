@@ -47,11 +47,14 @@ pub struct CliError {
     pub index: Option<u64>,
     /// The chain rule broken, as its stable code (SPEC section 6.2).
     pub rule: Option<&'static str>,
+    /// The command already printed the outcome (a denial's reasons, in
+    /// its report): nothing more is printed, only the exit code remains.
+    pub reported: bool,
 }
 
 impl CliError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        CliError { code, message: message.into(), hint: None, index: None, rule: None }
+        CliError { code, message: message.into(), hint: None, index: None, rule: None, reported: false }
     }
     pub fn operational(message: impl Into<String>) -> Self {
         CliError::new(Code::Operational, message)
@@ -62,7 +65,7 @@ impl CliError {
     /// An outcome whose details the command already printed (a denial's
     /// reasons): only the exit code remains.
     pub fn reported(code: Code) -> Self {
-        CliError::new(code, "")
+        CliError { reported: true, ..CliError::new(code, "") }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -85,6 +88,7 @@ impl CliError {
                     hint: None,
                     index: Some(v.index),
                     rule: Some(v.code.as_str()),
+                    reported: false,
                 }
             }
             other => other.into(),
@@ -105,7 +109,7 @@ impl CliError {
     }
 
     pub fn print(&self, json: bool) {
-        if self.message.is_empty() {
+        if self.reported {
             return;
         }
         if json {
@@ -141,6 +145,7 @@ pub fn verify_failure(v: VerifyError) -> CliError {
         hint: None,
         index: Some(v.index),
         rule: Some(v.code.as_str()),
+        reported: false,
     }
 }
 
