@@ -45,6 +45,7 @@ use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
 use crate::store::{SledStore, Store};
+use crate::tree::Hash;
 use crate::verify::{self, Failure, VerifiedEntry, VerifyError};
 
 /// Limits and sizes of a server.
@@ -537,9 +538,9 @@ async fn enqueue(s: &Shared, envelopes: Vec<Envelope>, atomic: bool) -> Result<V
         acks.push(Ack {
             index: c.index,
             hash: c.hash,
-            entry: b64(&c.bytes),
+            entry: c.bytes,
             checkpoint: c.checkpoint,
-            inclusion: proof.iter().map(b64).collect(),
+            inclusion: hash_list(&proof),
         });
     }
     Ok(acks)
@@ -568,7 +569,10 @@ async fn submit_batch(State(s): State<AppState>, body: Bytes) -> Result<Response
     Ok((StatusCode::CREATED, axum::Json(acks)).into_response())
 }
 
-use crate::core::b64::encode as b64;
+/// Proof hashes as the API's bodies carry them.
+fn hash_list(proof: &[Hash]) -> Vec<Vec<u8>> {
+    proof.iter().map(|h| h.to_vec()).collect()
+}
 
 fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
     Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
@@ -624,7 +628,7 @@ struct InclusionQuery {
 
 async fn inclusion(State(s): State<AppState>, Query(q): Query<InclusionQuery>) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.inclusion_proof(q.index, q.size).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
+    Ok(axum::Json(Proof { hashes: hash_list(&proof) }))
 }
 
 #[derive(Deserialize)]
@@ -638,7 +642,7 @@ async fn consistency(
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.consistency_proof(q.from, q.to).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
+    Ok(axum::Json(Proof { hashes: hash_list(&proof) }))
 }
 
 fn out_of_range(e: LedgerError) -> Refused {
