@@ -53,6 +53,8 @@ pub struct PromotionProof {
     pub entries: Vec<ProofEntry>,
 }
 
+/// One entry of a proof file (wire type): its canonical bytes and their
+/// inclusion proof in the proof's checkpoint, decoded by [`PromotionProof::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProofEntry {

@@ -347,8 +347,9 @@ pub fn evidence_of(entry: &UnverifiedEntry, statement: &Statement) -> Option<Evi
     })
 }
 
-/// An entry that holds at its place in the chain. Only [`ChainState::verify_next`]
-/// makes one.
+/// An entry that holds at its place in the chain, with what checking it
+/// found (statement, signers, the policy it sets). Only
+/// [`ChainState::verify_next`] makes one.
 #[derive(Clone, Debug)]
 pub struct VerifiedEntry {
     entry: UnverifiedEntry,

@@ -202,11 +202,11 @@ impl Ctx {
         let shown = confirmed
             .into_iter()
             .map(|c| Shown {
-                index: c.entry.entry.index,
-                hash: c.entry.entry.hash(),
-                entry: c.entry.entry,
-                statement: c.entry.statement,
-                signers: c.signers,
+                index: c.entry.index,
+                hash: c.entry.hash(),
+                signers: c.signers(),
+                entry: c.entry,
+                statement: c.statement,
             })
             .collect();
         Ok(shown)

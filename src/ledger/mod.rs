@@ -15,7 +15,7 @@ use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
-use crate::core::keys::SecretKey;
+use crate::core::keys::{KeyId, SecretKey};
 use crate::core::note::{self, Checkpoint, NoteVerifier};
 
 use crate::core::statement::{EntryRef, Predicate, Statement};
@@ -263,12 +263,22 @@ pub struct ReleaseArtifact {
     pub allowed: Allowed,
 }
 
-/// A stored entry read back for a query, decoded and parsed (its place in
-/// the chain is vouched for by `verify`, not re-checked here).
+/// An entry read back from the ledger's own store, decoded and its statement
+/// parsed, for queries (its place in the chain is vouched for by `verify`,
+/// not re-checked here).
 #[derive(Clone, Debug)]
 pub struct StoredEntry {
     pub entry: UnverifiedEntry,
     pub statement: Statement,
+}
+
+impl StoredEntry {
+    /// The key ids the envelope's signatures name, in envelope order: its
+    /// signers, since the chain rules accepted the entry (each signature by
+    /// a key of the policy in force, valid, no key twice) before it was stored.
+    pub fn signers(&self) -> Vec<KeyId> {
+        self.entry.envelope.signatures.iter().filter_map(|s| KeyId::parse(&s.keyid).ok()).collect()
+    }
 }
 
 impl<S: Store> Ledger<S> {

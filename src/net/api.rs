@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::b64;
+use crate::core::hash::EntryHash;
+use crate::core::statement::EntryRef;
 
 /// Prefix of every path.
 pub const PREFIX: &str = "/v1";
@@ -69,11 +71,12 @@ pub struct Info {
     pub size: u64,
 }
 
-/// An entry naming a digest.
+/// One row of the subject listing (wire type): an entry naming the digest,
+/// and its kind (`build`, `validation`, `promotion`, `policy`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SubjectEntry {
     pub index: u64,
-    pub hash: String,
+    pub hash: EntryHash,
     pub kind: String,
 }
 
@@ -94,20 +97,14 @@ pub struct DecisionRequest {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EntryRefJson {
-    pub index: u64,
-    pub hash: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecisionReply {
     pub allowed: bool,
     #[serde(default)]
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<EntryRefJson>,
+    pub build: Option<EntryRef>,
     #[serde(default)]
-    pub validations: Vec<EntryRefJson>,
+    pub validations: Vec<EntryRef>,
 }
 
 #[cfg(test)]

@@ -212,7 +212,8 @@ impl Client {
     }
 }
 
-/// An acknowledged entry whose acknowledgement verified.
+/// An entry a server acknowledged, with the signed checkpoint that includes
+/// it, once [`verify_ack`] has checked both.
 #[derive(Clone, Debug)]
 pub struct Appended {
     pub entry: UnverifiedEntry,

@@ -32,9 +32,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{
-    self, Ack, DecisionReply, DecisionRequest, EntryRefJson, Info, Proof, Refusal, SubjectEntry, Subjects,
-};
+use crate::api::{self, Ack, DecisionReply, DecisionRequest, Info, Proof, Refusal, SubjectEntry, Subjects};
 use crate::bundle;
 use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
@@ -663,7 +661,7 @@ async fn subjects(State(s): State<AppState>, Path(digest): Path<String>) -> Resu
             Predicate::Promotion(_) => "promotion",
             Predicate::Policy(_) => "policy",
         };
-        entries.push(SubjectEntry { index, hash: e.entry.hash().to_string(), kind: kind.into() });
+        entries.push(SubjectEntry { index, hash: e.entry.hash(), kind: kind.into() });
     }
     Ok(axum::Json(Subjects { digest: d.to_string(), entries }))
 }
@@ -675,14 +673,10 @@ async fn decision(
     let digest: Digest = q.digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
     let promoter = KeyId::parse(&q.promoter).map_err(|e| Refused::malformed(format!("promoter: {e}")))?;
     let request = gate::Request { digest: Some(digest), to: &q.to, promoter, tag: None };
-    let r = |e: &crate::core::statement::EntryRef| EntryRefJson { index: e.index, hash: e.hash.to_string() };
     Ok(axum::Json(match s.ledger.decide(&request)? {
-        Decision::Allow(a) => DecisionReply {
-            allowed: true,
-            reasons: Vec::new(),
-            build: Some(r(&a.build)),
-            validations: a.validations.iter().map(r).collect(),
-        },
+        Decision::Allow(a) => {
+            DecisionReply { allowed: true, reasons: Vec::new(), build: Some(a.build), validations: a.validations }
+        }
         Decision::Deny(reasons) => DecisionReply { allowed: false, reasons, build: None, validations: Vec::new() },
     }))
 }
