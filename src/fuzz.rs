@@ -14,7 +14,7 @@ use crate::core::image_ref::ImageRef;
 use crate::core::keys::SecretKey;
 use crate::core::note::{self, Checkpoint, NoteVerifier};
 use crate::core::statement::{PolicyLog, Statement};
-use crate::policy::{Policy, parse_policy_toml};
+use crate::policy::{Policy, ReadKeyError, parse_policy_toml};
 use crate::proof::PromotionProof;
 
 /// A target's body: parse the bytes, check what was accepted.
@@ -78,7 +78,7 @@ pub fn policy(data: &[u8]) {
     let Some(t) = text(data) else { return };
     let key = SecretKey::from_seed(&[7; 32]);
     let log = PolicyLog::new("fuzz.example/log", key.public()).expect("a valid log");
-    let mut no_files = |_: &str| -> Result<String, String> { Err("no key files while fuzzing".into()) };
+    let mut no_files = |_: &str| -> Result<String, ReadKeyError> { Err("no key files while fuzzing".into()) };
     if let Ok(p) = parse_policy_toml(t, "fuzz.toml", &mut no_files, Some(&log)) {
         Policy::from_predicate(&p, "fuzz").expect("a parsed policy is a valid policy");
     }

@@ -37,7 +37,14 @@ pub enum PolicyError {
     NewerVersion(u32),
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A public key file the policy file names could not be read.
+    #[error("{where_}: {source}")]
+    KeyFile { where_: String, source: ReadKeyError },
 }
+
+/// Why the caller's `read_key` (see [`parse_policy_toml`]) could not read a
+/// key file: the caller's own error.
+pub type ReadKeyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn invalid(where_: &str, message: impl Into<String>) -> PolicyError {
     PolicyError::Invalid { where_: where_.to_string(), message: message.into() }
@@ -91,23 +98,24 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
+/// A tag or tag pattern outside the grammar [`check_tag_pattern`] reads.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tag {0:?} is not a tag or tag pattern (letters, digits, '_', '.', '-', '*'; not starting with '.' or '-'; \
+     at most {MAX_TAG_LEN})"
+)]
+struct NotATagPattern(String);
+
 /// A tag pattern: the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]*`, where
 /// `*` may also stand anywhere; at most [`MAX_TAG_LEN`] bytes.
-fn check_tag_pattern(pattern: &str) -> Result<(), String> {
+fn check_tag_pattern(pattern: &str) -> Result<(), NotATagPattern> {
     let b = pattern.as_bytes();
     let tag_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'*');
     let ok = !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_alphanumeric() || matches!(b[0], b'_' | b'*'))
         && b.iter().all(tag_char);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "tag {pattern:?} is not a tag or tag pattern (letters, digits, '_', '.', '-', '*'; not starting with \
-             '.' or '-'; at most {MAX_TAG_LEN})"
-        ))
-    }
+    if ok { Ok(()) } else { Err(NotATagPattern(pattern.to_string())) }
 }
 
 /// A policy whose every rule holds. Built only by [`Policy::from_predicate`].
@@ -370,7 +378,7 @@ struct TomlEnvironment {
 pub fn parse_policy_toml(
     text: &str,
     file: &str,
-    read_key: &mut dyn FnMut(&str) -> Result<String, String>,
+    read_key: &mut dyn FnMut(&str) -> Result<String, ReadKeyError>,
     log: Option<&PolicyLog>,
 ) -> Result<PolicyPredicate, PolicyError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -394,7 +402,7 @@ pub fn parse_policy_toml(
         let text = if text.starts_with(PUBLIC_KEY_PREFIX) {
             text.clone()
         } else {
-            read_key(text).map_err(|e| invalid(&at, e))?
+            read_key(text).map_err(|source| PolicyError::KeyFile { where_: at.clone(), source })?
         };
         text.parse().map_err(|e: FormatError| invalid(&at, format!("key {name:?}: {e}")))
     };
@@ -460,7 +468,7 @@ mod tests {
     use super::*;
     use crate::core::keys::SecretKey;
 
-    fn read(_: &str) -> Result<String, String> {
+    fn read(_: &str) -> Result<String, ReadKeyError> {
         Err("no files in this test".into())
     }
 
@@ -515,11 +523,20 @@ mod tests {
         let sk = SecretKey::from_seed(&[1; 32]);
         let text = format!("[keys.root]\npublic = \"{}\"\nroles = [\"policy\"]\n", sk.to_text().trim());
         // A secret key pasted inline is refused without being echoed.
-        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}")), Some(&log()))
+        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}").into()), Some(&log()))
             .unwrap_err()
             .to_string();
         assert!(e.contains("secret key is written where a public key belongs"), "{e}");
         assert!(!e.contains(&sk.to_text().trim()[40..]), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_key_file_names_the_line_and_keeps_the_callers_error() {
+        let text = policy_text("").replacen("public = \"provledger-public-key", "public = \"root.pub\"\n#", 1);
+        let e = parse_policy_toml(&text, "p.toml", &mut |p| Err(format!("cannot read {p}").into()), Some(&log()))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:2: cannot read root.pub");
+        assert!(matches!(e, PolicyError::KeyFile { .. }), "{e:?}");
     }
 
     #[test]
@@ -538,7 +555,11 @@ mod tests {
             assert_eq!(glob_match(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
         }
         assert!(check_tag_pattern("prod-*").is_ok());
-        assert!(check_tag_pattern("-prod").is_err());
+        assert_eq!(
+            check_tag_pattern("-prod").unwrap_err().to_string(),
+            "tag \"-prod\" is not a tag or tag pattern (letters, digits, '_', '.', '-', '*'; not starting with '.' \
+             or '-'; at most 128)"
+        );
         assert!(check_tag_pattern("pr od").is_err());
         assert!(check_tag_pattern(&"a".repeat(MAX_TAG_LEN + 1)).is_err());
     }

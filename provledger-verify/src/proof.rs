@@ -53,11 +53,14 @@ pub struct PromotionProof {
     pub entries: Vec<ProofEntry>,
 }
 
+/// One entry of a proof file (wire type): its canonical bytes and their
+/// inclusion proof in the proof's checkpoint, decoded by [`PromotionProof::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProofEntry {
-    /// The entry's canonical bytes, base64.
-    pub entry: String,
+    /// The entry's canonical bytes (strict base64 in the file).
+    #[serde(with = "b64::strict")]
+    pub entry: Vec<u8>,
     pub inclusion: Inclusion,
 }
 
@@ -66,8 +69,10 @@ pub struct ProofEntry {
 pub struct Inclusion {
     pub leaf_index: u64,
     pub tree_size: u64,
-    /// RFC 9162 inclusion path, base64 SHA-256 hashes, leaf to root.
-    pub hashes: Vec<String>,
+    /// RFC 9162 inclusion path, SHA-256 hashes leaf to root (strict base64
+    /// in the file).
+    #[serde(with = "b64::strict_list")]
+    pub hashes: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,8 +145,7 @@ impl PromotionProof {
         }
         let mut decoded = Vec::with_capacity(self.entries.len());
         for (n, e) in self.entries.iter().enumerate() {
-            let bytes = b64::decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: not base64: {err}")))?;
-            let entry = UnverifiedEntry::decode(&bytes).map_err(|err| malformed(format!("entries[{n}]: {err}")))?;
+            let entry = UnverifiedEntry::decode(&e.entry).map_err(|err| malformed(format!("entries[{n}]: {err}")))?;
             if let Some(prev) = decoded.last().map(|(p, _): &(UnverifiedEntry, _)| p.index)
                 && entry.index <= prev
             {
@@ -201,13 +205,7 @@ impl PromotionProof {
             if inc.hashes.len() > MAX_PROOF_LEN {
                 return Err(malformed(format!("entry {}: inclusion proof longer than {MAX_PROOF_LEN}", r.index)));
             }
-            let hashes = inc
-                .hashes
-                .iter()
-                .map(b64::decode)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| malformed(format!("entry {}: inclusion hash not base64: {e}", r.index)))?;
-            tree::verify_inclusion(r.index, size, &leaf_of(&r.hash), &hashes, &checkpoint.checkpoint.root)
+            tree::verify_inclusion(r.index, size, &leaf_of(&r.hash), &inc.hashes, &checkpoint.checkpoint.root)
                 .map_err(|e| invalid(format!("entry {}: inclusion proof: {e}", r.index)))?;
         }
 

@@ -273,16 +273,40 @@ impl BuildSummary {
     }
 }
 
-/// Read access to the chain prefix before the entry being checked.
+/// Why the chain prefix could not be read: the error of whatever holds it
+/// (a store, for the main package), kept whole. Its message is that error's.
+#[derive(Debug)]
+pub struct PrefixError(Box<dyn std::error::Error + Send + Sync>);
+
+impl PrefixError {
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> PrefixError {
+        PrefixError(e.into())
+    }
+}
+
+impl std::fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PrefixError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Read access to the chain prefix before the entry being checked. A read
+/// that fails refuses the entry as [`Failure::Io`].
 pub trait Prefix {
     /// The build entry at `index`, or `None` if that entry is not a build.
-    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String>;
+    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, PrefixError>;
     /// Whether an entry with this envelope fingerprint is already in the chain.
-    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String>;
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, PrefixError>;
     /// Every entry with `digest` among its subjects, ascending by index.
-    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String>;
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, PrefixError>;
     /// Every build entry in `release`, ascending by index.
-    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String>;
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, PrefixError>;
 }
 
 /// The release a build entry belongs to, as the release rules read it.
@@ -323,8 +347,9 @@ pub fn evidence_of(entry: &UnverifiedEntry, statement: &Statement) -> Option<Evi
     })
 }
 
-/// An entry that holds at its place in the chain. Only [`ChainState::verify_next`]
-/// makes one.
+/// An entry that holds at its place in the chain, with what checking it
+/// found (statement, signers, the policy it sets). Only
+/// [`ChainState::verify_next`] makes one.
 #[derive(Clone, Debug)]
 pub struct VerifiedEntry {
     entry: UnverifiedEntry,
@@ -438,6 +463,7 @@ impl ChainState {
         );
         let index = self.next_index;
         let err = |f: Failure, c: Reason, r: String| VerifyError::coded(index, f, c, r);
+        let io = |e: PrefixError| VerifyError::coded(index, Failure::Io, Reason::Io, e.to_string());
         if entry.index != index {
             let why = if entry.index > index {
                 format!("entry {index} is missing (found index {} in its place)", entry.index)
@@ -572,14 +598,13 @@ impl ChainState {
                     format!("validation names build entry {}, which is not before it", build.index),
                 ));
             }
-            let summary =
-                prefix.build_at(build.index).map_err(|e| err(Failure::Io, Reason::Io, e))?.ok_or_else(|| {
-                    err(
-                        Failure::Invalid,
-                        Reason::ValidationBuild,
-                        format!("validation names entry {}, which is not a build", build.index),
-                    )
-                })?;
+            let summary = prefix.build_at(build.index).map_err(io)?.ok_or_else(|| {
+                err(
+                    Failure::Invalid,
+                    Reason::ValidationBuild,
+                    format!("validation names entry {}, which is not a build", build.index),
+                )
+            })?;
             if summary.hash != build.hash {
                 return Err(err(
                     Failure::Invalid,
@@ -602,7 +627,7 @@ impl ChainState {
         }
 
         if let Some((release, build)) = release_build_of(index, &statement) {
-            let earlier = prefix.release_builds(release).map_err(|e| err(Failure::Io, Reason::Io, e))?;
+            let earlier = prefix.release_builds(release).map_err(io)?;
             if let Some(why) = gate::release_revision_conflict(release, &earlier, build.revision.as_deref()) {
                 return Err(err(Failure::Denied, Reason::ReleaseRevision, why));
             }
@@ -613,7 +638,7 @@ impl ChainState {
             // denied, or that names other evidence, does not hold.
             let digest = statement.subject_digests().first().copied();
             if let (Some(r), Some(d)) = (&p.release, &digest) {
-                let builds = prefix.release_builds(&r.id).map_err(|e| err(Failure::Io, Reason::Io, e))?;
+                let builds = prefix.release_builds(&r.id).map_err(io)?;
                 if let Some(why) = gate::release_promotion_conflict(&r.id, &builds, &r.artifact, d, &r.supersedes) {
                     return Err(err(
                         Failure::Denied,
@@ -629,7 +654,7 @@ impl ChainState {
                 .copied()
                 .expect("role threshold checked above");
             let evidence = match digest {
-                Some(d) => prefix.evidence_for(&d).map_err(|e| err(Failure::Io, Reason::Io, e))?,
+                Some(d) => prefix.evidence_for(&d).map_err(io)?,
                 None => Vec::new(),
             };
             match gate::decide(&judge, &evidence, &gate::Request { digest, to: &p.to, promoter, tag: tag.as_deref() }) {
@@ -661,7 +686,7 @@ impl ChainState {
         }
 
         let fingerprint = prepared.fingerprint.unwrap_or_else(|| entry.envelope_fingerprint());
-        if prefix.has_envelope(&fingerprint).map_err(|e| err(Failure::Io, Reason::Io, e))? {
+        if prefix.has_envelope(&fingerprint).map_err(io)? {
             return Err(err(
                 Failure::Invalid,
                 Reason::Replay,
@@ -783,16 +808,16 @@ impl MemPrefix {
 }
 
 impl Prefix for MemPrefix {
-    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String> {
+    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, PrefixError> {
         Ok(self.builds.get(&index).cloned())
     }
-    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, PrefixError> {
         Ok(self.envelopes.contains(fingerprint))
     }
-    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String> {
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, PrefixError> {
         Ok(self.evidence.get(digest).cloned().unwrap_or_default())
     }
-    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String> {
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, PrefixError> {
         Ok(self.releases.get(release).cloned().unwrap_or_default())
     }
 }

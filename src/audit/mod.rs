@@ -98,8 +98,59 @@ pub struct DigestReport {
     pub validations: Vec<ValidationInfo>,
     pub promotions: Vec<PromotionInfo>,
     /// Things an auditor should look at: rebuilds of the same revision and
-    /// policy changes after the digest was first recorded.
-    pub findings: Vec<String>,
+    /// policy changes after the digest was first recorded, each as its sentence.
+    #[schemars(with = "Vec<String>")]
+    pub findings: Vec<Finding>,
+}
+
+/// Something about a digest an auditor should look at. Shown (and written
+/// in JSON) as its sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Finding {
+    /// The build at `index` has the source revision (and artifact) of the
+    /// build at `other`, which built another digest, `digest`.
+    Rebuild { revision: String, artifact: Option<String>, digest: Digest, other: u64, index: u64 },
+    /// A policy entry after the digest's first entry: later entries were
+    /// judged by another policy.
+    PolicyChanged { policy: u64, first: u64 },
+}
+
+impl Finding {
+    /// Whether this is a rebuild, whose digest needs a validation of its own.
+    pub fn is_rebuild(&self) -> bool {
+        matches!(self, Finding::Rebuild { .. })
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::Rebuild { revision, artifact, digest, other, index } => {
+                let when = if other < index { "before" } else { "after" };
+                write!(f, "rebuild: revision {revision}")?;
+                if let Some(a) = artifact {
+                    write!(f, " artifact {a}")?;
+                }
+                write!(
+                    f,
+                    " was also built as {digest} (entry {other}, {when} entry {index}); \
+                     a rebuilt digest needs its own validation"
+                )
+            }
+            Finding::PolicyChanged { policy, first } => write!(
+                f,
+                "the policy changed at entry {policy}, after this digest was first recorded (entry {first}); \
+                 later entries were judged by the new policy"
+            ),
+        }
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Promotions into one environment, newest first.
@@ -186,12 +237,13 @@ pub fn show<S: Store>(ledger: &Ledger<S>, digest: &Digest) -> Result<Option<Dige
                         let o = ledger.read(other)?;
                         for d in o.statement.subject_digests() {
                             if d != *digest {
-                                let when = if other < *index { "before" } else { "after" };
-                                report.findings.push(format!(
-                                    "rebuild: revision {sha}{} was also built as {d} (entry {other}, {when} entry {index}); \
-                                     a rebuilt digest needs its own validation",
-                                    ext.artifact.as_deref().map(|a| format!(" artifact {a}")).unwrap_or_default()
-                                ));
+                                report.findings.push(Finding::Rebuild {
+                                    revision: sha.clone(),
+                                    artifact: ext.artifact.clone(),
+                                    digest: d,
+                                    other,
+                                    index: *index,
+                                });
                             }
                         }
                     }
@@ -236,10 +288,7 @@ pub fn show<S: Store>(ledger: &Ledger<S>, digest: &Digest) -> Result<Option<Dige
     let first = indexes[0];
     for p in ledger.store().policy_entries()? {
         if p > first {
-            report.findings.push(format!(
-                "the policy changed at entry {p}, after this digest was first recorded (entry {first}); \
-                 later entries were judged by the new policy"
-            ));
+            report.findings.push(Finding::PolicyChanged { policy: p, first });
         }
     }
     report.findings.dedup();
@@ -485,6 +534,32 @@ pub struct Attested {
     pub signers: Vec<String>,
 }
 
+/// Why an envelope fetched from outside is not an attestation of this
+/// ledger's. Shown (and written in JSON) as its sentence.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotAttested {
+    #[error("not a DSSE envelope: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a DSSE envelope: {0}")]
+    NotAnEnvelope(#[source] crate::core::FormatError),
+    #[error("its statement is not recorded in this ledger")]
+    NotRecorded,
+    /// The same statement is recorded, with other signatures.
+    #[error("it differs from the envelope recorded as entry {index} (signatures altered)")]
+    Altered { index: u64 },
+    #[error("signature check under the policy of entry {policy}: {reason}")]
+    Signatures { policy: u64, reason: String },
+    #[error("entry {index} is not about {digest}")]
+    OtherDigest { index: u64, digest: Digest },
+}
+
+impl Serialize for NotAttested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Checks a DSSE envelope (JSON) fetched from outside against the ledger:
 /// it must be, byte for byte, the envelope recorded as an entry of this
 /// ledger, its signatures must verify under the policy in force at that
@@ -494,21 +569,21 @@ pub fn check_attestation<S: Store>(
     ledger: &Ledger<S>,
     digest: &Digest,
     json: &[u8],
-) -> Result<Result<Attested, String>, LedgerError> {
+) -> Result<Result<Attested, NotAttested>, LedgerError> {
     let envelope = match serde_json::from_slice(json)
-        .map_err(|e| e.to_string())
-        .and_then(|v| crate::core::dsse::Envelope::from_json_value(v).map_err(|e| e.to_string()))
+        .map_err(NotAttested::NotJson)
+        .and_then(|v| crate::core::dsse::Envelope::from_json_value(v).map_err(NotAttested::NotAnEnvelope))
     {
         Ok(e) => e,
-        Err(e) => return Ok(Err(format!("not a DSSE envelope: {e}"))),
+        Err(e) => return Ok(Err(e)),
     };
     let fingerprint = crate::core::entry::envelope_fingerprint(&envelope);
     let Some(index) = ledger.store().envelope_entry(&fingerprint)? else {
-        return Ok(Err("its statement is not recorded in this ledger".to_string()));
+        return Ok(Err(NotAttested::NotRecorded));
     };
     let stored = ledger.read(index)?;
     if stored.entry.envelope != envelope {
-        return Ok(Err(format!("it differs from the envelope recorded as entry {index} (signatures altered)")));
+        return Ok(Err(NotAttested::Altered { index }));
     }
     // The policy in force for entry `index`: the newest policy entry before
     // it (the genesis policy is in force for itself).
@@ -518,11 +593,11 @@ pub fn check_attestation<S: Store>(
     };
     let policy = crate::policy::Policy::from_predicate(p, &format!("entry {policy_index}"))
         .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    if let Err((_, why)) = crate::verify::envelope_signers(&policy, &envelope) {
-        return Ok(Err(format!("signature check under the policy of entry {policy_index}: {why}")));
+    if let Err((_, reason)) = crate::verify::envelope_signers(&policy, &envelope) {
+        return Ok(Err(NotAttested::Signatures { policy: policy_index, reason }));
     }
     if !stored.statement.subject_digests().contains(digest) {
-        return Ok(Err(format!("entry {index} is not about {digest}")));
+        return Ok(Err(NotAttested::OtherDigest { index, digest: *digest }));
     }
     Ok(Ok(Attested {
         index,
@@ -579,4 +654,38 @@ pub fn tag_promotion_of<S: Store>(
         return Ok(None);
     }
     Ok(newest_tag_target(ledger, env, target)?.filter(|t| t.digest == digest.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_read_as_their_sentence_in_text_and_json() {
+        let d = Digest::of(b"other");
+        let rebuild = |artifact: Option<&str>, other| Finding::Rebuild {
+            revision: "abc123".into(),
+            artifact: artifact.map(str::to_string),
+            digest: d,
+            other,
+            index: 4,
+        };
+        assert_eq!(
+            rebuild(Some("api"), 2).to_string(),
+            format!(
+                "rebuild: revision abc123 artifact api was also built as {d} (entry 2, before entry 4); \
+                 a rebuilt digest needs its own validation"
+            )
+        );
+        assert!(rebuild(None, 7).to_string().starts_with("rebuild: revision abc123 was also built as"));
+        assert!(rebuild(None, 7).to_string().contains("(entry 7, after entry 4)"));
+        let changed = Finding::PolicyChanged { policy: 5, first: 1 };
+        assert!(rebuild(None, 7).is_rebuild() && !changed.is_rebuild());
+        assert_eq!(serde_json::to_value(&changed).unwrap(), changed.to_string());
+        assert_eq!(
+            changed.to_string(),
+            "the policy changed at entry 5, after this digest was first recorded (entry 1); later entries were \
+             judged by the new policy"
+        );
+    }
 }

@@ -2,8 +2,6 @@
 //! into an environment with everything it rests on. Their format and their
 //! verification are the auditor's crate's ([`provledger_verify::proof`]).
 
-use crate::core::b64;
-
 use crate::core::digest::Digest;
 use crate::core::statement::Predicate;
 use crate::ledger::{Ledger, LedgerError};
@@ -80,11 +78,11 @@ pub fn prove<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str) -> Result
             .ok_or_else(|| LedgerError::from(crate::store::StoreError::Corrupt(format!("entry {index} is missing"))))?;
         let hashes = ledger.inclusion_proof(index, size)?;
         entries.push(ProofEntry {
-            entry: b64::encode(&bytes),
+            entry: bytes,
             inclusion: Inclusion {
                 leaf_index: index,
                 tree_size: size,
-                hashes: hashes.iter().map(b64::encode).collect(),
+                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
             },
         });
     }

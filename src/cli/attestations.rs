@@ -74,7 +74,7 @@ pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
         .map(|(f, r)| {
             let (entry, reason) = match r {
                 Ok(a) => (Some(a), None),
-                Err(why) => (None, Some(why)),
+                Err(why) => (None, Some(why.to_string())),
             };
             AttestationChecked { artifact: f.artifact.to_string(), layer: f.layer, ok: entry.is_some(), entry, reason }
         })

@@ -185,10 +185,7 @@ impl Ctx {
         self.pull_mirror(r, ledger)?;
         let confirmed =
             sync::confirm_acknowledged(ledger, r.client.url(), &appended, &self.mirror_dir(r).evidence_dir())?;
-        Ok(confirmed
-            .iter()
-            .map(|c| EntryReport::new(c.entry.entry.index, &c.entry.entry, &c.entry.statement, &c.signers))
-            .collect())
+        Ok(confirmed.iter().map(|c| EntryReport::new(c.entry.index, &c.entry, &c.statement, &c.signers())).collect())
     }
 
     fn log_key(&self) -> Result<SecretKey> {

@@ -143,7 +143,7 @@ pub(super) fn record_build(
     if let Some(d) = v.digests.first()
         && let Some(r) = audit::show(&ledger, d)?
     {
-        for f in r.findings.iter().filter(|f| f.starts_with("rebuild")) {
+        for f in r.findings.iter().filter(|f| f.is_rebuild()) {
             eprintln!("warning: {f}");
         }
     }

@@ -33,9 +33,9 @@ pub(super) fn read_policy(
     let text = std::str::from_utf8(&source)
         .map_err(|_| CliError::operational(format!("{}: not UTF-8 text", path.display())))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let mut read_key = |rel: &str| -> std::result::Result<String, String> {
+    let mut read_key = |rel: &str| -> std::result::Result<String, provledger::policy::ReadKeyError> {
         let p = base.join(rel);
-        keyfile::read_public(&p).map(|k| k.to_string()).map_err(|e| e.to_string())
+        keyfile::read_public(&p).map(|k| k.to_string()).map_err(Into::into)
     };
     let predicate = parse_policy_toml(text, &path.display().to_string(), &mut read_key, log)?;
     Ok((predicate, source))

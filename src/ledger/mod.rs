@@ -15,7 +15,7 @@ use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
 use crate::core::entry::UnverifiedEntry;
 use crate::core::hash::EntryHash;
-use crate::core::keys::SecretKey;
+use crate::core::keys::{KeyId, SecretKey};
 use crate::core::note::{self, Checkpoint, NoteVerifier};
 
 use crate::core::statement::{EntryRef, Predicate, Statement};
@@ -25,8 +25,8 @@ use crate::sigcheck::{self, Keyring};
 use crate::store::{Append, Head, NewEntry, NodeWrite, Store, StoreError, source_key};
 use crate::tree::{self, Frontier, Hash, Nodes, TreeError};
 use crate::verify::{
-    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, Prepared, VerifiedEntry, VerifyError,
-    evidence_of, prepare, release_build_of, verify_chain_with,
+    BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, PrefixError, Prepared, VerifiedEntry,
+    VerifyError, evidence_of, prepare, release_build_of, verify_chain_with,
 };
 pub use provledger_verify::checkpoint::{SignedCheckpoint, leaf_of};
 
@@ -179,27 +179,26 @@ struct StorePrefix<'a, S: Store> {
 }
 
 impl<S: Store> Prefix for StorePrefix<'_, S> {
-    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, String> {
+    fn build_at(&self, index: u64) -> Result<Option<BuildSummary>, PrefixError> {
         if let Some(b) = self.pending.build_at(index)? {
             return Ok(Some(b));
         }
-        let stored = read_stored(self.store, index).map_err(|e| e.to_string())?;
+        let stored = read_stored(self.store, index).map_err(PrefixError::new)?;
         Ok(stored.and_then(|e| BuildSummary::of(&e.entry, &e.statement)))
     }
 
-    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, String> {
-        Ok(self.pending.has_envelope(fingerprint)?
-            || self.store.has_envelope(fingerprint).map_err(|e| e.to_string())?)
+    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, PrefixError> {
+        Ok(self.pending.has_envelope(fingerprint)? || self.store.has_envelope(fingerprint).map_err(PrefixError::new)?)
     }
 
-    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, String> {
-        let mut out = stored_evidence(self.store, digest).map_err(|e| e.to_string())?;
+    fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, PrefixError> {
+        let mut out = stored_evidence(self.store, digest).map_err(PrefixError::new)?;
         out.extend(self.pending.evidence_for(digest)?);
         Ok(out)
     }
 
-    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, String> {
-        let mut out = stored_release_builds(self.store, release).map_err(|e| e.to_string())?;
+    fn release_builds(&self, release: &str) -> Result<Vec<ReleaseBuild>, PrefixError> {
+        let mut out = stored_release_builds(self.store, release).map_err(PrefixError::new)?;
         out.extend(self.pending.release_builds(release)?);
         Ok(out)
     }
@@ -264,12 +263,22 @@ pub struct ReleaseArtifact {
     pub allowed: Allowed,
 }
 
-/// A stored entry read back for a query, decoded and parsed (its place in
-/// the chain is vouched for by `verify`, not re-checked here).
+/// An entry read back from the ledger's own store, decoded and its statement
+/// parsed, for queries (its place in the chain is vouched for by `verify`,
+/// not re-checked here).
 #[derive(Clone, Debug)]
 pub struct StoredEntry {
     pub entry: UnverifiedEntry,
     pub statement: Statement,
+}
+
+impl StoredEntry {
+    /// The key ids the envelope's signatures name, in envelope order: its
+    /// signers, since the chain rules accepted the entry (each signature by
+    /// a key of the policy in force, valid, no key twice) before it was stored.
+    pub fn signers(&self) -> Vec<KeyId> {
+        self.entry.envelope.signatures.iter().filter_map(|s| KeyId::parse(&s.keyid).ok()).collect()
+    }
 }
 
 impl<S: Store> Ledger<S> {

@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::b64;
+use crate::core::hash::EntryHash;
+use crate::core::statement::EntryRef;
+
 /// Prefix of every path.
 pub const PREFIX: &str = "/v1";
 /// Largest request body: one DSSE envelope (payload limit, base64, signatures).
@@ -26,12 +30,15 @@ pub struct Ack {
     pub index: u64,
     /// Entry hash, lowercase hex.
     pub hash: String,
-    /// The entry's canonical bytes, base64.
-    pub entry: String,
+    /// The entry's canonical bytes (strict base64 on the wire).
+    #[serde(with = "b64::strict")]
+    pub entry: Vec<u8>,
     /// The signed checkpoint note that includes the entry.
     pub checkpoint: String,
-    /// RFC 9162 inclusion proof of the entry in that checkpoint, base64 hashes.
-    pub inclusion: Vec<String>,
+    /// RFC 9162 inclusion proof of the entry in that checkpoint (hashes in
+    /// strict base64 on the wire).
+    #[serde(with = "b64::strict_list")]
+    pub inclusion: Vec<Vec<u8>>,
 }
 
 /// Why a request was refused. `index` names the entry (or, for a replayed
@@ -45,10 +52,12 @@ pub struct Refusal {
     pub index: Option<u64>,
 }
 
-/// A list of hashes: an inclusion or consistency proof, base64.
+/// A list of hashes: an inclusion or consistency proof (strict base64 on
+/// the wire).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Proof {
-    pub hashes: Vec<String>,
+    #[serde(with = "b64::strict_list")]
+    pub hashes: Vec<Vec<u8>>,
 }
 
 /// The ledger a server serves.
@@ -62,11 +71,12 @@ pub struct Info {
     pub size: u64,
 }
 
-/// An entry naming a digest.
+/// One row of the subject listing (wire type): an entry naming the digest,
+/// and its kind (`build`, `validation`, `promotion`, `policy`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SubjectEntry {
     pub index: u64,
-    pub hash: String,
+    pub hash: EntryHash,
     pub kind: String,
 }
 
@@ -87,18 +97,39 @@ pub struct DecisionRequest {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EntryRefJson {
-    pub index: u64,
-    pub hash: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecisionReply {
     pub allowed: bool,
     #[serde(default)]
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<EntryRefJson>,
+    pub build: Option<EntryRef>,
     #[serde(default)]
-    pub validations: Vec<EntryRefJson>,
+    pub validations: Vec<EntryRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_written_in_standard_base64_and_read_strictly() {
+        let ack = Ack {
+            index: 1,
+            hash: "ab".into(),
+            entry: vec![0xfb, 0xff],
+            checkpoint: "note".into(),
+            inclusion: vec![vec![0xfb; 32]],
+        };
+        let text = serde_json::to_string(&ack).unwrap();
+        let hash = b64::encode([0xfb; 32]);
+        assert_eq!(
+            text,
+            format!(r#"{{"index":1,"hash":"ab","entry":"+/8=","checkpoint":"note","inclusion":["{hash}"]}}"#)
+        );
+        assert_eq!(serde_json::from_str::<Ack>(&text).unwrap().entry, ack.entry);
+        for other in [text.replace("+/8=", "-_8="), text.replace("+/8=", "+/8"), text.replace(&hash, "AQ")] {
+            let e = serde_json::from_str::<Ack>(&other).unwrap_err().to_string();
+            assert!(e.contains("not base64"), "{e}");
+        }
+    }
 }

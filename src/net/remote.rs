@@ -135,11 +135,8 @@ impl Client {
         }
         proof
             .hashes
-            .iter()
-            .map(|h| {
-                let bytes = b64_decode(h).ok_or_else(|| self.protocol("proof hash is not base64"))?;
-                bytes.try_into().map_err(|_| self.protocol("proof hash is not 32 bytes"))
-            })
+            .into_iter()
+            .map(|h| h.try_into().map_err(|_| self.protocol("proof hash is not 32 bytes")))
             .collect()
     }
 
@@ -207,25 +204,20 @@ impl Client {
         let ack = Ack {
             index,
             hash: entry.hash().to_string(),
-            entry: b64(&bytes),
+            entry: bytes,
             checkpoint: note,
-            inclusion: proof.iter().map(b64).collect(),
+            inclusion: proof.iter().map(|h| h.to_vec()).collect(),
         };
         verify_ack(&self.base, &ack, envelope, log)
     }
 }
 
-/// An acknowledged entry whose acknowledgement verified.
+/// An entry a server acknowledged, with the signed checkpoint that includes
+/// it, once [`verify_ack`] has checked both.
 #[derive(Clone, Debug)]
 pub struct Appended {
     pub entry: UnverifiedEntry,
     pub checkpoint: SignedCheckpoint,
-}
-
-use crate::core::b64::encode as b64;
-
-fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    crate::core::b64::decode(text).ok()
 }
 
 /// Checks an acknowledgement: the entry decodes, carries exactly `envelope`,
@@ -233,8 +225,7 @@ fn b64_decode(text: &str) -> Option<Vec<u8>> {
 /// includes it by the RFC 9162 inclusion proof given.
 pub fn verify_ack(url: &str, ack: &Ack, envelope: &Envelope, log: &NoteVerifier) -> Result<Appended, RemoteError> {
     let forged = |reason: String| RemoteError::Forged { url: url.into(), reason };
-    let bytes = b64_decode(&ack.entry).ok_or_else(|| forged("the entry is not base64".into()))?;
-    let entry = UnverifiedEntry::decode(&bytes).map_err(|e| forged(format!("entry: {e}")))?;
+    let entry = UnverifiedEntry::decode(&ack.entry).map_err(|e| forged(format!("entry: {e}")))?;
     if entry.index != ack.index || entry.hash().to_string() != ack.hash {
         return Err(forged(format!(
             "the entry is {} ({}), the acknowledgement says {} ({})",
@@ -248,13 +239,8 @@ pub fn verify_ack(url: &str, ack: &Ack, envelope: &Envelope, log: &NoteVerifier)
         return Err(forged(format!("entry {} does not hold the statement submitted", entry.index)));
     }
     let checkpoint = SignedCheckpoint::open(&ack.checkpoint, log).map_err(|e| forged(format!("checkpoint: {e}")))?;
-    let proof: Vec<Vec<u8>> = ack
-        .inclusion
-        .iter()
-        .map(|h| b64_decode(h).ok_or_else(|| forged("inclusion proof hash is not base64".into())))
-        .collect::<Result<_, _>>()?;
     let cp = &checkpoint.checkpoint;
-    tree::verify_inclusion(entry.index, cp.size, &leaf_of(&entry.hash()), &proof, &cp.root)
+    tree::verify_inclusion(entry.index, cp.size, &leaf_of(&entry.hash()), &ack.inclusion, &cp.root)
         .map_err(|e| forged(format!("entry {} is not in the checkpoint of size {}: {e}", entry.index, cp.size)))?;
     Ok(Appended { entry, checkpoint })
 }

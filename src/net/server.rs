@@ -32,9 +32,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{
-    self, Ack, DecisionReply, DecisionRequest, EntryRefJson, Info, Proof, Refusal, SubjectEntry, Subjects,
-};
+use crate::api::{self, Ack, DecisionReply, DecisionRequest, Info, Proof, Refusal, SubjectEntry, Subjects};
 use crate::bundle;
 use crate::core::digest::Digest;
 use crate::core::dsse::Envelope;
@@ -45,6 +43,7 @@ use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
 use crate::store::{SledStore, Store};
+use crate::tree::Hash;
 use crate::verify::{self, Failure, VerifiedEntry, VerifyError};
 
 /// Limits and sizes of a server.
@@ -537,9 +536,9 @@ async fn enqueue(s: &Shared, envelopes: Vec<Envelope>, atomic: bool) -> Result<V
         acks.push(Ack {
             index: c.index,
             hash: c.hash,
-            entry: b64(&c.bytes),
+            entry: c.bytes,
             checkpoint: c.checkpoint,
-            inclusion: proof.iter().map(b64).collect(),
+            inclusion: hash_list(&proof),
         });
     }
     Ok(acks)
@@ -568,7 +567,10 @@ async fn submit_batch(State(s): State<AppState>, body: Bytes) -> Result<Response
     Ok((StatusCode::CREATED, axum::Json(acks)).into_response())
 }
 
-use crate::core::b64::encode as b64;
+/// Proof hashes as the API's bodies carry them.
+fn hash_list(proof: &[Hash]) -> Vec<Vec<u8>> {
+    proof.iter().map(|h| h.to_vec()).collect()
+}
 
 fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
     Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
@@ -624,7 +626,7 @@ struct InclusionQuery {
 
 async fn inclusion(State(s): State<AppState>, Query(q): Query<InclusionQuery>) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.inclusion_proof(q.index, q.size).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
+    Ok(axum::Json(Proof { hashes: hash_list(&proof) }))
 }
 
 #[derive(Deserialize)]
@@ -638,7 +640,7 @@ async fn consistency(
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<axum::Json<Proof>, Refused> {
     let proof = s.ledger.consistency_proof(q.from, q.to).map_err(out_of_range)?;
-    Ok(axum::Json(Proof { hashes: proof.iter().map(b64).collect() }))
+    Ok(axum::Json(Proof { hashes: hash_list(&proof) }))
 }
 
 fn out_of_range(e: LedgerError) -> Refused {
@@ -659,7 +661,7 @@ async fn subjects(State(s): State<AppState>, Path(digest): Path<String>) -> Resu
             Predicate::Promotion(_) => "promotion",
             Predicate::Policy(_) => "policy",
         };
-        entries.push(SubjectEntry { index, hash: e.entry.hash().to_string(), kind: kind.into() });
+        entries.push(SubjectEntry { index, hash: e.entry.hash(), kind: kind.into() });
     }
     Ok(axum::Json(Subjects { digest: d.to_string(), entries }))
 }
@@ -671,14 +673,10 @@ async fn decision(
     let digest: Digest = q.digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
     let promoter = KeyId::parse(&q.promoter).map_err(|e| Refused::malformed(format!("promoter: {e}")))?;
     let request = gate::Request { digest: Some(digest), to: &q.to, promoter, tag: None };
-    let r = |e: &crate::core::statement::EntryRef| EntryRefJson { index: e.index, hash: e.hash.to_string() };
     Ok(axum::Json(match s.ledger.decide(&request)? {
-        Decision::Allow(a) => DecisionReply {
-            allowed: true,
-            reasons: Vec::new(),
-            build: Some(r(&a.build)),
-            validations: a.validations.iter().map(r).collect(),
-        },
+        Decision::Allow(a) => {
+            DecisionReply { allowed: true, reasons: Vec::new(), build: Some(a.build), validations: a.validations }
+        }
         Decision::Deny(reasons) => DecisionReply { allowed: false, reasons, build: None, validations: Vec::new() },
     }))
 }

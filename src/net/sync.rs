@@ -21,7 +21,7 @@ use crate::bundle;
 use crate::core::hash::EntryHash;
 use crate::core::image_ref::ImageRef;
 use crate::core::note::{Checkpoint, MAX_NOTE_SIZE};
-use crate::ledger::{Ledger, LedgerError, SignedCheckpoint};
+use crate::ledger::{Ledger, LedgerError, SignedCheckpoint, StoredEntry};
 use crate::registry::{LedgerChunk, PublishedLedger, Registry, RegistryError};
 use crate::remote::{Client, RemoteError};
 use crate::store::{SledStore, Store};
@@ -422,13 +422,14 @@ pub fn check_acknowledged<S: Store>(
 /// brought up to the server's latest checkpoint: each acknowledgement's
 /// checkpoint is consistent with the mirror ([`check_acknowledged`]), and
 /// each acknowledged entry is the mirror's at its index, signed under the
-/// policy in force there. Returns the entries, as the mirror verified them.
+/// policy in force there. Returns the entries as the mirror holds them
+/// (their signers, so checked, are [`StoredEntry::signers`]).
 pub fn confirm_acknowledged<S: Store>(
     mirror: &Ledger<S>,
     source: &str,
     appended: &[crate::remote::Appended],
     evidence_dir: &Path,
-) -> Result<Vec<ConfirmedEntry>, SyncError> {
+) -> Result<Vec<StoredEntry>, SyncError> {
     for a in appended {
         check_acknowledged(mirror, source, &a.checkpoint, evidence_dir)?;
     }
@@ -443,18 +444,11 @@ pub fn confirm_acknowledged<S: Store>(
                 e.entry.hash()
             )));
         }
-        let signers = crate::verify::envelope_signers(&*mirror.policy_at(index)?, &e.entry.envelope)
+        crate::verify::envelope_signers(&*mirror.policy_at(index)?, &e.entry.envelope)
             .map_err(|(_, why)| SyncError::Acknowledged(format!("entry {index}: {why}")))?;
-        out.push(ConfirmedEntry { entry: e, signers });
+        out.push(e);
     }
     Ok(out)
-}
-
-/// An acknowledged entry as the mirror holds it, with its signers.
-#[derive(Clone, Debug)]
-pub struct ConfirmedEntry {
-    pub entry: crate::ledger::StoredEntry,
-    pub signers: Vec<crate::core::keys::KeyId>,
 }
 
 /// Writes the conflicting checkpoint, with ours and why, to

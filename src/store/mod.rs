@@ -102,7 +102,9 @@ impl Head {
     }
 }
 
-/// One entry to append, with what the indexes need.
+/// One entry as the store writes it: its canonical bytes and the index rows
+/// they imply, made by the ledger from a verified entry (without the bytes,
+/// it is the rows [`Store::check_rows`] compares).
 #[derive(Clone, Debug, Default)]
 pub struct NewEntry {
     pub index: u64,

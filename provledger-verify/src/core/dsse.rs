@@ -6,11 +6,13 @@
 //! read both alphabets are accepted, with or without padding, as the protocol
 //! requires.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::FormatError;
+use super::b64;
 use super::keys::{PublicKey, SecretKey};
 
 /// Payload type of every statement the ledger signs.
@@ -21,11 +23,6 @@ pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
 pub const MAX_SIGNATURES: usize = 16;
 /// Longest key id string accepted.
 pub const MAX_KEYID_LEN: usize = 256;
-
-/// Decodes base64 in either alphabet, padded or not (the DSSE JSON form).
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, FormatError> {
-    super::b64::decode_lenient(text).map_err(|e| FormatError::Envelope(format!("invalid base64: {e}")))
-}
 
 /// The pre-authentication encoding:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII
@@ -64,20 +61,23 @@ pub struct Envelope {
     pub payload_type: String,
 }
 
-/// The JSON wire form, as other DSSE tools read and write it.
+/// The JSON wire form, as other DSSE tools read and write it: base64 in
+/// either alphabet, padded or not, decoded as it is parsed.
 #[derive(Serialize, Deserialize)]
-struct EnvelopeJson {
-    payload: String,
+struct EnvelopeJson<'a> {
+    #[serde(with = "b64::lenient")]
+    payload: Cow<'a, [u8]>,
     #[serde(rename = "payloadType")]
-    payload_type: String,
-    signatures: Vec<SignatureJson>,
+    payload_type: Cow<'a, str>,
+    signatures: Vec<SignatureJson<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct SignatureJson {
+struct SignatureJson<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    keyid: Option<String>,
-    sig: String,
+    keyid: Option<Cow<'a, str>>,
+    #[serde(with = "b64::lenient")]
+    sig: Cow<'a, [u8]>,
 }
 
 impl Envelope {
@@ -117,12 +117,12 @@ impl Envelope {
     /// The standard JSON form (standard base64 with padding, keyid always set).
     pub fn to_json_value(&self) -> serde_json::Value {
         let j = EnvelopeJson {
-            payload: super::b64::encode(&self.payload),
-            payload_type: self.payload_type.clone(),
+            payload: Cow::Borrowed(&self.payload),
+            payload_type: Cow::Borrowed(&self.payload_type),
             signatures: self
                 .signatures
                 .iter()
-                .map(|s| SignatureJson { keyid: Some(s.keyid.clone()), sig: super::b64::encode(&s.sig) })
+                .map(|s| SignatureJson { keyid: Some(Cow::Borrowed(&s.keyid)), sig: Cow::Borrowed(&s.sig) })
                 .collect(),
         };
         serde_json::to_value(j).expect("envelope serialises")
@@ -133,13 +133,16 @@ impl Envelope {
         let j: EnvelopeJson =
             serde_json::from_value(value).map_err(|e| FormatError::Envelope(format!("envelope JSON: {e}")))?;
         let env = Envelope {
-            payload: decode_base64(&j.payload)?,
-            payload_type: j.payload_type,
+            payload: j.payload.into_owned(),
+            payload_type: j.payload_type.into_owned(),
             signatures: j
                 .signatures
                 .into_iter()
-                .map(|s| Ok(EnvelopeSignature { sig: decode_base64(&s.sig)?, keyid: s.keyid.unwrap_or_default() }))
-                .collect::<Result<_, FormatError>>()?,
+                .map(|s| EnvelopeSignature {
+                    sig: s.sig.into_owned(),
+                    keyid: s.keyid.map(Cow::into_owned).unwrap_or_default(),
+                })
+                .collect(),
         };
         env.check_limits()?;
         Ok(env)
@@ -201,7 +204,14 @@ mod tests {
         let env = Envelope::sign(PAYLOAD_TYPE_IN_TOTO, b"\xfb\xff\xbf>?".to_vec(), &[&sk]);
         let back = Envelope::from_json_value(env.to_json_value()).unwrap();
         assert_eq!(back, env);
-        assert_eq!(decode_base64("-_-_Pj8=").unwrap(), decode_base64("+/+/Pj8").unwrap());
+        let mut json = env.to_json_value();
+        let standard = json["payload"].as_str().unwrap().to_string();
+        assert_eq!(standard, "+/+/Pj8=");
+        json["payload"] = "-_-_Pj8".into();
+        assert_eq!(Envelope::from_json_value(json.clone()).unwrap(), env);
+        json["payload"] = "+/+/Pj8!".into();
+        let e = Envelope::from_json_value(json).unwrap_err().to_string();
+        assert!(e.contains("not base64"), "{e}");
         let keys = [(Some(sk.id().to_string()), sk.public())];
         let keys: Vec<_> = keys.iter().map(|(id, k)| (id.as_deref(), *k)).collect();
         assert!(env.verify_threshold(&keys, 1, &[PAYLOAD_TYPE_IN_TOTO]).is_ok());

@@ -41,8 +41,8 @@ struct VersionProbe {
     version: u64,
 }
 
-/// A decoded, canonically encoded entry whose signatures, links and roles have
-/// not been checked yet.
+/// An entry decoded from canonical bytes of any origin (a store, a bundle, a
+/// proof, a server), its signatures, links and roles not checked yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnverifiedEntry {
     pub index: u64,
