@@ -174,8 +174,11 @@ impl StagedLogKey {
         }
         // The renames are durable once the directory is.
         let target = self.target.clone();
-        crate::fsutil::sync_parent(&target)
-            .map_err(|source| DirError::KeyNotMoved { from: self.staged.clone(), to: target, source })
+        crate::fsutil::sync_parent(&target).map_err(|source| DirError::KeyNotMoved {
+            from: self.staged.clone(),
+            to: target,
+            source,
+        })
     }
 }
 

@@ -8,6 +8,8 @@
 //! before returning, so an acknowledged append is on disk and a crash leaves
 //! either all of it or none.
 
+pub mod log;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
