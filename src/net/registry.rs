@@ -425,6 +425,8 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(options: &Options) -> Result<Registry, RegistryError> {
+        // Before the client: reqwest panics when no provider is installed.
+        crate::net::tls_provider();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(options.insecure.clone()),
             connect_timeout: Some(options.timeout),
