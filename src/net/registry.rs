@@ -435,7 +435,11 @@ impl Registry {
             user_agent: concat!("provledger/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
-        Ok(Registry { client: Client::new(config), runtime: runtime()?, credentials: Default::default() })
+        // Not `Client::new`, which on an error logs a warning and goes on
+        // with the default configuration: HTTPS to every registry, no timeouts.
+        let client = Client::try_from(config)
+            .map_err(|e| protocol("registry client", format!("cannot be configured: {}", chain(&e))))?;
+        Ok(Registry { client, runtime: runtime()?, credentials: Default::default() })
     }
 
     fn block_on<F: Future>(&self, f: F) -> F::Output {
