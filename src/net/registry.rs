@@ -9,7 +9,12 @@
 //! Attestations are pushed as an OCI 1.1 artifact whose `subject` is the
 //! image: listed by the referrers API where the registry has it, and by the
 //! `sha256-<hex>` tag scheme otherwise.
+//!
+//! Manifests, indexes and descriptors are oci-spec's image types, kept
+//! private like oci-client's; only our own media types and annotations are
+//! defined here.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,6 +24,7 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use oci_spec::image::{Arch, Descriptor, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -26,14 +32,10 @@ use crate::core::digest::Digest;
 use crate::core::image_ref::ImageRef;
 use crate::core::statement::PlatformManifest;
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker's manifest list and image manifest, which registries still serve
+/// beside the OCI index and image manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// What the ledger accepts as a manifest, in preference order.
-pub const MANIFEST_TYPES: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
-/// The OCI empty descriptor's media type, used as an artifact's config.
-pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 /// `artifactType` of the artifact that carries a digest's DSSE envelopes.
 pub const ATTESTATIONS_ARTIFACT_TYPE: &str = "application/vnd.provledger.attestations.v1+json";
 /// Media type of each layer of that artifact: one DSSE envelope, JSON.
@@ -116,23 +118,18 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn is_index(&self) -> bool {
-        self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
+        matches!(self.doc, ManifestDoc::Index(_))
     }
 
     /// A manifest the ledger writes: `doc`'s bytes and their digest.
     fn written(doc: ManifestDoc) -> Manifest {
-        let bytes = serde_json::to_vec(&doc).expect("manifest serialises");
+        let bytes = doc.to_bytes();
         let media_type = doc.declared_type().to_string();
         Manifest { digest: Digest::of(&bytes), media_type, bytes, doc }
     }
 
     fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.to_string(),
-            size: self.bytes.len() as u64,
-            ..Descriptor::default()
-        }
+        Descriptor::new(MediaType::from(self.media_type.as_str()), self.bytes.len() as u64, oci_digest(self.digest))
     }
 }
 
@@ -191,90 +188,182 @@ pub enum ReferrersScheme {
     TagSchema,
 }
 
-/// An OCI descriptor, as far as the ledger reads and writes it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifact_type: Option<String>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    annotations: std::collections::BTreeMap<String, String>,
+/// The media types the ledger reads as a manifest, in preference order
+/// (the `Accept` header).
+fn manifest_types() -> [MediaType; 4] {
+    [
+        MediaType::ImageIndex,
+        MediaType::ImageManifest,
+        MediaType::Other(DOCKER_MANIFEST_LIST.to_string()),
+        MediaType::Other(DOCKER_MANIFEST.to_string()),
+    ]
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Platform {
-    architecture: String,
-    os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
+/// Whether a manifest of media type `t` lists other manifests (an OCI index
+/// or a Docker manifest list); `None` for a type the ledger does not read.
+fn lists_manifests(t: &MediaType) -> Option<bool> {
+    match t {
+        MediaType::ImageIndex => Some(true),
+        MediaType::ImageManifest => Some(false),
+        MediaType::Other(t) if t == DOCKER_MANIFEST_LIST => Some(true),
+        MediaType::Other(t) if t == DOCKER_MANIFEST => Some(false),
+        _ => None,
+    }
 }
 
-/// Image manifest or index, read leniently (unknown fields are ignored:
-/// registries add their own), written with only the fields below.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The OCI form of one of our digests (always sha256, which OCI knows).
+fn oci_digest(d: Digest) -> oci_spec::image::Digest {
+    d.to_string().parse().expect("a sha256 digest is an OCI digest")
+}
+
+/// The architecture child `i` of an index states, as the index states it.
+/// oci-spec 0.10 reads both `armbe` and `arm64be` as `Arch::ARM64be` and
+/// writes it back as `arm64be`; a record must carry what the registry
+/// published, so for that one value the index's own text is read.
+fn stated_architecture(index: &[u8], i: usize, parsed: &Arch) -> String {
+    if *parsed != Arch::ARM64be {
+        return parsed.to_string();
+    }
+    let raw: Option<String> = serde_json::from_slice::<serde_json::Value>(index)
+        .ok()
+        .and_then(|v| v["manifests"][i]["platform"]["architecture"].as_str().map(str::to_string));
+    raw.unwrap_or_else(|| parsed.to_string())
+}
+
+/// A descriptor of one of our blobs, with our media type and annotations.
+fn own_descriptor(media_type: &str, digest: Digest, size: u64, annotations: [(&str, String); 2]) -> Descriptor {
+    let mut d = Descriptor::new(MediaType::Other(media_type.to_string()), size, oci_digest(digest));
+    d.set_annotations(Some(annotations.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    d
+}
+
+/// What a manifest says it is, read before the rest of it: which of
+/// oci-spec's two types to read it as depends on its declared media type
+/// (or, when it declares none, on its shape).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ManifestDoc {
+struct Declared {
     schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifact_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    config: Option<Descriptor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    layers: Option<Vec<Descriptor>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<Descriptor>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    media_type: Option<MediaType>,
+    #[serde(default)]
+    manifests: Option<serde::de::IgnoredAny>,
+}
+
+/// An image manifest or an index (OCI or Docker), as oci-spec reads them:
+/// unknown fields are ignored (registries add their own), descriptors must
+/// have a media type, a well-formed digest and a size.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+enum ManifestDoc {
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 impl ManifestDoc {
+    /// Reads a manifest the registry served: `schemaVersion` 2, a media type
+    /// of [`manifest_types`], and the fields that type requires.
+    fn parse(what: &str, bytes: &[u8]) -> Result<ManifestDoc, RegistryError> {
+        let invalid =
+            |e: serde_json::Error| protocol(what, format!("manifest is not a valid OCI/Docker manifest: {e}"));
+        let declared: Declared = serde_json::from_slice(bytes).map_err(invalid)?;
+        if declared.schema_version != 2 {
+            return Err(protocol(what, format!("manifest schemaVersion {} (only 2 is read)", declared.schema_version)));
+        }
+        let media_type = declared.media_type.unwrap_or(if declared.manifests.is_some() {
+            MediaType::ImageIndex
+        } else {
+            MediaType::ImageManifest
+        });
+        match lists_manifests(&media_type) {
+            Some(true) => Ok(ManifestDoc::Index(serde_json::from_slice(bytes).map_err(invalid)?)),
+            Some(false) => Ok(ManifestDoc::Image(serde_json::from_slice(bytes).map_err(invalid)?)),
+            None => Err(protocol(what, format!("unsupported manifest media type {media_type}"))),
+        }
+    }
+
     /// An OCI 1.1 artifact manifest: `artifact_type`, the empty config
     /// (whose blob `{}` the pusher pushes first), `layers`, `annotations`.
     fn artifact(
         artifact_type: &str,
         layers: Vec<Descriptor>,
-        annotations: std::collections::BTreeMap<String, String>,
+        annotations: HashMap<String, String>,
+        subject: Option<Descriptor>,
     ) -> ManifestDoc {
-        ManifestDoc {
-            schema_version: 2,
-            media_type: Some(OCI_MANIFEST.to_string()),
-            artifact_type: Some(artifact_type.to_string()),
-            config: Some(Descriptor {
-                media_type: EMPTY_CONFIG.to_string(),
-                digest: Digest::of(b"{}").to_string(),
-                size: 2,
-                ..Descriptor::default()
-            }),
-            layers: Some(layers),
-            annotations,
-            ..ManifestDoc::default()
+        let mut builder = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(MediaType::Other(artifact_type.to_string()))
+            .config(Descriptor::new(MediaType::EmptyJSON, 2, oci_digest(Digest::of(b"{}"))))
+            .layers(layers)
+            .annotations(annotations);
+        if let Some(s) = subject {
+            builder = builder.subject(s);
         }
+        ManifestDoc::Image(Box::new(builder.build().expect("every required field is set")))
+    }
+
+    /// The bytes of a manifest the ledger writes. oci-spec keeps annotations
+    /// in a `HashMap`, whose order changes from one run to the next; written
+    /// with every object's keys sorted (the image spec's canonical JSON), the
+    /// same content is always the same bytes, so the same digest.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(self).expect("manifest serialises");
+        v.sort_all_objects();
+        serde_json::to_vec(&v).expect("manifest serialises")
     }
 
     /// The media type a manifest declares, or the one its shape implies.
-    fn declared_type(&self) -> &str {
-        match &self.media_type {
-            Some(t) => t,
-            None if self.manifests.is_some() => OCI_INDEX,
-            None => OCI_MANIFEST,
+    fn declared_type(&self) -> MediaType {
+        match self {
+            ManifestDoc::Image(m) => m.media_type().clone().unwrap_or(MediaType::ImageManifest),
+            ManifestDoc::Index(i) => i.media_type().clone().unwrap_or(MediaType::ImageIndex),
         }
     }
 
-    /// Every blob an image manifest references.
+    fn artifact_type(&self) -> Option<&MediaType> {
+        match self {
+            ManifestDoc::Image(m) => m.artifact_type().as_ref(),
+            ManifestDoc::Index(i) => i.artifact_type().as_ref(),
+        }
+    }
+
+    fn subject(&self) -> Option<&Descriptor> {
+        match self {
+            ManifestDoc::Image(m) => m.subject().as_ref(),
+            ManifestDoc::Index(i) => i.subject().as_ref(),
+        }
+    }
+
+    fn annotations(&self) -> Option<&HashMap<String, String>> {
+        match self {
+            ManifestDoc::Image(m) => m.annotations().as_ref(),
+            ManifestDoc::Index(i) => i.annotations().as_ref(),
+        }
+    }
+
+    /// An image manifest's layers (none for an index).
+    fn layers(&self) -> &[Descriptor] {
+        match self {
+            ManifestDoc::Image(m) => m.layers(),
+            ManifestDoc::Index(_) => &[],
+        }
+    }
+
+    /// Every blob an image manifest references (none for an index).
     fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        self.config.iter().chain(self.layers.iter().flatten())
+        let config = match self {
+            ManifestDoc::Image(m) => Some(m.config()),
+            ManifestDoc::Index(_) => None,
+        };
+        config.into_iter().chain(self.layers())
     }
 }
 
+/// The platform of an image config, and nothing else of it, read leniently:
+/// a config that states no platform (or is not an image config at all) gives
+/// none. oci-spec's `ImageConfiguration` is the whole config (its rootfs is
+/// required, its runtime config parsed), more than the platform needs.
 #[derive(Deserialize)]
 struct ImageConfig {
     #[serde(default)]
@@ -336,6 +425,8 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(options: &Options) -> Result<Registry, RegistryError> {
+        // Before the client: reqwest panics when no provider is installed.
+        crate::net::tls_provider();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(options.insecure.clone()),
             connect_timeout: Some(options.timeout),
@@ -344,7 +435,11 @@ impl Registry {
             user_agent: concat!("provledger/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
-        Ok(Registry { client: Client::new(config), runtime: runtime()?, credentials: Default::default() })
+        // Not `Client::new`, which on an error logs a warning and goes on
+        // with the default configuration: HTTPS to every registry, no timeouts.
+        let client = Client::try_from(config)
+            .map_err(|e| protocol("registry client", format!("cannot be configured: {}", chain(&e))))?;
+        Ok(Registry { client, runtime: runtime()?, credentials: Default::default() })
     }
 
     fn block_on<F: Future>(&self, f: F) -> F::Output {
@@ -435,27 +530,22 @@ impl Registry {
             let mut descriptors = Vec::with_capacity(layers.len());
             for l in layers {
                 self.push_blob(image, &l.envelope_json).await?;
-                descriptors.push(Descriptor {
-                    media_type: DSSE_ENVELOPE.to_string(),
-                    digest: Digest::of(&l.envelope_json).to_string(),
-                    size: l.envelope_json.len() as u64,
-                    annotations: [
-                        (ANNOTATION_ENTRY_INDEX.to_string(), l.entry_index.to_string()),
-                        (ANNOTATION_ENTRY_HASH.to_string(), l.entry_hash.clone()),
-                    ]
-                    .into(),
-                    ..Descriptor::default()
-                });
+                descriptors.push(own_descriptor(
+                    DSSE_ENVELOPE,
+                    Digest::of(&l.envelope_json),
+                    l.envelope_json.len() as u64,
+                    [
+                        (ANNOTATION_ENTRY_INDEX, l.entry_index.to_string()),
+                        (ANNOTATION_ENTRY_HASH, l.entry_hash.clone()),
+                    ],
+                ));
             }
-            let doc = ManifestDoc {
-                subject: Some(subject.descriptor()),
-                ..ManifestDoc::artifact(
-                    ATTESTATIONS_ARTIFACT_TYPE,
-                    descriptors,
-                    [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
-                )
-            };
-            let artifact = Manifest::written(doc);
+            let artifact = Manifest::written(ManifestDoc::artifact(
+                ATTESTATIONS_ARTIFACT_TYPE,
+                descriptors,
+                [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
+                Some(subject.descriptor()),
+            ));
             self.push_manifest(image, Target::Digest(artifact.digest), &artifact).await?;
             let scheme = self.register_referrer(image, &subject, &artifact).await?;
             Ok((artifact.digest, scheme))
@@ -471,9 +561,9 @@ impl Registry {
             let mut out = Vec::new();
             let mut seen = std::collections::BTreeSet::new();
             for artifact in self.referrer_manifests(image, digest).await? {
-                for (i, layer) in artifact.doc.layers.iter().flatten().enumerate() {
+                for (i, layer) in artifact.doc.layers().iter().enumerate() {
                     // An envelope attached again in a later artifact is read once.
-                    if layer.media_type != DSSE_ENVELOPE || !seen.insert(layer.digest.clone()) {
+                    if layer.media_type().as_ref() != DSSE_ENVELOPE || !seen.insert(layer.digest().to_string()) {
                         continue;
                     }
                     let bytes = self.pull_blob(image, layer, MAX_ENVELOPE_LEN).await?;
@@ -494,37 +584,38 @@ impl Registry {
             Err(e) => return Err(e),
         };
         let what = format!("{}:{tag}", image.name());
-        if m.doc.artifact_type.as_deref() != Some(LEDGER_ARTIFACT_TYPE) {
-            return Err(protocol(&what, format!("not a published ledger (artifactType {:?})", m.doc.artifact_type)));
+        let artifact_type = m.doc.artifact_type().map(MediaType::to_string);
+        if artifact_type.as_deref() != Some(LEDGER_ARTIFACT_TYPE) {
+            return Err(protocol(&what, format!("not a published ledger (artifactType {artifact_type:?})")));
         }
         let annotation = |key: &str| {
             m.doc
-                .annotations
-                .get(key)
+                .annotations()
+                .and_then(|a| a.get(key))
                 .cloned()
                 .ok_or_else(|| protocol(&what, format!("manifest lacks annotation {key}")))
         };
         let checkpoint = annotation(ANNOTATION_CHECKPOINT)?;
         let genesis = annotation(ANNOTATION_GENESIS)?;
-        let layers = m.doc.layers.as_deref().unwrap_or_default();
+        let layers = m.doc.layers();
         if layers.len() > MAX_LEDGER_BLOBS {
             return Err(protocol(&what, format!("more than {MAX_LEDGER_BLOBS} blobs")));
         }
         let mut chunks = Vec::with_capacity(layers.len());
         let mut next = 0u64;
         for (i, l) in layers.iter().enumerate() {
-            let number = |key: &str| -> Result<u64, RegistryError> {
-                l.annotations
-                    .get(key)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| protocol(&what, format!("blob {i}: annotation {key} is missing or not a number")))
-            };
+            let number =
+                |key: &str| -> Result<u64, RegistryError> {
+                    l.annotations().as_ref().and_then(|a| a.get(key)).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                        protocol(&what, format!("blob {i}: annotation {key} is missing or not a number"))
+                    })
+                };
             let (start, count) = (number(ANNOTATION_ENTRIES_START)?, number(ANNOTATION_ENTRIES_COUNT)?);
-            if l.media_type != LEDGER_ENTRIES || start != next || count == 0 {
+            if l.media_type().as_ref() != LEDGER_ENTRIES || start != next || count == 0 {
                 return Err(protocol(&what, format!("blob {i} is not entries {next}.. (it says {start}, {count})")));
             }
-            let digest = l.digest.parse().map_err(|e| protocol(&what, format!("blob {i}: {e}")))?;
-            chunks.push(LedgerChunk { start, count, digest, size: l.size });
+            let digest = l.digest().as_ref().parse().map_err(|e| protocol(&what, format!("blob {i}: {e}")))?;
+            chunks.push(LedgerChunk { start, count, digest, size: l.size() });
             next = start + count;
         }
         Ok(Some(PublishedLedger { manifest: m.digest, checkpoint, genesis, chunks }))
@@ -555,16 +646,16 @@ impl Registry {
             self.push_blob(image, b"{}").await?;
             let layers = chunks
                 .iter()
-                .map(|c| Descriptor {
-                    media_type: LEDGER_ENTRIES.to_string(),
-                    digest: c.digest.to_string(),
-                    size: c.size,
-                    annotations: [
-                        (ANNOTATION_ENTRIES_START.to_string(), c.start.to_string()),
-                        (ANNOTATION_ENTRIES_COUNT.to_string(), c.count.to_string()),
-                    ]
-                    .into(),
-                    ..Descriptor::default()
+                .map(|c| {
+                    own_descriptor(
+                        LEDGER_ENTRIES,
+                        c.digest,
+                        c.size,
+                        [
+                            (ANNOTATION_ENTRIES_START, c.start.to_string()),
+                            (ANNOTATION_ENTRIES_COUNT, c.count.to_string()),
+                        ],
+                    )
                 })
                 .collect();
             let doc = ManifestDoc::artifact(
@@ -575,6 +666,7 @@ impl Registry {
                     (ANNOTATION_GENESIS.to_string(), genesis.to_string()),
                 ]
                 .into(),
+                None,
             );
             let m = Manifest::written(doc);
             self.push_manifest(image, Target::Tag(image.tag().unwrap_or("latest")), &m).await?;
@@ -584,12 +676,7 @@ impl Registry {
 
     /// Reads one blob of a published ledger, its size bounded and its hash checked.
     pub fn ledger_chunk(&self, image: &ImageRef, chunk: &LedgerChunk) -> Result<Vec<u8>, RegistryError> {
-        let d = Descriptor {
-            media_type: LEDGER_ENTRIES.to_string(),
-            digest: chunk.digest.to_string(),
-            size: chunk.size,
-            ..Descriptor::default()
-        };
+        let d = Descriptor::new(MediaType::Other(LEDGER_ENTRIES.to_string()), chunk.size, oci_digest(chunk.digest));
         let bytes = self.block_on(self.pull_blob(image, &d, MAX_LEDGER_BLOB_LEN))?;
         if Digest::of(&bytes) != chunk.digest {
             return Err(RegistryError::DigestMismatch {
@@ -677,9 +764,11 @@ impl Registry {
         let what = Self::describe(image, &target);
         self.authenticate(image).await;
         let reference = Self::reference(image, &target);
+        let types = manifest_types();
+        let accept: Vec<&str> = types.iter().map(AsRef::as_ref).collect();
         let (bytes, served) = self
             .client
-            .pull_manifest_raw(&reference, &self.credentials_for(image), &MANIFEST_TYPES)
+            .pull_manifest_raw(&reference, &self.credentials_for(image), &accept)
             .await
             .map_err(|e| Self::error(image, &what, e))?;
         if bytes.len() > MAX_MANIFEST_LEN {
@@ -702,49 +791,51 @@ impl Registry {
                 detail: format!("asked for {asked}, the bytes hash to {digest}"),
             });
         }
-        let doc: ManifestDoc = serde_json::from_slice(&bytes)
-            .map_err(|e| protocol(&what, format!("manifest is not a valid OCI/Docker manifest: {e}")))?;
-        if doc.schema_version != 2 {
-            return Err(protocol(&what, format!("manifest schemaVersion {} (only 2 is read)", doc.schema_version)));
-        }
+        let doc = ManifestDoc::parse(&what, &bytes)?;
         let media_type = doc.declared_type().to_string();
-        if !MANIFEST_TYPES.contains(&media_type.as_str()) {
-            return Err(protocol(&what, format!("unsupported manifest media type {media_type}")));
-        }
         Ok(Manifest { digest, media_type, bytes: bytes.to_vec(), doc })
     }
 
     async fn platforms(&self, image: &ImageRef, manifest: &Manifest) -> Result<Vec<PlatformManifest>, RegistryError> {
         let what = format!("{}@{}", image.name(), manifest.digest);
-        let doc = &manifest.doc;
-        if manifest.is_index() {
-            let children = doc.manifests.as_deref().unwrap_or_default();
-            if children.len() > MAX_PLATFORMS {
-                return Err(protocol(&what, format!("index lists more than {MAX_PLATFORMS} manifests")));
+        let config = match &manifest.doc {
+            ManifestDoc::Image(m) => m.config(),
+            ManifestDoc::Index(index) => {
+                let children = index.manifests();
+                if children.len() > MAX_PLATFORMS {
+                    return Err(protocol(&what, format!("index lists more than {MAX_PLATFORMS} manifests")));
+                }
+                let mut out = Vec::new();
+                for (i, child) in children.iter().enumerate() {
+                    // Attestation manifests that build tools add to an index
+                    // name the platform unknown/unknown; they are not platforms.
+                    let Some(p) = child
+                        .platform()
+                        .as_ref()
+                        .filter(|p| p.os().to_string() != "unknown" && p.architecture().to_string() != "unknown")
+                    else {
+                        continue;
+                    };
+                    let d: Digest = child
+                        .digest()
+                        .as_ref()
+                        .parse()
+                        .map_err(|e| protocol(&what, format!("platform manifest: {e}")))?;
+                    // Each platform manifest must exist and hash to its digest.
+                    self.manifest_async(image, Target::Digest(d)).await?;
+                    out.push(PlatformManifest {
+                        digest: d.to_string(),
+                        os: p.os().to_string(),
+                        architecture: stated_architecture(&manifest.bytes, i, p.architecture()),
+                        variant: p.variant().clone(),
+                    });
+                }
+                return Ok(out);
             }
-            let mut out = Vec::new();
-            for child in children {
-                // Attestation manifests that build tools add to an index name
-                // the platform unknown/unknown; they are not platforms.
-                let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown" && p.architecture != "unknown")
-                else {
-                    continue;
-                };
-                let d: Digest = child.digest.parse().map_err(|e| protocol(&what, format!("platform manifest: {e}")))?;
-                // Each platform manifest must exist and hash to its digest.
-                self.manifest_async(image, Target::Digest(d)).await?;
-                out.push(PlatformManifest {
-                    digest: d.to_string(),
-                    os: p.os.clone(),
-                    architecture: p.architecture.clone(),
-                    variant: p.variant.clone(),
-                });
-            }
-            return Ok(out);
-        }
-        let Some(config) = doc.config.as_ref().filter(|c| c.size as usize <= MAX_CONFIG_LEN) else {
-            return Ok(Vec::new());
         };
+        if config.size() as usize > MAX_CONFIG_LEN {
+            return Ok(Vec::new());
+        }
         let bytes = self.pull_blob(image, config, MAX_CONFIG_LEN).await?;
         let Ok(c) = serde_json::from_slice::<ImageConfig>(&bytes) else {
             return Ok(Vec::new());
@@ -761,18 +852,21 @@ impl Registry {
     }
 
     async fn pull_blob(&self, image: &ImageRef, blob: &Descriptor, limit: usize) -> Result<Vec<u8>, RegistryError> {
-        let what = format!("{}@{}", image.name(), blob.digest);
-        if blob.size as usize > limit {
-            return Err(protocol(&what, format!("blob of {} bytes is larger than {limit}", blob.size)));
+        let what = format!("{}@{}", image.name(), blob.digest());
+        if blob.size() as usize > limit {
+            return Err(protocol(&what, format!("blob of {} bytes is larger than {limit}", blob.size())));
         }
         let reference = Self::reference(image, &Target::Tag("latest"));
         let mut out = Limited { buf: Vec::new(), limit };
         self.client
-            .pull_blob(&reference, blob.digest.as_str(), &mut out)
+            .pull_blob(&reference, blob.digest().as_ref(), &mut out)
             .await
             .map_err(|e| Self::error(image, &what, e))?;
-        if out.buf.len() as u64 != blob.size {
-            return Err(protocol(&what, format!("blob is {} bytes, its descriptor says {}", out.buf.len(), blob.size)));
+        if out.buf.len() as u64 != blob.size() {
+            return Err(protocol(
+                &what,
+                format!("blob is {} bytes, its descriptor says {}", out.buf.len(), blob.size()),
+            ));
         }
         Ok(out.buf)
     }
@@ -805,10 +899,10 @@ impl Registry {
     /// copied otherwise.
     async fn copy_content(&self, from: &ImageRef, to: &ImageRef, manifest: &Manifest) -> Result<(), RegistryError> {
         let what = format!("{}@{}", from.name(), manifest.digest);
-        let doc = &manifest.doc;
-        if manifest.is_index() {
-            for child in doc.manifests.iter().flatten() {
-                let d: Digest = child.digest.parse().map_err(|e| protocol(&what, format!("index entry: {e}")))?;
+        if let ManifestDoc::Index(index) = &manifest.doc {
+            for child in index.manifests() {
+                let d: Digest =
+                    child.digest().as_ref().parse().map_err(|e| protocol(&what, format!("index entry: {e}")))?;
                 let m = self.manifest_async(from, Target::Digest(d)).await?;
                 Box::pin(self.copy_content(from, to, &m)).await?;
                 self.push_manifest(to, Target::Digest(d), &m).await?;
@@ -818,20 +912,18 @@ impl Registry {
         self.authenticate(to).await;
         let target = Self::reference(to, &Target::Tag("latest"));
         let source = Self::reference(from, &Target::Tag("latest"));
-        for blob in doc.blobs() {
-            let what = format!("{}@{}", to.name(), blob.digest);
-            if self.client.blob_exists(&target, &blob.digest).await.map_err(|e| Self::error(to, &what, e))? {
+        for blob in manifest.doc.blobs() {
+            let digest = blob.digest().as_ref();
+            let what = format!("{}@{digest}", to.name());
+            if self.client.blob_exists(&target, digest).await.map_err(|e| Self::error(to, &what, e))? {
                 continue;
             }
-            if self.client.mount_blob(&target, &source, &blob.digest).await.is_ok() {
+            if self.client.mount_blob(&target, &source, digest).await.is_ok() {
                 continue;
             }
             let mut out = Limited { buf: Vec::new(), limit: usize::MAX };
-            self.client
-                .pull_blob(&source, blob.digest.as_str(), &mut out)
-                .await
-                .map_err(|e| Self::error(from, &what, e))?;
-            self.client.push_blob(&target, out.buf, &blob.digest).await.map_err(|e| Self::error(to, &what, e))?;
+            self.client.pull_blob(&source, digest, &mut out).await.map_err(|e| Self::error(from, &what, e))?;
+            self.client.push_blob(&target, out.buf, digest).await.map_err(|e| Self::error(to, &what, e))?;
         }
         Ok(())
     }
@@ -850,8 +942,8 @@ impl Registry {
         for entry in index.manifests {
             let d: Digest = entry.digest.parse().map_err(|e| protocol(&what, format!("referrer: {e}")))?;
             let m = self.manifest_async(image, Target::Digest(d)).await?;
-            let names_subject = m.doc.subject.as_ref().is_some_and(|s| s.digest == digest.to_string());
-            if names_subject && m.doc.artifact_type.as_deref() == Some(ATTESTATIONS_ARTIFACT_TYPE) {
+            let names_subject = m.doc.subject().is_some_and(|s| s.digest().as_ref() == digest.to_string());
+            if names_subject && m.doc.artifact_type().map(AsRef::as_ref) == Some(ATTESTATIONS_ARTIFACT_TYPE) {
                 out.push(m);
             }
         }
@@ -883,23 +975,29 @@ impl Registry {
         if listed_here && tagged.is_none() {
             return Ok(ReferrersScheme::Api);
         }
-        let mut doc = match tagged {
-            Some(m) => m.doc,
-            None => ManifestDoc {
-                schema_version: 2,
-                media_type: Some(OCI_INDEX.to_string()),
-                manifests: Some(Vec::new()),
-                ..ManifestDoc::default()
-            },
+        let mut index = match tagged.map(|m| m.doc) {
+            Some(ManifestDoc::Index(index)) => *index,
+            Some(ManifestDoc::Image(_)) => {
+                return Err(protocol(
+                    &format!("{}:{tag}", image.name()),
+                    "the referrers tag names an image manifest, not an index",
+                ));
+            }
+            None => {
+                let mut index = ImageIndex::default();
+                index.set_media_type(Some(MediaType::ImageIndex));
+                index
+            }
         };
-        let entries = doc.manifests.get_or_insert_with(Vec::new);
-        if !entries.iter().any(|m| m.digest == artifact.digest.to_string()) {
-            entries.push(Descriptor {
-                artifact_type: artifact.doc.artifact_type.clone(),
-                annotations: artifact.doc.annotations.clone(),
-                ..artifact.descriptor()
-            });
-            self.push_manifest(image, Target::Tag(&tag), &Manifest::written(doc)).await?;
+        if !index.manifests().iter().any(|m| m.digest().as_ref() == artifact.digest.to_string()) {
+            let mut entry = artifact.descriptor();
+            entry.set_artifact_type(artifact.doc.artifact_type().cloned());
+            entry.set_annotations(artifact.doc.annotations().cloned());
+            let mut entries = index.manifests().clone();
+            entries.push(entry);
+            index.set_manifests(entries);
+            let written = Manifest::written(ManifestDoc::Index(Box::new(index)));
+            self.push_manifest(image, Target::Tag(&tag), &written).await?;
         }
         Ok(ReferrersScheme::TagSchema)
     }
@@ -944,5 +1042,142 @@ impl tokio::io::AsyncWrite for Limited {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn parse(json: &str) -> Result<ManifestDoc, RegistryError> {
+        ManifestDoc::parse("test", json.as_bytes())
+    }
+
+    fn refusal(json: &str) -> String {
+        parse(json).expect_err("refused").to_string()
+    }
+
+    fn attestation_artifact() -> Manifest {
+        let layer = |n: u64| {
+            own_descriptor(
+                DSSE_ENVELOPE,
+                Digest::of(&n.to_be_bytes()),
+                100 + n,
+                [(ANNOTATION_ENTRY_INDEX, n.to_string()), (ANNOTATION_ENTRY_HASH, format!("{n:064x}"))],
+            )
+        };
+        let subject = Descriptor::new(MediaType::ImageManifest, 1234, oci_digest(D.parse().unwrap()));
+        Manifest::written(ManifestDoc::artifact(
+            ATTESTATIONS_ARTIFACT_TYPE,
+            vec![layer(1), layer(2)],
+            [(ANNOTATION_GENESIS.to_string(), "g".repeat(64)), ("z.other".to_string(), "x".to_string())].into(),
+            Some(subject),
+        ))
+    }
+
+    #[test]
+    fn a_written_manifest_is_the_same_bytes_every_time_keys_sorted() {
+        let first = attestation_artifact();
+        // Each HashMap iterates in its own order; the bytes must not.
+        for _ in 0..32 {
+            assert_eq!(attestation_artifact().bytes, first.bytes);
+        }
+        let text = String::from_utf8(first.bytes.clone()).unwrap();
+        let empty = Digest::of(b"{}");
+        let expected = format!(
+            r#"{{"annotations":{{"dev.provledger.genesis":"{g}","z.other":"x"}},"artifactType":"{ATTESTATIONS_ARTIFACT_TYPE}","config":{{"digest":"{empty}","mediaType":"application/vnd.oci.empty.v1+json","size":2}},"layers":[{{"annotations":{{"dev.provledger.entry.hash":"{h1:064x}","dev.provledger.entry.index":"1"}},"digest":"{l1}","mediaType":"{DSSE_ENVELOPE}","size":101}},{{"annotations":{{"dev.provledger.entry.hash":"{h2:064x}","dev.provledger.entry.index":"2"}},"digest":"{l2}","mediaType":"{DSSE_ENVELOPE}","size":102}}],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2,"subject":{{"digest":"{D}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":1234}}}}"#,
+            g = "g".repeat(64),
+            h1 = 1,
+            h2 = 2,
+            l1 = Digest::of(&1u64.to_be_bytes()),
+            l2 = Digest::of(&2u64.to_be_bytes()),
+        );
+        assert_eq!(text, expected);
+        assert_eq!(first.digest, Digest::of(expected.as_bytes()));
+        assert_eq!(first.media_type, "application/vnd.oci.image.manifest.v1+json");
+        assert!(!first.is_index());
+    }
+
+    #[test]
+    fn a_written_manifest_reads_back_as_written() {
+        let m = attestation_artifact();
+        let read = parse(std::str::from_utf8(&m.bytes).unwrap()).unwrap();
+        assert_eq!(read.to_bytes(), m.bytes);
+        assert_eq!(read.artifact_type().map(AsRef::as_ref), Some(ATTESTATIONS_ARTIFACT_TYPE));
+        assert_eq!(read.subject().map(|s| s.digest().to_string()), Some(D.to_string()));
+        assert_eq!(read.layers().len(), 2);
+        assert_eq!(read.blobs().count(), 3, "the config and both layers");
+    }
+
+    #[test]
+    fn manifests_and_indexes_are_read_by_declared_type_or_shape() {
+        let config = format!(r#"{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{D}","size":7}}"#);
+        let image = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[],"x-registry":{{"any":1}}}}"#);
+        assert!(matches!(parse(&image).unwrap(), ManifestDoc::Image(_)), "no mediaType, no manifests: an image");
+        let docker =
+            format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{config},"layers":[{config}]}}"#);
+        let doc = parse(&docker).unwrap();
+        assert_eq!(doc.declared_type().as_ref(), DOCKER_MANIFEST);
+        assert_eq!(doc.blobs().count(), 2);
+        let child = format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{D}","size":9,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}"#
+        );
+        let index = format!(r#"{{"schemaVersion":2,"manifests":[{child}]}}"#);
+        let doc = parse(&index).unwrap();
+        assert_eq!(doc.declared_type(), MediaType::ImageIndex, "manifests, no mediaType: an index");
+        let list = format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[{child}]}}"#);
+        let ManifestDoc::Index(list) = parse(&list).unwrap() else { panic!("a Docker list is an index") };
+        let p = list.manifests()[0].platform().clone().unwrap();
+        assert_eq!((p.os().to_string(), p.architecture().to_string()), ("linux".into(), "arm64".into()));
+        assert_eq!(p.variant().as_deref(), Some("v8"));
+        assert_eq!(
+            manifest_types().iter().map(lists_manifests).collect::<Vec<_>>(),
+            [Some(true), Some(false), Some(true), Some(false)]
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_manifest_the_ledger_reads_is_refused() {
+        assert!(refusal("[]").contains("not a valid OCI/Docker manifest"));
+        assert!(refusal(r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#).contains("not a valid"));
+        assert!(
+            refusal(r#"{"schemaVersion":1,"name":"x","fsLayers":[]}"#).contains("schemaVersion 1 (only 2 is read)")
+        );
+        let artifact = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json","blobs":[]}"#;
+        assert!(
+            refusal(artifact).contains("unsupported manifest media type application/vnd.oci.artifact.manifest.v1+json")
+        );
+        let v1 = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#;
+        assert!(refusal(v1).contains("unsupported manifest media type"));
+        // The fields its type requires, and well-formed descriptors.
+        assert!(
+            refusal(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#)
+                .contains("config")
+        );
+        assert!(
+            refusal(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#)
+                .contains("manifests")
+        );
+        let bad_digest = r#"{"schemaVersion":2,"manifests":[{"mediaType":"m","digest":"sha256:ABC","size":1}]}"#;
+        assert!(refusal(bad_digest).contains("not a valid OCI/Docker manifest"));
+        let no_size = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"m","digest":"{D}"}}]}}"#);
+        assert!(refusal(&no_size).contains("size"));
+    }
+
+    #[test]
+    fn an_architecture_is_recorded_as_the_index_states_it() {
+        let index = |arch: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"m","digest":"{D}","size":1,"platform":{{"architecture":"{arch}","os":"linux"}}}}]}}"#
+            )
+        };
+        for arch in ["amd64", "armbe", "arm64be", "386", "x86_64"] {
+            let text = index(arch);
+            let ManifestDoc::Index(i) = parse(&text).unwrap() else { panic!("an index") };
+            let parsed = i.manifests()[0].platform().as_ref().unwrap().architecture().clone();
+            assert_eq!(stated_architecture(text.as_bytes(), 0, &parsed), arch);
+        }
     }
 }

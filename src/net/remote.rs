@@ -52,8 +52,14 @@ impl Client {
                 reason: "a server URL starts with http:// or https://".into(),
             });
         }
-        let agent =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().new_agent();
+        let tls =
+            ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(crate::net::tls_provider()).build();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .build()
+            .new_agent();
         Ok(Client { base, agent })
     }
 
