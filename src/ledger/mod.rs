@@ -22,7 +22,7 @@ use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::gate::{self, Allowed, Decision, Evidence, ReleaseBuild, ReleaseChoice};
 use crate::policy::Policy;
 use crate::sigcheck::{self, Keyring};
-use crate::store::{Append, Head, NewEntry, NodeWrite, Store, StoreError, source_key};
+use crate::store::{Append, Head, NewEntry, NodeWrite, Store, StoreError};
 use crate::tree::{self, Frontier, Hash, Nodes, TreeError};
 use crate::verify::{
     BuildSummary, ChainReport, ChainState, Failure, MemPrefix, Prefix, PrefixError, Prepared, VerifiedEntry,
@@ -745,25 +745,5 @@ fn prepare_for<'a>(state: &ChainState, envelopes: impl Iterator<Item = &'a Envel
 
 /// The index rows of a verified entry (everything of a [`NewEntry`] but its bytes).
 fn index_rows(v: &VerifiedEntry) -> NewEntry {
-    let mut subjects = v.statement().subject_digests();
-    subjects.sort();
-    subjects.dedup();
-    let (promoted_to, source, release) = match &v.statement().predicate {
-        Predicate::Promotion(p) => (Some(p.to.clone()), None, None),
-        Predicate::Build(b) => {
-            let ext = &b.build_definition.external_parameters;
-            (None, b.git_commit().map(|sha| source_key(sha, ext.artifact.as_deref())), ext.release.clone())
-        }
-        _ => (None, None, None),
-    };
-    NewEntry {
-        index: v.index(),
-        bytes: Vec::new(),
-        subjects,
-        envelope_fingerprint: v.envelope_fingerprint(),
-        promoted_to,
-        source,
-        is_policy: matches!(v.statement().predicate, Predicate::Policy(_)),
-        release,
-    }
+    NewEntry::of(v.index(), v.statement(), v.envelope_fingerprint())
 }

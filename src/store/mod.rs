@@ -8,6 +8,7 @@
 //! before returning, so an acknowledged append is on disk and a crash leaves
 //! either all of it or none.
 
+pub mod index;
 pub mod log;
 
 use std::path::{Path, PathBuf};
@@ -28,13 +29,7 @@ pub const DB_DIR: &str = "store";
 
 const TREE_ENTRIES: &str = "entries";
 const TREE_META: &str = "meta";
-const TREE_SUBJECTS: &str = "subjects";
-const TREE_ENVELOPES: &str = "envelopes";
-const TREE_ENVIRONMENTS: &str = "environments";
-const TREE_SOURCES: &str = "sources";
-const TREE_POLICIES: &str = "policies";
-const TREE_RELEASES: &str = "releases";
-const TREE_NODES: &str = "nodes";
+pub(crate) const TREE_NODES: &str = "nodes";
 const META_VERSION: &[u8] = b"store_version";
 const META_HEAD: &[u8] = b"head";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
@@ -227,12 +222,8 @@ pub struct SledStore {
     db: sled::Db,
     entries: sled::Tree,
     meta: sled::Tree,
-    subjects: sled::Tree,
-    envelopes: sled::Tree,
-    environments: sled::Tree,
-    sources: sled::Tree,
-    policies: sled::Tree,
-    releases: sled::Tree,
+    /// The secondary indexes, written in the same transaction as the entries.
+    indexes: index::Indexes,
     nodes: sled::Tree,
 }
 
@@ -351,12 +342,7 @@ impl SledStore {
         Ok(SledStore {
             entries: tree(TREE_ENTRIES)?,
             meta: tree(TREE_META)?,
-            subjects: tree(TREE_SUBJECTS)?,
-            envelopes: tree(TREE_ENVELOPES)?,
-            environments: tree(TREE_ENVIRONMENTS)?,
-            sources: tree(TREE_SOURCES)?,
-            policies: tree(TREE_POLICIES)?,
-            releases: tree(TREE_RELEASES)?,
+            indexes: index::Indexes::in_db(&db, &db_path)?,
             nodes: tree(TREE_NODES)?,
             path: db_path.clone(),
             min_free: DEFAULT_MIN_FREE,
@@ -416,142 +402,7 @@ fn node_key(level: u32, index: u64) -> [u8; 9] {
     k
 }
 
-fn subject_key(digest: &Digest, index: u64) -> [u8; 40] {
-    let mut k = [0u8; 40];
-    k[..32].copy_from_slice(digest.as_bytes());
-    k[32..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
-/// `prefix ‖ 0x00 ‖ index`: rows of one name, in index order.
-fn named_key(name: &[u8], index: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(name.len() + 9);
-    k.extend_from_slice(name);
-    k.push(0);
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
-
-fn lacks(row: &Row<'_>) -> Mismatch {
-    let reason = match row.what {
-        What::Node(..) => format!("{} is missing", row.what),
-        _ => format!("{} lacks this entry", row.what),
-    };
-    Mismatch { index: row.index, reason }
-}
-
-fn index_of(key: &[u8]) -> Result<u64, StoreError> {
-    let b: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt(format!("entry key of {} bytes", key.len())))?;
-    Ok(u64::from_be_bytes(b))
-}
-
-/// A row an index or the tree must hold, for [`SledStore::compare`].
-struct Row<'a> {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    /// The entry the row belongs to.
-    index: u64,
-    what: What<'a>,
-}
-
-/// What a row is, for messages.
-enum What<'a> {
-    Subject(&'a Digest),
-    Envelope,
-    Environment(&'a str),
-    Source,
-    Policy,
-    Release(&'a str),
-    Node(u32, u64),
-}
-
-impl std::fmt::Display for What<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            What::Subject(d) => write!(f, "the subject {d} index"),
-            What::Envelope => write!(f, "the envelope index"),
-            What::Environment(e) => write!(f, "the environment {e} index"),
-            What::Source => write!(f, "the source index"),
-            What::Policy => write!(f, "the policy index"),
-            What::Release(r) => write!(f, "the release {r} index"),
-            What::Node(level, index) => write!(f, "Merkle tree node ({level}, {index})"),
-        }
-    }
-}
-
-impl SledStore {
-    /// Runs [`SledStore::compare`] on each tree at once, on all cores;
-    /// reports the mismatch of the lowest entry.
-    fn compare_all(&self, jobs: Vec<(&sled::Tree, Vec<Row<'_>>)>) -> Result<Option<Mismatch>, StoreError> {
-        use rayon::prelude::*;
-        let found = jobs.into_par_iter().map(|(tree, rows)| self.compare(tree, rows)).collect::<Result<Vec<_>, _>>()?;
-        Ok(found.into_iter().flatten().min_by_key(|m| m.index))
-    }
-
-    /// Walks `tree` in key order beside `rows` sorted the same way: the
-    /// first row missing, with another value, or stored but not in `rows`.
-    fn compare(&self, tree: &sled::Tree, mut rows: Vec<Row<'_>>) -> Result<Option<Mismatch>, StoreError> {
-        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let name = String::from_utf8_lossy(&tree.name()).into_owned();
-        let not_implied = |key: &[u8], value: &[u8]| {
-            // The entry a stored row speaks for: the envelope index keeps it
-            // as the value, a tree node is completed by its last leaf, every
-            // other index ends its key with it.
-            let tail = |b: &[u8]| b.len().checked_sub(8).map_or(0, |at| index_of(&b[at..]).unwrap_or(0));
-            let index = match name.as_str() {
-                TREE_ENVELOPES => tail(value),
-                TREE_NODES if key.len() == 9 => {
-                    tail(key).saturating_add(1).checked_shl(key[0].into()).map_or(0, |v| v.saturating_sub(1))
-                }
-                _ => tail(key),
-            };
-            Mismatch {
-                index,
-                reason: format!(
-                    "the indexes hold rows the chain does not imply (a row of {name} with key {})",
-                    hex::encode(key)
-                ),
-            }
-        };
-        let mut stored = tree.iter();
-        for row in &rows {
-            let Some(item) = stored.next() else {
-                return Ok(Some(lacks(row)));
-            };
-            let (key, value) = item.map_err(|e| self.io(e))?;
-            match key.as_ref().cmp(row.key.as_slice()) {
-                std::cmp::Ordering::Less => return Ok(Some(not_implied(&key, &value))),
-                std::cmp::Ordering::Greater => return Ok(Some(lacks(row))),
-                std::cmp::Ordering::Equal if value.as_ref() != row.value.as_slice() => {
-                    let reason = match row.what {
-                        What::Node(..) => format!("{} does not match the chain", row.what),
-                        _ => format!("{} holds another value for this entry", row.what),
-                    };
-                    return Ok(Some(Mismatch { index: row.index, reason }));
-                }
-                std::cmp::Ordering::Equal => {}
-            }
-        }
-        match stored.next() {
-            Some(item) => {
-                let (key, value) = item.map_err(|e| self.io(e))?;
-                Ok(Some(not_implied(&key, &value)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn scan_named(&self, tree: &sled::Tree, name: &[u8]) -> Result<Vec<u64>, StoreError> {
-        let mut prefix = name.to_vec();
-        prefix.push(0);
-        tree.scan_prefix(&prefix)
-            .map(|r| {
-                let (k, _) = r.map_err(|e| self.io(e))?;
-                index_of(&k[prefix.len()..])
-            })
-            .collect()
-    }
-}
+use index::{Row, What, index_of};
 
 impl Store for SledStore {
     fn head(&self) -> Result<Option<Head>, StoreError> {
@@ -570,97 +421,35 @@ impl Store for SledStore {
     }
 
     fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError> {
-        self.subjects
-            .scan_prefix(digest.as_bytes())
-            .map(|r| {
-                let (k, _) = r.map_err(|e| self.io(e))?;
-                index_of(&k[32..])
-            })
-            .collect()
+        self.indexes.entries_for_subject(digest)
     }
 
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
-        self.envelopes.contains_key(fingerprint).map_err(|e| self.io(e))
+        self.indexes.has_envelope(fingerprint)
     }
 
     fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
-        self.envelopes.get(fingerprint).map_err(|e| self.io(e))?.map(|v| index_of(&v)).transpose()
+        self.indexes.envelope_entry(fingerprint)
     }
 
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {
-        self.scan_named(&self.environments, env.as_bytes())
+        self.indexes.promotions_into(env)
     }
 
     fn builds_of_source(&self, key: &[u8]) -> Result<Vec<u64>, StoreError> {
-        self.scan_named(&self.sources, key)
+        self.indexes.builds_of_source(key)
     }
 
     fn builds_of_release(&self, release: &str) -> Result<Vec<u64>, StoreError> {
-        self.scan_named(&self.releases, release.as_bytes())
+        self.indexes.builds_of_release(release)
     }
 
     fn policy_entries(&self) -> Result<Vec<u64>, StoreError> {
-        self.policies
-            .iter()
-            .map(|r| {
-                let (k, _) = r.map_err(|e| self.io(e))?;
-                index_of(&k)
-            })
-            .collect()
+        self.indexes.policy_entries()
     }
 
     fn check_rows(&self, entries: &[NewEntry]) -> Result<Option<Mismatch>, StoreError> {
-        let mut subjects = Vec::new();
-        let mut envelopes = Vec::with_capacity(entries.len());
-        let mut environments = Vec::new();
-        let mut sources = Vec::new();
-        let mut policies = Vec::new();
-        let mut releases = Vec::new();
-        for e in entries {
-            let index = e.index;
-            let at = index.to_be_bytes().to_vec();
-            for d in &e.subjects {
-                subjects.push(Row {
-                    key: subject_key(d, index).to_vec(),
-                    value: Vec::new(),
-                    index,
-                    what: What::Subject(d),
-                });
-            }
-            envelopes.push(Row {
-                key: e.envelope_fingerprint.to_vec(),
-                value: at.clone(),
-                index,
-                what: What::Envelope,
-            });
-            if let Some(env) = &e.promoted_to {
-                let key = named_key(env.as_bytes(), index);
-                environments.push(Row { key, value: Vec::new(), index, what: What::Environment(env) });
-            }
-            if let Some(src) = &e.source {
-                sources.push(Row { key: named_key(src, index), value: Vec::new(), index, what: What::Source });
-            }
-            if e.is_policy {
-                policies.push(Row { key: at, value: Vec::new(), index, what: What::Policy });
-            }
-            if let Some(r) = &e.release {
-                releases.push(Row {
-                    key: named_key(r.as_bytes(), index),
-                    value: Vec::new(),
-                    index,
-                    what: What::Release(r),
-                });
-            }
-        }
-        let jobs = vec![
-            (&self.subjects, subjects),
-            (&self.envelopes, envelopes),
-            (&self.environments, environments),
-            (&self.sources, sources),
-            (&self.policies, policies),
-            (&self.releases, releases),
-        ];
-        self.compare_all(jobs)
+        self.indexes.check_rows(entries)
     }
 
     fn check_nodes(&self, nodes: &[NodeWrite]) -> Result<Option<Mismatch>, StoreError> {
@@ -674,7 +463,7 @@ impl Store for SledStore {
                 what: What::Node(n.level, n.index),
             })
             .collect();
-        self.compare_all(vec![(&self.nodes, rows)])
+        index::compare_all(vec![(&self.nodes, rows)], &|e| self.io(e))
     }
 
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
@@ -696,15 +485,16 @@ impl Store for SledStore {
             + append.checkpoint.len();
         check_space(&self.path, self.min_free, bytes as u64)?;
         let expected = expected.map(Head::encode);
+        let ix = &self.indexes;
         let trees = (
             &self.entries,
             &self.meta,
-            &self.subjects,
-            &self.envelopes,
-            &self.environments,
-            &self.sources,
-            &self.policies,
-            &self.releases,
+            &ix.subjects,
+            &ix.envelopes,
+            &ix.environments,
+            &ix.sources,
+            &ix.policies,
+            &ix.releases,
             &self.nodes,
         );
         let result = trees.transaction(|(e, m, s, v, envs, srcs, pols, rels, nodes)| {
@@ -717,22 +507,7 @@ impl Store for SledStore {
             }
             for entry in append.entries {
                 e.insert(&entry.index.to_be_bytes(), entry.bytes.as_slice())?;
-                for d in &entry.subjects {
-                    s.insert(&subject_key(d, entry.index)[..], &[][..])?;
-                }
-                v.insert(&entry.envelope_fingerprint, &entry.index.to_be_bytes())?;
-                if let Some(env) = &entry.promoted_to {
-                    envs.insert(named_key(env.as_bytes(), entry.index), &[][..])?;
-                }
-                if let Some(src) = &entry.source {
-                    srcs.insert(named_key(src, entry.index), &[][..])?;
-                }
-                if entry.is_policy {
-                    pols.insert(&entry.index.to_be_bytes(), &[][..])?;
-                }
-                if let Some(r) = &entry.release {
-                    rels.insert(named_key(r.as_bytes(), entry.index), &[][..])?;
-                }
+                index::insert_rows((s, v, envs, srcs, pols, rels), entry)?;
             }
             m.insert(META_CHECKPOINT, append.checkpoint.as_bytes())?;
             m.insert(META_HEAD, &append.head.encode()[..])?;

@@ -1,0 +1,163 @@
+//! The indexes as followers of the log: made from the entries alone, they
+//! answer every query as the store that wrote them with the entries does,
+//! catch up from where they stopped, refuse to run ahead of the log, and
+//! can be rebuilt.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, GIT_SHA, digest, image};
+use provledger::store::index::Indexes;
+use provledger::store::log::{Group, Log, MemLog};
+use provledger::store::{NewEntry, SledStore, Store, source_key};
+
+/// A ledger with every kind of row: builds (one in a release, with its
+/// artifact), validations, promotions into two environments, and a second
+/// policy entry.
+fn ledger() -> Env {
+    let (env, _) = Env::initialised_with_log_key();
+    let app = image("app");
+    env.release_to_prod(&app);
+    let api = format!("registry.example.com/acme/api:r1@{}", digest("api"));
+    env.build_with(&api, &["--git-sha", GIT_SHA, "--release", "r1", "--artifact", "api"]);
+    env.ok(&["record", "policy", "--key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+    env.validate(&api, &["unit=pass"]);
+    env
+}
+
+/// The chain's entries, copied into a log of their own (one group per
+/// `chunk` entries, so that catching up crosses groups).
+fn log_of(store: &SledStore, upto: u64, chunk: usize) -> MemLog {
+    let entries: Vec<Vec<u8>> = store.entries_from(0).take(upto as usize).map(|r| r.unwrap().1).collect();
+    let head = store.head().unwrap().unwrap();
+    let log = MemLog::new();
+    let mut done = 0u64;
+    let mut before = None;
+    for group in entries.chunks(chunk) {
+        done += group.len() as u64;
+        let h = provledger::store::Head { count: done, ..head };
+        log.append(before.as_ref(), &Group { entries: group, nodes: &[], checkpoint: "cp\n", head: &h }).unwrap();
+        before = Some(h);
+    }
+    log
+}
+
+fn store(env: &Env) -> SledStore {
+    SledStore::open(&env.ledger(), Duration::from_secs(5)).unwrap()
+}
+
+/// Every query, asked of both.
+fn same_answers(store: &SledStore, ix: &Indexes) {
+    for seed in ["app", "api", "absent"] {
+        let d: provledger::core::digest::Digest = digest(seed).parse().unwrap();
+        assert_eq!(ix.entries_for_subject(&d).unwrap(), store.entries_for_subject(&d).unwrap(), "subject {seed}");
+    }
+    for env in ["dev", "staging", "prod", "qa"] {
+        assert_eq!(ix.promotions_into(env).unwrap(), store.promotions_into(env).unwrap(), "environment {env}");
+    }
+    assert_eq!(ix.policy_entries().unwrap(), store.policy_entries().unwrap(), "policies");
+    assert_eq!(ix.policy_entries().unwrap().len(), 2, "the genesis and the second policy");
+    assert_eq!(ix.builds_of_release("r1").unwrap(), store.builds_of_release("r1").unwrap(), "release r1");
+    assert_eq!(ix.builds_of_release("r1").unwrap().len(), 1);
+    for artifact in [None, Some("api")] {
+        let key = source_key(GIT_SHA, artifact);
+        assert_eq!(ix.builds_of_source(&key).unwrap(), store.builds_of_source(&key).unwrap(), "source {artifact:?}");
+    }
+    for item in store.entries_from(0) {
+        let (index, bytes) = item.unwrap();
+        let row = NewEntry::of_bytes(index, &bytes).unwrap();
+        let fp = row.envelope_fingerprint;
+        assert!(ix.has_envelope(&fp).unwrap());
+        assert_eq!(ix.envelope_entry(&fp).unwrap(), Some(index), "envelope of entry {index}");
+    }
+}
+
+fn rows(store: &SledStore) -> Vec<NewEntry> {
+    store.entries_from(0).map(|r| r.unwrap()).map(|(i, b)| NewEntry::of_bytes(i, &b).unwrap()).collect()
+}
+
+#[test]
+fn indexes_made_from_the_log_alone_answer_as_the_store_does() {
+    let env = ledger();
+    let store = store(&env);
+    let size = store.head().unwrap().unwrap().count;
+    let log = log_of(&store, size, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(&dir.path().join("index")).unwrap();
+    assert_eq!(ix.catch_up(&log).unwrap(), size);
+    assert_eq!(ix.applied().unwrap(), size);
+    same_answers(&store, &ix);
+    // Every row, and no other, as the chain implies them; the store's own
+    // indexes agree with the same rows.
+    let rows = rows(&store);
+    assert_eq!(ix.check_rows(&rows).unwrap(), None);
+    assert_eq!(store.check_rows(&rows).unwrap(), None);
+    // A row short is found, at its entry.
+    let mut fewer = rows.clone();
+    fewer[4].subjects.clear();
+    let m = ix.check_rows(&fewer).unwrap().expect("a row the chain does not imply");
+    assert_eq!(m.index, 4, "{m:?}");
+}
+
+#[test]
+fn a_follower_catches_up_from_where_it_stopped_and_survives_reopening() {
+    let env = ledger();
+    let store = store(&env);
+    let size = store.head().unwrap().unwrap().count;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    {
+        let ix = Indexes::open(&path).unwrap();
+        assert_eq!(ix.catch_up(&log_of(&store, 5, 2)).unwrap(), 5);
+        ix.flush().unwrap();
+    }
+    let ix = Indexes::open(&path).unwrap();
+    assert_eq!(ix.applied().unwrap(), 5, "the mark survives reopening");
+    let full = log_of(&store, size, 4);
+    assert_eq!(ix.catch_up(&full).unwrap(), size - 5, "only what is new is applied");
+    assert_eq!(ix.catch_up(&full).unwrap(), 0, "caught up: nothing to do");
+    same_answers(&store, &ix);
+    assert_eq!(ix.check_rows(&rows(&store)).unwrap(), None, "no row applied twice or missed");
+}
+
+#[test]
+fn indexes_ahead_of_the_log_are_refused_and_rebuilt() {
+    let env = ledger();
+    let store = store(&env);
+    let size = store.head().unwrap().unwrap().count;
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(&dir.path().join("index")).unwrap();
+    ix.catch_up(&log_of(&store, size, 5)).unwrap();
+    // Another, shorter log: the indexes hold rows it does not.
+    let short = log_of(&store, 3, 3);
+    let err = ix.catch_up(&short).unwrap_err().to_string();
+    assert!(err.contains("rebuild"), "{err}");
+    assert_eq!(ix.rebuild(&short).unwrap(), 3);
+    assert_eq!(ix.applied().unwrap(), 3);
+    assert_eq!(ix.check_rows(&rows(&store)[..3]).unwrap(), None, "exactly the rows of the short log");
+    // Rows out of order are refused, and change nothing.
+    let later = rows(&store)[5..6].to_vec();
+    assert!(ix.apply(&later).is_err());
+    assert_eq!(ix.applied().unwrap(), 3);
+}
+
+#[test]
+fn a_deleted_index_store_costs_a_rebuild_not_an_entry() {
+    let env = ledger();
+    let store = store(&env);
+    let size = store.head().unwrap().unwrap().count;
+    let log = log_of(&store, size, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    {
+        let ix = Indexes::open(&path).unwrap();
+        ix.catch_up(&log).unwrap();
+        ix.flush().unwrap();
+    }
+    std::fs::remove_dir_all(&path).unwrap();
+    let ix = Indexes::open(&path).unwrap();
+    assert_eq!(ix.applied().unwrap(), 0);
+    assert_eq!(ix.catch_up(&log).unwrap(), size);
+    same_answers(&store, &ix);
+}
