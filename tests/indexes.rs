@@ -161,3 +161,47 @@ fn a_deleted_index_store_costs_a_rebuild_not_an_entry() {
     assert_eq!(ix.catch_up(&log).unwrap(), size);
     same_answers(&store, &ix);
 }
+
+/// A ledger on a log and follower indexes: a chain replicated into it
+/// verifies, appends through it follow the chain rules, and every audit
+/// answer matches the sled ledger it came from.
+#[test]
+fn a_ledger_on_a_log_with_follower_indexes_verifies_appends_and_answers() {
+    use provledger::ledger::Ledger;
+    use provledger::store::logstore::LogStore;
+    let env = ledger();
+    let sled_ledger = Ledger::new(store(&env));
+    let entries: Vec<Vec<u8>> = sled_ledger.store().entries_from(0).map(|r| r.unwrap().1).collect();
+    let checkpoint = sled_ledger.checkpoint().unwrap().note;
+    let dir = tempfile::tempdir().unwrap();
+    let logged = LogStore::new(MemLog::new(), Indexes::open(&dir.path().join("index")).unwrap()).unwrap();
+    let ledger = Ledger::new(logged);
+    ledger.append_replicated(&entries, &checkpoint).unwrap();
+    let report = ledger.verify(None, |_| {}).unwrap();
+    assert_eq!(report.entries, entries.len() as u64);
+    assert_eq!(ledger.checkpoint().unwrap().note, checkpoint, "the same signed checkpoint");
+    for seed in ["app", "api"] {
+        let d = digest(seed).parse().unwrap();
+        let ours = serde_json::to_value(provledger::audit::show(&ledger, &d).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::show(&sled_ledger, &d).unwrap()).unwrap();
+        assert_eq!(ours, theirs, "show {seed}");
+    }
+    for env in ["dev", "prod"] {
+        let ours = serde_json::to_value(provledger::audit::history(&ledger, env).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::history(&sled_ledger, env).unwrap()).unwrap();
+        assert_eq!(ours, theirs, "history {env}");
+    }
+    // Appending: the rules hold (a replay is refused, by the follower's
+    // envelope index), a new build is appended and indexed.
+    let key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
+    let ledger = ledger.with_log_key(key);
+    let replay = provledger::core::entry::UnverifiedEntry::decode(&entries[1]).unwrap().envelope;
+    let err = ledger.append(replay, 2_000_000_000).unwrap_err().to_string();
+    assert!(err.contains("replayed"), "{err}");
+    let fresh = common::build_envelope(env.dir.path(), "fresh", 2_000_000_000);
+    let v = ledger.append(fresh, 2_000_000_000).unwrap();
+    assert_eq!(v.index(), entries.len() as u64);
+    let d: provledger::core::digest::Digest = digest("fresh").parse().unwrap();
+    assert_eq!(ledger.store().entries_for_subject(&d).unwrap(), vec![v.index()]);
+    ledger.verify(None, |_| {}).unwrap();
+}

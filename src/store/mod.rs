@@ -10,6 +10,7 @@
 
 pub mod index;
 pub mod log;
+pub mod logstore;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -60,6 +61,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store I/O at {path}: {source}")]
     Io { path: PathBuf, source: sled::Error },
+    /// The log of a [`logstore::LogStore`] failed.
+    #[error(transparent)]
+    Log(log::LogError),
 }
 
 /// The newest entry and what the next append needs to know.
