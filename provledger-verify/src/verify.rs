@@ -222,6 +222,13 @@ pub struct Prepared {
     fingerprint: Option<[u8; 32]>,
 }
 
+impl Prepared {
+    /// Per signature, in envelope order: its check, if made.
+    pub fn signatures(&self) -> &[Option<SigCheck>] {
+        &self.signatures
+    }
+}
+
 /// Parses the statements of `envelopes` and checks their signatures, on all
 /// cores. The keys of every policy statement among them join `keyring`
 /// first, so that a policy change and the entries signed under it are

@@ -350,7 +350,21 @@ impl<S: Store> Ledger<S> {
     /// Appends several statements in order as one atomic, durable write: all
     /// or none.
     pub fn append_batch(&self, envelopes: Vec<Envelope>, now: u64) -> Result<Vec<VerifiedEntry>, LedgerError> {
-        let mut results = self.append_each(envelopes, now, true)?;
+        self.append_batch_prepared(envelopes, None, now)
+    }
+
+    /// [`Ledger::append_batch`], with each envelope's statement and
+    /// signature checks already made ([`crate::verify::prepare`], one per
+    /// envelope, in order): a check is used only where it was made with the
+    /// very key the policy in force at the entry names, any other signature
+    /// is verified here.
+    pub fn append_batch_prepared(
+        &self,
+        envelopes: Vec<Envelope>,
+        prepared: Option<Vec<Prepared>>,
+        now: u64,
+    ) -> Result<Vec<VerifiedEntry>, LedgerError> {
+        let mut results = self.append_each(envelopes, prepared, now, true)?;
         results.drain(..).collect::<Result<Vec<_>, _>>().map_err(LedgerError::from)
     }
 
@@ -362,7 +376,18 @@ impl<S: Store> Ledger<S> {
         envelopes: Vec<Envelope>,
         now: u64,
     ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
-        self.append_each(envelopes, now, false)
+        self.append_each(envelopes, None, now, false)
+    }
+
+    /// [`Ledger::append_group`], with the work of [`crate::verify::prepare`]
+    /// already done (see [`Ledger::append_batch_prepared`]).
+    pub fn append_group_prepared(
+        &self,
+        envelopes: Vec<Envelope>,
+        prepared: Vec<Prepared>,
+        now: u64,
+    ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
+        self.append_each(envelopes, Some(prepared), now, false)
     }
 
     /// With `all_or_none`, the first refusal refuses the batch (and is the
@@ -370,6 +395,7 @@ impl<S: Store> Ledger<S> {
     fn append_each(
         &self,
         envelopes: Vec<Envelope>,
+        prepared: Option<Vec<Prepared>>,
         now: u64,
         all_or_none: bool,
     ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
@@ -379,7 +405,10 @@ impl<S: Store> Ledger<S> {
         let mut results = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());
         let mut writes = Vec::with_capacity(envelopes.len());
-        let prepared = prepare_for(&state, envelopes.iter());
+        let prepared = match prepared {
+            Some(p) if p.len() == envelopes.len() => p,
+            _ => prepare_for(&state, envelopes.iter()),
+        };
         for (envelope, prepared) in envelopes.into_iter().zip(prepared) {
             let time = now.max(state.last_time);
             let (entry, bytes) = UnverifiedEntry::build(state.next_index, state.head, time, envelope);

@@ -6,7 +6,8 @@
 //! of bad submissions costs handler time but never a place in the queue.
 //! What passes goes into one bounded queue; a single committer thread takes
 //! everything queued, runs each statement through the same chain rules as a
-//! local append ([`Ledger::append_group`]), and writes the accepted ones in
+//! local append ([`Ledger::append_group_prepared`]: the signature checks the
+//! handler made are used, not made again), and writes the accepted ones in
 //! one atomic, durable write: group commit. A submitter is answered only
 //! after that write is flushed, with the entry, the signed checkpoint that
 //! includes it and the inclusion proof.
@@ -42,9 +43,10 @@ use crate::core::statement::Predicate;
 use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
+use crate::sigcheck::{self, Keyring};
 use crate::store::{SledStore, Store};
 use crate::tree::Hash;
-use crate::verify::{self, Failure, VerifiedEntry, VerifyError};
+use crate::verify::{self, Failure, Prepared, VerifiedEntry, VerifyError};
 
 /// Limits and sizes of a server.
 #[derive(Clone, Debug)]
@@ -96,6 +98,9 @@ type Outcome = Result<Committed, Refused>;
 /// One submission: a statement, or (`atomic`) statements appended all or none.
 struct Job {
     envelopes: Vec<Envelope>,
+    /// Each envelope's statement and signature checks, made by the handler
+    /// (the committer does not check them again).
+    prepared: Vec<Prepared>,
     atomic: bool,
     reply: oneshot::Sender<Vec<Outcome>>,
 }
@@ -407,8 +412,17 @@ fn committed(v: &VerifiedEntry, (note, size): &(String, u64)) -> Committed {
 fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
     // A submitter that gave up still has its statement written (a
     // resubmission is then answered as a duplicate, naming the entry).
-    let envelopes: Vec<Envelope> = jobs.iter().flat_map(|j| j.envelopes.iter().cloned()).collect();
-    match ledger.append_group(envelopes, now()) {
+    let mut envelopes = Vec::new();
+    let mut prepared = Vec::new();
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .map(|mut j| {
+            envelopes.extend(j.envelopes.iter().cloned());
+            prepared.append(&mut j.prepared);
+            j
+        })
+        .collect();
+    match ledger.append_group_prepared(envelopes, prepared, now()) {
         Ok(results) => {
             let note = written(ledger);
             let policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
@@ -458,7 +472,7 @@ fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
     let n = job.envelopes.len();
     let mut policy = false;
     let fingerprints: Vec<[u8; 32]> = job.envelopes.iter().map(envelope_fingerprint).collect();
-    let outcomes: Vec<Outcome> = match ledger.append_batch(job.envelopes, now()) {
+    let outcomes: Vec<Outcome> = match ledger.append_batch_prepared(job.envelopes, Some(job.prepared), now()) {
         Ok(vs) => {
             policy = vs.iter().any(|v| v.new_policy().is_some());
             match written(ledger) {
@@ -482,7 +496,7 @@ fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
 /// Parses and pre-checks one submitted envelope: limits, replay, and every
 /// signature against the policy in force. Runs in the handler, so that only
 /// statements signed by keys of the policy reach the committer.
-fn precheck(s: &Shared, value: serde_json::Value) -> Result<Envelope, Refused> {
+fn precheck(s: &Shared, value: serde_json::Value) -> Result<(Envelope, Prepared), Refused> {
     let envelope =
         Envelope::from_json_value(value).map_err(|e| Refused::malformed(format!("not a DSSE envelope: {e}")))?;
     envelope.check_limits().map_err(|e| Refused::malformed(e.to_string()))?;
@@ -496,20 +510,25 @@ fn precheck(s: &Shared, value: serde_json::Value) -> Result<Envelope, Refused> {
         ));
     }
     let policy = s.policy.read().expect("policy lock").clone();
-    if let Err((failure, why)) = verify::envelope_signers(&policy, &envelope) {
+    // The checks are kept for the committer, which uses each only where the
+    // policy in force there names the very key it was made with.
+    let mut keyring: Keyring = policy.keys().map(|(_, k)| &k.public).collect();
+    let prepared = verify::prepare(&[&envelope], &mut keyring, sigcheck::Mode::Batch).pop().expect("one envelope");
+    if let Err((failure, why)) = verify::envelope_signers_checked(&policy, &envelope, prepared.signatures()) {
         let (status, error) = match failure {
             Failure::Denied => (StatusCode::FORBIDDEN, "unauthorized"),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         };
         return Err(Refused::new(status, error, why, None));
     }
-    Ok(envelope)
+    Ok((envelope, prepared))
 }
 
 /// Queues a job and waits for the committer's answer.
-async fn enqueue(s: &Shared, envelopes: Vec<Envelope>, atomic: bool) -> Result<Vec<Ack>, Refused> {
+async fn enqueue(s: &Shared, checked: Vec<(Envelope, Prepared)>, atomic: bool) -> Result<Vec<Ack>, Refused> {
     let (reply, answer) = oneshot::channel();
-    s.queue.try_send(Job { envelopes, atomic, reply }).map_err(|e| match e {
+    let (envelopes, prepared) = checked.into_iter().unzip();
+    s.queue.try_send(Job { envelopes, prepared, atomic, reply }).map_err(|e| match e {
         mpsc::error::TrySendError::Full(_) => Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -549,8 +568,8 @@ fn parse_body(body: &[u8]) -> Result<serde_json::Value, Refused> {
 }
 
 async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, Refused> {
-    let envelope = precheck(&s, parse_body(&body)?)?;
-    let ack = enqueue(&s, vec![envelope], false).await?.pop().expect("one outcome per statement");
+    let checked = precheck(&s, parse_body(&body)?)?;
+    let ack = enqueue(&s, vec![checked], false).await?.pop().expect("one outcome per statement");
     Ok((StatusCode::CREATED, axum::Json(ack)).into_response())
 }
 
