@@ -9,6 +9,7 @@
 //! either all of it or none.
 
 pub mod log;
+pub mod segment;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
