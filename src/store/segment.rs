@@ -1401,7 +1401,8 @@ impl Log for SegmentLog {
             next: start,
             end: end.min(count),
             ready: std::collections::VecDeque::new(),
-            failed: false,
+            failed: None,
+            done: false,
         })
     }
 
@@ -1526,7 +1527,9 @@ struct Range {
     next: u64,
     end: u64,
     ready: std::collections::VecDeque<(u64, Vec<u8>)>,
-    failed: bool,
+    /// The error met after the entries in `ready`, then nothing more.
+    failed: Option<LogError>,
+    done: bool,
 }
 
 impl Range {
@@ -1560,17 +1563,19 @@ impl Iterator for Range {
     type Item = Result<(u64, Vec<u8>), LogError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(x) = self.ready.pop_front() {
-            return Some(Ok(x));
-        }
-        if self.failed || self.next >= self.end {
-            return None;
-        }
-        match self.fill() {
-            Ok(()) => self.ready.pop_front().map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
+        loop {
+            if let Some(x) = self.ready.pop_front() {
+                return Some(Ok(x));
+            }
+            if let Some(e) = self.failed.take() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            if self.done || self.next >= self.end {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.failed = Some(e);
             }
         }
     }
