@@ -171,10 +171,14 @@ fn tear_and_garble(segment_bytes: u64) {
         std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
         let log = open(&dir, segment_bytes).unwrap_or_else(|e| panic!("cut at byte {cut}: {e}"));
         holds(&log, 8);
-        append(&log, 8, 11).unwrap_or_else(|e| panic!("cut at byte {cut}, then an append: {e}"));
-        holds(&log, 11);
-        drop(log);
-        holds(&open(&dir, segment_bytes).unwrap(), 11);
+        // The torn tail is gone from the file (a segment it started, too).
+        let len = std::fs::metadata(&seg).map_or(0, |m| m.len());
+        assert_eq!((len, seg.exists()), (before, before > 0), "cut at byte {cut}: the segment after opening");
+        // Another group than the torn one, so that nothing of it survives by chance.
+        append(&log, 8, 10).unwrap_or_else(|e| panic!("cut at byte {cut}, then an append: {e}"));
+        holds(&log, 10);
+        log.crash();
+        holds(&open(&dir, segment_bytes).unwrap(), 10);
     }
 
     for from in before..after {
@@ -184,8 +188,11 @@ fn tear_and_garble(segment_bytes: u64) {
         std::fs::write(&seg, &b).unwrap();
         let log = open(&dir, segment_bytes).unwrap_or_else(|e| panic!("zeros from byte {from}: {e}"));
         holds(&log, 8);
+        assert_eq!(std::fs::metadata(&seg).map_or(0, |m| m.len()), before, "zeros from byte {from}: the segment");
         append(&log, 8, 9).unwrap();
         holds(&log, 9);
+        log.crash();
+        holds(&open(&dir, segment_bytes).unwrap(), 9);
     }
 
     for pos in before..after {
@@ -219,9 +226,17 @@ fn the_same_when_the_last_group_started_a_segment() {
 #[test]
 fn an_acknowledged_group_is_never_dropped_after_a_clean_close() {
     let root = scratch();
-    let (dir, seg, before, after) = with_last_group(root.path(), 1 << 20);
-    // A clean close records the durable point past the last group.
-    drop(open(&dir, 1 << 20).unwrap());
+    let dir = root.path().join("log");
+    let log = open(&dir, 1 << 20).unwrap();
+    append(&log, 0, 8).unwrap();
+    drop(log);
+    let seg = last_segment(&dir);
+    let before = std::fs::metadata(&seg).unwrap().len();
+    let log = open(&dir, 1 << 20).unwrap();
+    append(&log, 8, 11).unwrap();
+    // The clean close records the durable point past the last group.
+    drop(log);
+    let after = std::fs::metadata(&seg).unwrap().len();
     let pristine = Pristine::take(&dir);
     for cut in (before..after).step_by(7) {
         pristine.restore(&dir);
@@ -469,6 +484,16 @@ fn a_full_disk_fails_an_append_cleanly() {
     }
 }
 
+/// The segment, offset index and node files that hold anything, and their sizes.
+fn file_sizes(dir: &Path) -> std::collections::BTreeMap<PathBuf, u64> {
+    [".log", ".idx", ".bin"]
+        .into_iter()
+        .flat_map(|s| files(dir, s))
+        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().len()))
+        .filter(|&(_, len)| len > 0)
+        .collect()
+}
+
 fn full_disk(mount: &Path) {
     use std::io::Write as _;
     let dir = mount.join("log");
@@ -496,6 +521,7 @@ fn full_disk(mount: &Path) {
     for round in 0..60u64 {
         for k in 0..200u64 {
             let n = [1, 1, 4, 1, 9][((round + k) % 5) as usize];
+            let sizes = file_sizes(&dir);
             match append(&log, size, size + n) {
                 Ok(()) => size += n,
                 Err(LogError::DiskFull { path }) => {
@@ -504,7 +530,11 @@ fn full_disk(mount: &Path) {
                     let name = path.file_name().unwrap().to_string_lossy();
                     full_files.insert(name.split('-').next().unwrap().to_owned());
                     assert_eq!(log.head().unwrap(), Some(conformance::head(size)), "the head after a failed append");
-                    assert!(matches!(append(&log, size, size + n), Err(LogError::DiskFull { .. })), "a retry fails too");
+                    assert_eq!(file_sizes(&dir), sizes, "the files after an append failed writing {name}");
+                    assert!(
+                        matches!(append(&log, size, size + n), Err(LogError::DiskFull { .. })),
+                        "a retry fails too"
+                    );
                     break;
                 }
                 Err(e) => panic!("append on a full disk: {e}"),

@@ -666,11 +666,14 @@ impl NodeFiles {
             f.file.write_all_at(&old, index * NODE_SLOT as u64)?;
         }
         for level in 0..LEVELS {
-            if let Some(f) = &self.files[level]
-                && (self.lens[level] != undo.lens[level] || undo.slots.iter().any(|s| s.0 == level))
-            {
-                f.file.set_len(undo.lens[level] * NODE_SLOT as u64)?;
-                f.file.sync_data()?;
+            // A write cut short grows a file without growing `lens`: compare
+            // with the file's own length.
+            if let Some(f) = &self.files[level] {
+                let want = undo.lens[level] * NODE_SLOT as u64;
+                if f.file.metadata()?.len() != want || undo.slots.iter().any(|s| s.0 == level) {
+                    f.file.set_len(want)?;
+                    f.file.sync_data()?;
+                }
             }
         }
         self.lens = undo.lens;
