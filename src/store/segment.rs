@@ -106,7 +106,19 @@
 //!
 //! Frames before the durable point are not re-read on open: a damaged
 //! entry there is reported by the read that meets it (every read checks
-//! the frame's crc, kind and index).
+//! the frame's crc, kind and index). A node slot zeroed whole reads as a
+//! node never written: zeros are what an unwritten slot holds.
+//!
+//! # Costs
+//!
+//! An open reads the derived files whole (16 bytes an entry for the
+//! offset indexes, about 72 for the nodes) and parses the segment bytes
+//! after the durable point: at most one segment after a crash, nothing
+//! after a clean close. `entry` is two positional reads (its slot, its
+//! frame), `range` reads a batch of slots and their frames at once, `node`
+//! one 36-byte read; `head` and `checkpoint` are in memory. Readers never
+//! wait for a sync: the write lock is held only while the derived slots of
+//! an acknowledged group are written and its head published.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
