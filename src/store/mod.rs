@@ -11,6 +11,7 @@
 pub mod index;
 pub mod log;
 pub mod logstore;
+pub mod segment;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
