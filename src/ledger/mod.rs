@@ -297,6 +297,11 @@ impl<S: Store> Ledger<S> {
         StoreNodes { store: &self.store, pending: HashMap::new() }
     }
 
+    /// The store, giving the ledger up.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }

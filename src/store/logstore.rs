@@ -40,6 +40,11 @@ impl<L: Log> LogStore<L> {
         Ok(store)
     }
 
+    /// The log and the indexes, apart.
+    pub fn into_parts(self) -> (L, Indexes) {
+        (self.log, self.indexes)
+    }
+
     pub fn log(&self) -> &L {
         &self.log
     }
