@@ -170,9 +170,7 @@ fn a_ledger_on_a_log_with_follower_indexes_verifies_appends_and_answers() {
     use provledger::ledger::Ledger;
     use provledger::store::logstore::LogStore;
     let env = ledger();
-    let sled_ledger = Ledger::new(store(&env));
-    let entries: Vec<Vec<u8>> = sled_ledger.store().entries_from(0).map(|r| r.unwrap().1).collect();
-    let checkpoint = sled_ledger.checkpoint().unwrap().note;
+    let (sled_ledger, entries, checkpoint) = chain(&env);
     let dir = tempfile::tempdir().unwrap();
     let logged = LogStore::new(MemLog::new(), Indexes::open(&dir.path().join("index")).unwrap()).unwrap();
     let ledger = Ledger::new(logged);
@@ -180,17 +178,7 @@ fn a_ledger_on_a_log_with_follower_indexes_verifies_appends_and_answers() {
     let report = ledger.verify(None, |_| {}).unwrap();
     assert_eq!(report.entries, entries.len() as u64);
     assert_eq!(ledger.checkpoint().unwrap().note, checkpoint, "the same signed checkpoint");
-    for seed in ["app", "api"] {
-        let d = digest(seed).parse().unwrap();
-        let ours = serde_json::to_value(provledger::audit::show(&ledger, &d).unwrap()).unwrap();
-        let theirs = serde_json::to_value(provledger::audit::show(&sled_ledger, &d).unwrap()).unwrap();
-        assert_eq!(ours, theirs, "show {seed}");
-    }
-    for env in ["dev", "prod"] {
-        let ours = serde_json::to_value(provledger::audit::history(&ledger, env).unwrap()).unwrap();
-        let theirs = serde_json::to_value(provledger::audit::history(&sled_ledger, env).unwrap()).unwrap();
-        assert_eq!(ours, theirs, "history {env}");
-    }
+    answers_alike(&ledger, &sled_ledger);
     // Appending: the rules hold (a replay is refused, by the follower's
     // envelope index), a new build is appended and indexed.
     let key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
@@ -215,9 +203,7 @@ fn a_ledger_on_the_segment_log_survives_reopening_a_crash_and_lost_indexes() {
     use provledger::store::logstore::LogStore;
     use provledger::store::segment::SegmentLog;
     let env = ledger();
-    let sled_ledger = Ledger::new(store(&env));
-    let entries: Vec<Vec<u8>> = sled_ledger.store().entries_from(0).map(|r| r.unwrap().1).collect();
-    let checkpoint = sled_ledger.checkpoint().unwrap().note;
+    let (sled_ledger, entries, checkpoint) = chain(&env);
     let dir = tempfile::tempdir().unwrap();
     let (log_dir, index_dir) = (dir.path().join("log"), dir.path().join("index"));
     let open = || {
@@ -244,10 +230,30 @@ fn a_ledger_on_the_segment_log_survives_reopening_a_crash_and_lost_indexes() {
     let d: provledger::core::digest::Digest = digest("after").parse().unwrap();
     assert_eq!(ledger.store().entries_for_subject(&d).unwrap(), vec![v.index()], "indexes rebuilt from the log");
     ledger.verify(None, |_| {}).unwrap();
+    answers_alike(&ledger, &sled_ledger);
+}
+
+type SledLedger = provledger::ledger::Ledger<SledStore>;
+
+/// The sled ledger of `env`, its entries' bytes and its signed checkpoint.
+fn chain(env: &Env) -> (SledLedger, Vec<Vec<u8>>, String) {
+    let ledger = provledger::ledger::Ledger::new(store(env));
+    let entries = ledger.store().entries_from(0).map(|r| r.unwrap().1).collect();
+    let checkpoint = ledger.checkpoint().unwrap().note;
+    (ledger, entries, checkpoint)
+}
+
+/// `show` and `history` answer alike on both ledgers.
+fn answers_alike<S: Store>(ledger: &provledger::ledger::Ledger<S>, sled_ledger: &SledLedger) {
     for seed in ["app", "api"] {
         let d = digest(seed).parse().unwrap();
-        let ours = serde_json::to_value(provledger::audit::show(&ledger, &d).unwrap()).unwrap();
-        let theirs = serde_json::to_value(provledger::audit::show(&sled_ledger, &d).unwrap()).unwrap();
+        let ours = serde_json::to_value(provledger::audit::show(ledger, &d).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::show(sled_ledger, &d).unwrap()).unwrap();
         assert_eq!(ours, theirs, "show {seed}");
+    }
+    for env in ["dev", "prod"] {
+        let ours = serde_json::to_value(provledger::audit::history(ledger, env).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::history(sled_ledger, env).unwrap()).unwrap();
+        assert_eq!(ours, theirs, "history {env}");
     }
 }
