@@ -71,6 +71,10 @@ pub(super) enum Command {
         /// log.key, mode 0600) [default: a new key]
         #[arg(long)]
         log_key: Option<PathBuf>,
+        /// How the ledger is stored: `sled` (store version 2, one sled database) or `log` (store
+        /// version 3: the chain in append-only segment files, the indexes following it)
+        #[arg(long, value_enum, default_value_t = StoreLayout::Sled)]
+        store: StoreLayout,
     },
     /// Append a signed statement
     #[command(subcommand)]
@@ -332,4 +336,11 @@ pub(super) enum RecordCommand {
         #[arg(long)]
         log_key: Option<PathBuf>,
     },
+}
+
+/// `init --store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum StoreLayout {
+    Sled,
+    Log,
 }

@@ -8,6 +8,7 @@ use provledger::policy::PolicyError;
 use provledger::registry::{INSECURE_ENV, PASSWORD_ENV, RegistryError, USERNAME_ENV};
 use provledger::remote::RemoteError;
 use provledger::store::StoreError;
+use provledger::store::log::LogError;
 use provledger::sync::SyncError;
 use provledger::verify::{Failure, VerifyError};
 
@@ -191,6 +192,14 @@ impl From<StoreError> for CliError {
                 .hint("retry when the other command has finished, or raise --lock-timeout"),
             StoreError::DiskFull { .. } => CliError::operational(e.to_string())
                 .hint("free space on that file system (the margin is --min-free-space MiB)"),
+            StoreError::Log(LogError::Corrupt { .. }) => {
+                CliError::new(Code::Verification, e.to_string()).hint("run `provledger verify` to locate the damage")
+            }
+            StoreError::Log(LogError::Locked { .. }) => CliError::operational(e.to_string())
+                .hint("retry when the other command has finished, or raise --lock-timeout"),
+            StoreError::Log(LogError::DiskFull { .. }) => {
+                CliError::operational(e.to_string()).hint("free space on that file system; nothing was written")
+            }
             _ => CliError::operational(e.to_string()),
         }
     }

@@ -65,7 +65,7 @@ use provledger::registry::{self, Registry, Target};
 use provledger::remote::Client;
 use provledger::server;
 use provledger::sigcheck;
-use provledger::store::SledStore;
+use provledger::store::local::LocalStore;
 use provledger::sync;
 
 use args::*;
@@ -141,7 +141,7 @@ impl Ctx {
 
     /// Opens the ledger to read: the local one, or with --server the mirror,
     /// brought up to the server's latest checkpoint first.
-    fn open(&self) -> Result<Ledger<SledStore>> {
+    fn open(&self) -> Result<Ledger<LocalStore>> {
         match &self.remote {
             None => Ok(self.dir().open()?),
             Some(r) => {
@@ -154,7 +154,7 @@ impl Ctx {
 
     /// Opens the ledger to append: with the log key that signs each new
     /// checkpoint (with --server, the server signs; the mirror is opened).
-    fn open_writer(&self) -> Result<Ledger<SledStore>> {
+    fn open_writer(&self) -> Result<Ledger<LocalStore>> {
         match &self.remote {
             Some(_) => self.open(),
             None => Ok(self.dir().open_writer(self.insecure_keys)?),
@@ -162,7 +162,7 @@ impl Ctx {
     }
 
     /// Brings the mirror up to the server's latest checkpoint, verified.
-    fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<SledStore>) -> Result<sync::SyncReport> {
+    fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<LocalStore>) -> Result<sync::SyncReport> {
         let evidence = self.mirror_dir(r).evidence_dir();
         Ok(sync::pull_server(ledger, &r.client, r.genesis.as_ref(), &evidence, |g| {
             eprintln!("warning: trusting genesis {g} of {} on first use; pin it with --server-genesis", r.client.url())
@@ -172,7 +172,7 @@ impl Ctx {
     /// Appends statements: locally, or with --server by submitting them
     /// (several all or none), verifying each acknowledgement, and pulling
     /// the mirror so that the entries shown are the ones it verified.
-    fn append_all(&self, ledger: &Ledger<SledStore>, envelopes: Vec<Envelope>) -> Result<Vec<EntryReport>> {
+    fn append_all(&self, ledger: &Ledger<LocalStore>, envelopes: Vec<Envelope>) -> Result<Vec<EntryReport>> {
         let Some(r) = &self.remote else {
             let done = ledger.append_batch(envelopes, now()).map_err(CliError::from_append)?;
             return Ok(done.iter().map(EntryReport::of).collect());
@@ -251,7 +251,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
         Command::Key(KeyCommand::Id { file }) => key_id(&ctx, &file),
-        Command::Init { root_keys, policy, log_key } => init(&ctx, &root_keys, &policy, log_key.as_deref()),
+        Command::Init { root_keys, policy, log_key, store } => {
+            let layout = match store {
+                StoreLayout::Sled => provledger::store::local::Layout::Sled,
+                StoreLayout::Log => provledger::store::local::Layout::Log,
+            };
+            init(&ctx, &root_keys, &policy, log_key.as_deref(), layout)
+        }
         Command::Record(RecordCommand::Build { common, image, git_sha, artifact, release, builder_id, ci }) => {
             record_build(&ctx, common, &image, git_sha, artifact, release, builder_id, ci)
         }
@@ -338,7 +344,7 @@ fn parse_digest(text: &str) -> Result<Digest> {
 }
 
 /// Appends one statement (locally or through the server) and prints it.
-fn append(ctx: &Ctx, ledger: &Ledger<SledStore>, envelope: Envelope) -> Result<EntryReport> {
+fn append(ctx: &Ctx, ledger: &Ledger<LocalStore>, envelope: Envelope) -> Result<EntryReport> {
     let v = ctx.append_all(ledger, vec![envelope])?.remove(0);
     ctx.emit(&v);
     Ok(v)

@@ -18,7 +18,8 @@ use crate::core::hash::EntryHash;
 use crate::core::keys::SecretKey;
 use crate::files::{fsutil, keyfile};
 use crate::ledger::{Ledger, LedgerError};
-use crate::store::{DB_DIR, SledStore, Store as _, StoreError};
+use crate::store::local::{Layout, LocalStore};
+use crate::store::{Store as _, StoreError};
 use crate::verify::{ChainState, MemPrefix, VerifiedEntry};
 
 /// The ledger's own key, in its directory.
@@ -52,11 +53,19 @@ pub struct LedgerDir {
     lock_wait: Duration,
     /// Bytes the store must leave free on the file system.
     min_free: u64,
+    /// The layout a store created here gets.
+    layout: Layout,
 }
 
 impl LedgerDir {
     pub fn new(path: impl Into<PathBuf>, lock_wait: Duration, min_free: u64) -> LedgerDir {
-        LedgerDir { path: path.into(), lock_wait, min_free }
+        LedgerDir { path: path.into(), lock_wait, min_free, layout: Layout::default() }
+    }
+
+    /// The layout a store created here gets (an existing one keeps its own).
+    pub fn with_layout(mut self, layout: Layout) -> LedgerDir {
+        self.layout = layout;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -73,18 +82,18 @@ impl LedgerDir {
 
     /// Whether the directory holds a store (possibly still empty).
     pub fn has_store(&self) -> bool {
-        self.path.join(DB_DIR).is_dir()
+        LocalStore::layout_of(&self.path).is_some()
     }
 
     /// Opens the ledger to read.
-    pub fn open(&self) -> Result<Ledger<SledStore>, DirError> {
-        Ok(Ledger::new(SledStore::open_keeping(&self.path, self.lock_wait, self.min_free)?))
+    pub fn open(&self) -> Result<Ledger<LocalStore>, DirError> {
+        Ok(Ledger::new(LocalStore::open(&self.path, self.lock_wait, self.min_free)?))
     }
 
     /// Opens the ledger, creating an empty store if there is none (a mirror
     /// before its first sync).
-    pub fn open_or_create(&self) -> Result<Ledger<SledStore>, DirError> {
-        Ok(Ledger::new(SledStore::open_or_create_keeping(&self.path, self.lock_wait, self.min_free)?))
+    pub fn open_or_create(&self) -> Result<Ledger<LocalStore>, DirError> {
+        Ok(Ledger::new(LocalStore::open_or_create(&self.path, self.lock_wait, self.min_free, self.layout)?))
     }
 
     /// The ledger's log key (`insecure`: accept a file others can read).
@@ -98,7 +107,7 @@ impl LedgerDir {
 
     /// Opens the ledger to append, with its log key. Only `init` appends to
     /// a ledger with no entry.
-    pub fn open_writer(&self, insecure: bool) -> Result<Ledger<SledStore>, DirError> {
+    pub fn open_writer(&self, insecure: bool) -> Result<Ledger<LocalStore>, DirError> {
         let ledger = self.open()?;
         if ledger.store().head()?.is_none() {
             return Err(LedgerError::Empty.into());
@@ -116,7 +125,7 @@ impl LedgerDir {
     pub fn init(&self, genesis: Envelope, log_key: SecretKey, now: u64) -> Result<VerifiedEntry, DirError> {
         let (probe, _) = UnverifiedEntry::build(0, EntryHash::ZERO, now, genesis.clone());
         ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(LedgerError::from)?;
-        let store = SledStore::create_keeping(&self.path, self.lock_wait, self.min_free)?;
+        let store = LocalStore::create(&self.path, self.lock_wait, self.min_free, self.layout)?;
         // The ledger (and its lock) lives only inside the closure, so that a
         // failure can remove what was created.
         let result = (|| -> Result<VerifiedEntry, DirError> {
@@ -128,7 +137,9 @@ impl LedgerDir {
             Ok(Ledger::new(store).with_log_key(log_key).init(genesis, now)?)
         })();
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(self.path.join(DB_DIR));
+            for folder in LocalStore::folders(&self.path) {
+                let _ = std::fs::remove_dir_all(folder);
+            }
             let _ = std::fs::remove_file(self.log_key_path());
             let _ = std::fs::remove_file(keyfile::public_path(&self.log_key_path()));
         }
@@ -138,7 +149,9 @@ impl LedgerDir {
     /// Removes the store, for a command that created it and leaves it empty
     /// (a first sync that failed). The caller holds no ledger open on it.
     pub fn remove_store(&self) {
-        let _ = std::fs::remove_dir_all(self.path.join(DB_DIR));
+        for folder in LocalStore::folders(&self.path) {
+            let _ = std::fs::remove_dir_all(folder);
+        }
     }
 
     /// Stages `key` beside the ledger as the next log key: it takes the

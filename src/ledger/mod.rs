@@ -682,8 +682,17 @@ impl<S: Store> Ledger<S> {
         let mut rows: Vec<NewEntry> = Vec::new();
         let mut frontier = Frontier::default();
         let mut nodes = Vec::new();
-        let entries =
-            self.store.entries_from(0).map(|r| r.map_err(|e| VerifyError::new(0, Failure::Io, e.to_string())));
+        // A stored entry that does not read back as written fails
+        // verification at its index; any other read error is I/O.
+        let entries = self.store.entries_from(0).map(|r| {
+            r.map_err(|e| match e {
+                StoreError::Log(crate::store::log::LogError::Corrupt { index: Some(i), .. }) => {
+                    VerifyError::new(i, Failure::Invalid, e.to_string())
+                }
+                StoreError::Corrupt(_) => VerifyError::new(0, Failure::Invalid, e.to_string()),
+                e => VerifyError::new(0, Failure::Io, e.to_string()),
+            })
+        });
         let report = verify_chain_with(entries, genesis, mode, |v| {
             rows.push(index_rows(v));
             frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));

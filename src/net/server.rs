@@ -44,7 +44,8 @@ use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
 use crate::sigcheck::{self, Keyring};
-use crate::store::{SledStore, Store};
+use crate::store::Store;
+use crate::store::local::LocalStore;
 use crate::tree::Hash;
 use crate::verify::{self, Failure, Prepared, VerifiedEntry, VerifyError};
 
@@ -163,7 +164,7 @@ impl From<LedgerError> for Refused {
 }
 
 struct Shared {
-    ledger: Arc<Ledger<SledStore>>,
+    ledger: Arc<Ledger<LocalStore>>,
     queue: mpsc::Sender<Job>,
     /// The policy in force, for the handlers' signature pre-check; the
     /// committer replaces it after appending a policy entry.
@@ -179,7 +180,7 @@ fn now() -> u64 {
 
 /// Serves `ledger` on `listener` until SIGINT or SIGTERM, then drains: the
 /// queue is committed before the function returns.
-pub fn run(ledger: Ledger<SledStore>, listener: std::net::TcpListener, config: Config) -> std::io::Result<()> {
+pub fn run(ledger: Ledger<LocalStore>, listener: std::net::TcpListener, config: Config) -> std::io::Result<()> {
     let ledger = Arc::new(ledger);
     let (_, policy) = ledger.policy().map_err(std::io::Error::other)?;
     let policy = Arc::new(RwLock::new(policy));
@@ -359,7 +360,7 @@ async fn shutdown_signal() {
 
 /// The committer: one group commit per turn, of everything queued (an
 /// all-or-none batch is written on its own).
-fn commit_loop(ledger: &Ledger<SledStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
+fn commit_loop(ledger: &Ledger<LocalStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
     while let Some(first) = rx.blocking_recv() {
         let mut queued = first.envelopes.len();
         let mut jobs = std::collections::VecDeque::from([first]);
@@ -391,7 +392,7 @@ fn commit_loop(ledger: &Ledger<SledStore>, mut rx: mpsc::Receiver<Job>, policy: 
 }
 
 /// The checkpoint note and size just written (only the committer writes).
-fn written(ledger: &Ledger<SledStore>) -> Result<(String, u64), Refused> {
+fn written(ledger: &Ledger<LocalStore>) -> Result<(String, u64), Refused> {
     let note = ledger.store().checkpoint().map_err(Refused::internal)?;
     let size = ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count);
     note.map(|n| (n, size)).ok_or_else(|| Refused::internal("written, but no checkpoint could be read back"))
@@ -409,7 +410,7 @@ fn committed(v: &VerifiedEntry, (note, size): &(String, u64)) -> Committed {
 
 /// Single statements, each accepted or refused on its own, in one write.
 /// Returns whether a policy entry was appended.
-fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
+fn commit_group(ledger: &Ledger<LocalStore>, jobs: Vec<Job>) -> bool {
     // A submitter that gave up still has its statement written (a
     // resubmission is then answered as a duplicate, naming the entry).
     let mut envelopes = Vec::new();
@@ -457,7 +458,7 @@ fn commit_group(ledger: &Ledger<SledStore>, jobs: Vec<Job>) -> bool {
 /// The refusal of a statement that an entry already holds, naming that
 /// entry: one written since the handler's replay check, by this very group
 /// commit (the same statement submitted twice at once) or an earlier one.
-fn duplicate(ledger: &Ledger<SledStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
+fn duplicate(ledger: &Ledger<LocalStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
     let index = ledger.store().envelope_entry(fingerprint).ok()??;
     Some(Refused::new(
         StatusCode::CONFLICT,
@@ -468,7 +469,7 @@ fn duplicate(ledger: &Ledger<SledStore>, fingerprint: &[u8; 32]) -> Option<Refus
 }
 
 /// Statements appended all or none, in one write of their own.
-fn commit_atomic(ledger: &Ledger<SledStore>, job: Job) -> bool {
+fn commit_atomic(ledger: &Ledger<LocalStore>, job: Job) -> bool {
     let n = job.envelopes.len();
     let mut policy = false;
     let fingerprints: Vec<[u8; 32]> = job.envelopes.iter().map(envelope_fingerprint).collect();
@@ -591,7 +592,7 @@ fn hash_list(proof: &[Hash]) -> Vec<Vec<u8>> {
     proof.iter().map(|h| h.to_vec()).collect()
 }
 
-fn size(ledger: &Ledger<SledStore>) -> Result<u64, Refused> {
+fn size(ledger: &Ledger<LocalStore>) -> Result<u64, Refused> {
     Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
 }
 

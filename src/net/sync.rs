@@ -24,7 +24,8 @@ use crate::core::note::{Checkpoint, MAX_NOTE_SIZE};
 use crate::ledger::{Ledger, LedgerError, SignedCheckpoint, StoredEntry};
 use crate::registry::{LedgerChunk, PublishedLedger, Registry, RegistryError};
 use crate::remote::{Client, RemoteError};
-use crate::store::{SledStore, Store};
+use crate::store::Store;
+use crate::store::local::LocalStore;
 use crate::tree::{self, Hash};
 
 /// Entries per blob of a published ledger. Blob boundaries are fixed, so a
@@ -119,12 +120,13 @@ impl Source for ServerSource {
 /// Another ledger directory on this machine.
 pub struct DirSource {
     path: PathBuf,
-    ledger: Ledger<SledStore>,
+    ledger: Ledger<LocalStore>,
 }
 
 impl DirSource {
     pub fn open(path: &Path, lock_wait: std::time::Duration) -> Result<DirSource, SyncError> {
-        let store = SledStore::open(path, lock_wait).map_err(|e| SyncError::Source(e.to_string()))?;
+        let store = LocalStore::open(path, lock_wait, crate::store::DEFAULT_MIN_FREE)
+            .map_err(|e| SyncError::Source(e.to_string()))?;
         Ok(DirSource { path: path.to_path_buf(), ledger: Ledger::new(store) })
     }
 }

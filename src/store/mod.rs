@@ -9,6 +9,7 @@
 //! either all of it or none.
 
 pub mod index;
+pub mod local;
 pub mod log;
 pub mod logstore;
 pub mod segment;

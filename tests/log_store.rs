@@ -1,0 +1,122 @@
+//! A ledger made with `init --store log` (store version 3: the chain in
+//! segment files, the indexes following it), through the real binary: the
+//! whole story, a second writer kept out, lost indexes rebuilt, a torn tail
+//! forgotten, and a damaged entry reported.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Env, digest, image};
+
+fn log_ledger() -> (Env, String) {
+    let env = Env::new();
+    let genesis = env.init(&["--store", "log", "--log-key", &env.key("ledger")]);
+    (env, genesis)
+}
+
+fn segments(env: &Env) -> Vec<PathBuf> {
+    let mut s: Vec<PathBuf> = std::fs::read_dir(env.ledger().join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn the_whole_story_runs_on_the_segment_log() {
+    let (env, genesis) = log_ledger();
+    assert!(env.ledger().join("log").join("format").is_file(), "the chain is in log/");
+    assert!(!env.ledger().join("store").exists(), "no sled store of the chain");
+    let app = image("story");
+    env.release_to_prod(&app);
+    let (_, size) = env.head();
+    assert_eq!(size, 7);
+    env.ok(&["verify", "--genesis", &genesis]);
+    // Offline evidence made from it verifies.
+    let bundle = env.path("b.bundle");
+    env.ok(&["export", "--out", &bundle]);
+    env.ok(&["verify", "--bundle", &bundle, "--genesis", &genesis]);
+    let proof = env.path("p.json");
+    env.ok(&["prove", &digest("story"), "--env", "prod", "--out", &proof]);
+    env.ok(&["verify", "--proof", &proof, "--genesis", &genesis]);
+    let shown = env.json(&["show", &digest("story")]);
+    assert_eq!(shown["promotions"].as_array().unwrap().len(), 3);
+    let history = env.json(&["history", "--env", "prod"]);
+    assert_eq!(history["current"], digest("story").as_str());
+    // The rules hold: a failed check denies, a replay is refused.
+    let other = image("failing");
+    env.build(&other);
+    env.validate(&other, &["unit=fail"]);
+    let key = env.key("release");
+    let out = env.fails(3, &["promote", "--key", &key, "--image", &other, "--to", "dev", "--offline"]);
+    assert!(out.contains("\"unit\" failed"), "{out}");
+    let out = env.fails(1, &["init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+    assert!(out.contains("already holds a ledger"), "{out}");
+}
+
+#[test]
+fn lost_indexes_are_rebuilt_and_answers_do_not_change() {
+    let (env, genesis) = log_ledger();
+    env.release_to_prod(&image("ix"));
+    let before = env.json(&["show", &digest("ix")]);
+    std::fs::remove_dir_all(env.ledger().join("index")).unwrap();
+    assert_eq!(env.json(&["show", &digest("ix")]), before, "the same answer from rebuilt indexes");
+    env.ok(&["verify", "--genesis", &genesis]);
+    // Garbage in place of the index store: made again as well.
+    std::fs::remove_dir_all(env.ledger().join("index")).unwrap();
+    std::fs::write(env.ledger().join("index"), b"not a database").unwrap();
+    assert_eq!(env.json(&["show", &digest("ix")]), before, "made again from the log");
+}
+
+#[test]
+fn a_torn_tail_is_forgotten_and_a_damaged_entry_is_reported() {
+    let (env, genesis) = log_ledger();
+    env.build(&image("t1"));
+    env.build(&image("t2"));
+    let (head, size) = env.head();
+    // Bytes of a write cut short after the last acknowledged group.
+    let seg = segments(&env).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let acknowledged = bytes.len();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 0xbf, 0xff]);
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_eq!(env.head(), (head.clone(), size), "the torn tail is not an entry");
+    env.build(&image("t3"));
+    assert_eq!(env.head().1, size + 1, "appends go on after it");
+    // A flipped byte inside an acknowledged entry is corruption, exit 4.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[acknowledged / 2] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = env.fails(4, &["verify", "--genesis", &genesis]);
+    assert!(out.contains("corrupt at entry"), "{out}");
+}
+
+#[test]
+fn a_second_writer_is_kept_out_while_the_ledger_is_served() {
+    let (env, _) = log_ledger();
+    let mut served = common::server::Served::start(&env.ledger(), &[]);
+    let key = env.key("ci");
+    let img = image("locked");
+    let out = env.fails(
+        1,
+        &[
+            "--lock-timeout",
+            "1",
+            "record",
+            "build",
+            "--key",
+            &key,
+            "--image",
+            &img,
+            "--offline",
+            "--git-sha",
+            common::GIT_SHA,
+        ],
+    );
+    assert!(out.contains("in use"), "{out}");
+    served.kill();
+    env.build(&img);
+}
