@@ -2,8 +2,9 @@
 //! durably committed; it is killed with SIGKILL at a random moment, the
 //! ledger is reopened and must verify, and every entry the process
 //! acknowledged must be there with the hash it printed. Repeated
-//! `PROVLEDGER_CRASH_KILLS` times (200 in the test suite;
-//! `scripts/crash.sh --long` runs 1000).
+//! `PROVLEDGER_CRASH_KILLS` times for each store layout, the sled store
+//! (version 2) and the segment log (version 3, `init --store log`): 200 in
+//! the test suite; `scripts/crash.sh --long` runs 1000.
 //!
 //! This test has its own `main` (harness = false): run with
 //! `PROVLEDGER_CRASH_CHILD=<ledger dir>`, the same executable is the child.
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 use common::{Env, build_envelope};
 use provledger::core::hash::EntryHash;
 use provledger::ledger::Ledger;
-use provledger::store::{SledStore, Store as _};
+use provledger::store::local::LocalStore;
+use provledger::store::{DEFAULT_MIN_FREE, Store as _};
 use rand::RngExt as _;
 
 const CHILD: &str = "PROVLEDGER_CRASH_CHILD";
@@ -28,7 +30,7 @@ const TIME: u64 = 1_800_000_000;
 /// The child: appends forever, one by one and in small batches, printing
 /// `committed <index> <hash>` once each append has returned (is durable).
 fn child(ledger_dir: &Path, keys: &Path) {
-    let store = SledStore::open(ledger_dir, Duration::from_secs(10)).unwrap();
+    let store = LocalStore::open(ledger_dir, Duration::from_secs(10), DEFAULT_MIN_FREE).unwrap();
     let log_key = provledger::keyfile::read_secret(&ledger_dir.join("log.key"), false).unwrap();
     let ledger = Ledger::new(store).with_log_key(log_key);
     let pid = std::process::id();
@@ -85,7 +87,8 @@ fn run_and_kill(ledger_dir: &Path, keys: &Path, delay: Duration) -> Vec<(u64, St
 /// tree and the checkpoint), and hold every acknowledged entry with its
 /// acknowledged hash. Returns the number of entries.
 fn check(ledger_dir: &Path, genesis: &EntryHash, acked: &[(u64, String)], kill: usize) -> u64 {
-    let store = SledStore::open(ledger_dir, Duration::from_secs(10)).unwrap();
+    let store = LocalStore::open(ledger_dir, Duration::from_secs(10), DEFAULT_MIN_FREE)
+        .unwrap_or_else(|e| panic!("after kill {kill}, the ledger does not open: {e}"));
     let ledger = Ledger::new(store);
     let report = ledger
         .verify(Some(genesis), |_| {})
@@ -117,7 +120,16 @@ fn main() {
         return;
     }
     let kills: usize = std::env::var("PROVLEDGER_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let (env, genesis) = Env::initialised_with_log_key();
+    for layout in ["sled", "log"] {
+        kill_and_check(layout, kills);
+    }
+    println!("test result: ok. 1 passed; 0 failed");
+}
+
+/// `kills` kills of appenders to a ledger of `layout` (`init --store`).
+fn kill_and_check(layout: &str, kills: usize) {
+    let env = Env::new();
+    let genesis = env.init(&["--log-key", &env.key("ledger"), "--store", layout]);
     let genesis = EntryHash::parse(&genesis).unwrap();
     let started = Instant::now();
     let mut rng = rand::rng();
@@ -136,11 +148,10 @@ fn main() {
         before = after;
     }
     // The harness must have exercised appends, not only start-ups.
-    assert!(acked_total >= kills, "only {acked_total} entries acknowledged over {kills} kills");
+    assert!(acked_total >= kills, "{layout}: only {acked_total} entries acknowledged over {kills} kills");
     println!(
-        "crash_safety: {kills} SIGKILLs survived; {acked_total} acknowledged entries, 0 lost; \
+        "crash_safety ({layout} store): {kills} SIGKILLs survived; {acked_total} acknowledged entries, 0 lost; \
          {mid_write} kills landed after a write and before its acknowledgement; {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("test result: ok. 1 passed; 0 failed");
 }
