@@ -69,6 +69,10 @@ fn lost_indexes_are_rebuilt_and_answers_do_not_change() {
     std::fs::remove_dir_all(env.ledger().join("index")).unwrap();
     std::fs::write(env.ledger().join("index"), b"not a database").unwrap();
     assert_eq!(env.json(&["show", &digest("ix")]), before, "made again from the log");
+    // reindex makes them anew on demand, from every entry.
+    let (_, size) = env.head();
+    assert_eq!(env.json(&["reindex"])["entries"], size);
+    assert_eq!(env.json(&["show", &digest("ix")]), before, "the same answer after reindex");
 }
 
 #[test]

@@ -28,7 +28,7 @@ use regex::Regex;
 use serde_json::Value;
 
 /// The commands, as their schema files name them.
-const COMMANDS: [&str; 23] = [
+const COMMANDS: [&str; 24] = [
     "key-generate",
     "key-id",
     "init",
@@ -39,6 +39,7 @@ const COMMANDS: [&str; 23] = [
     "reconcile-tags",
     "verify",
     "export",
+    "reindex",
     "prove",
     "checkpoint",
     "attach",
@@ -64,6 +65,7 @@ struct Redactor {
     prefix: Regex,
     time: Regex,
     epoch: Regex,
+    seconds: Regex,
 }
 
 impl Redactor {
@@ -76,6 +78,7 @@ impl Redactor {
             prefix: Regex::new(r"\b[0-9a-f]{12}\b").unwrap(),
             time: Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").unwrap(),
             epoch: Regex::new(r#""integrated_time": \d+"#).unwrap(),
+            seconds: Regex::new(r#""seconds": \d+(\.\d+)?(e-?\d+)?|in \d+\.\d\d s\b"#).unwrap(),
         }
     }
 
@@ -100,6 +103,7 @@ impl Redactor {
         }
         let out = self.time.replace_all(&out, "[time]");
         let out = self.epoch.replace_all(&out, r#""integrated_time": [time]"#);
+        let out = self.seconds.replace_all(&out, "[seconds]");
         let out = self.prefix.replace_all(&out, "[hash:12]");
         // `\n` escapes in JSON strings are not the start of base64.
         let out = out.replace("\\n", "\u{1}");
@@ -471,6 +475,33 @@ fn offline_commands() {
     s.both("check-refs", &["check-refs", &s.path("k8s.yaml"), "--allow-tag"]);
     std::fs::write(s.path("broken.yaml"), "spec:\n  image: [unclosed\n").unwrap();
     s.both_fail("check-refs", &["check-refs", &s.path("broken.yaml")], 1);
+
+    // reindex: a ledger whose indexes follow its log, and one (sled) whose do not.
+    let logged = s.path("log-ledger");
+    let log_policy = s.path("log-policy.toml");
+    std::fs::write(&log_policy, std::fs::read_to_string(&policy).unwrap() + "# the log ledger\n").unwrap();
+    s.json(
+        "init",
+        &[
+            "--ledger",
+            &logged,
+            "init",
+            "--root-key",
+            &root,
+            "--policy",
+            &log_policy,
+            "--log-key",
+            &ledger_key,
+            "--store",
+            "log",
+        ],
+    );
+    s.json(
+        "record-build",
+        &["--ledger", &logged, "record", "build", "--key", &ci, "--image", &app1, "--git-sha", GIT_SHA, "--offline"],
+    );
+    s.both("reindex", &["--ledger", &logged, "reindex"]);
+    s.both_fail("reindex", &["reindex"], 1);
 
     // A failure every command shares: no ledger there.
     let nowhere = s.path("nowhere");

@@ -119,6 +119,9 @@ pub(super) enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Rebuild the ledger's indexes from its chain (a `--store log` ledger; the indexes follow the
+    /// log and can always be made again from it)
+    Reindex,
     /// Verify the whole chain, its Merkle tree and checkpoint; exit 4 naming the first bad entry
     Verify {
         /// Expected genesis hash (lowercase hex)

@@ -273,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             (None, None) => unreachable!("clap requires --image or --release"),
         },
         Command::ReconcileTags { env, check } => reconcile_tags(&ctx, env.as_deref(), check),
+        Command::Reindex => reindex(&ctx),
         Command::Verify { genesis, bundle, since, proof, strict_signatures } => {
             let mode = if strict_signatures { sigcheck::Mode::Strict } else { sigcheck::Mode::Batch };
             match (bundle, proof) {

@@ -33,6 +33,26 @@ pub(super) fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>>
     input::read_or(path, what, limit, Code::Verification)
 }
 
+/// Rebuilds the indexes of a local ledger from its chain.
+pub(super) fn reindex(ctx: &Ctx) -> Result<()> {
+    if ctx.remote.is_some() {
+        return Err(CliError::new(Code::Usage, "--server: reindex works on a local ledger, on the server's own host"));
+    }
+    // Opened to append: no other writer runs while the indexes are rebuilt.
+    let ledger = ctx.dir().open_writer(ctx.insecure_keys)?;
+    let started = std::time::Instant::now();
+    let entries = ledger.store().reindex()?.ok_or_else(|| {
+        CliError::operational(
+            "this ledger (store version 2) writes its indexes with its entries, in one sled database: \
+             there are no follower indexes to rebuild",
+        )
+        .hint("a ledger made with `provledger init --store log` keeps them apart")
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    ctx.emit(&Reindexed { ok: true, entries, seconds });
+    Ok(())
+}
+
 pub(super) fn export(ctx: &Ctx, out: &Path) -> Result<()> {
     use provledger::audit::export::{ExportError, export_bundle};
     let ledger = ctx.open()?;

@@ -116,6 +116,20 @@ impl LocalStore {
         Ok(LocalStore::Log(Box::new(LogStore::new(log, indexes)?)))
     }
 
+    /// Makes the indexes anew from the chain; returns the entries indexed,
+    /// or `None` for a sled store (version 2), whose indexes are written in
+    /// the same transactions as its entries and are not kept apart.
+    pub fn reindex(&self) -> Result<Option<u64>, StoreError> {
+        match self {
+            LocalStore::Log(s) => {
+                let n = s.indexes().rebuild(s.log())?;
+                s.indexes().flush()?;
+                Ok(Some(n))
+            }
+            LocalStore::Sled(_) => Ok(None),
+        }
+    }
+
     /// The folders this store keeps in its ledger directory.
     pub fn folders(dir: &Path) -> Vec<PathBuf> {
         vec![dir.join(DB_DIR), dir.join(LOG_DIR), dir.join(INDEX_DIR)]

@@ -261,6 +261,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("reconcile-tags", schema::<TagsReconciled>()),
         ("verify", schema::<VerifyReports>()),
         ("export", schema::<Exported>()),
+        ("reindex", schema::<Reindexed>()),
         ("prove", schema::<Proven>()),
         ("checkpoint", schema::<CheckpointShown>()),
         ("attach", schema::<Attached>()),

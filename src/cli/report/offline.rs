@@ -99,6 +99,25 @@ pub(super) enum VerifyReports {
     Proof(ProofVerified),
 }
 
+/// `reindex`: the indexes made anew from the chain.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Reindexed {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    /// The entries indexed.
+    pub entries: u64,
+    /// How long the rebuild took.
+    pub seconds: f64,
+}
+
+impl Report for Reindexed {
+    fn human(&self) {
+        println!("rebuilt the indexes of {} entries from the chain in {:.2} s", self.entries, self.seconds);
+    }
+}
+
 /// `export`.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
