@@ -124,3 +124,41 @@ fn a_second_writer_is_kept_out_while_the_ledger_is_served() {
     served.kill();
     env.build(&img);
 }
+
+/// A ledger of the previous layout (store version 2, sled, made by `init`
+/// without `--store`) is migrated: the same entries, head and signed
+/// checkpoint, the same answers, verified from its genesis; it goes on
+/// taking appends; the old files are kept; a second migrate has nothing to do.
+#[test]
+fn a_store_version_2_ledger_migrates_to_the_segment_log_unchanged() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    assert!(env.ledger().join("store").is_dir(), "the previous layout");
+    env.release_to_prod(&image("old"));
+    let head = env.head();
+    let note = env.ok(&["checkpoint"]);
+    let shown = env.json(&["show", &digest("old")]);
+    let history = env.json(&["history", "--env", "prod"]);
+    let report = env.json(&["migrate"]);
+    assert_eq!(report["migrated"], true);
+    assert_eq!(report["entries"], head.1);
+    assert_eq!(report["head"], head.0.as_str());
+    assert!(env.ledger().join("log").join("format").is_file());
+    assert!(env.ledger().join("store.v2").is_dir(), "the old files are kept");
+    assert!(!env.ledger().join("store").exists());
+    assert!(!env.ledger().join("migrate.new").exists());
+    assert_eq!(env.head(), head, "the same head");
+    assert_eq!(env.ok(&["checkpoint"]), note, "the same signed checkpoint");
+    assert_eq!(env.json(&["show", &digest("old")]), shown);
+    assert_eq!(env.json(&["history", "--env", "prod"]), history);
+    env.ok(&["verify", "--genesis", &genesis]);
+    env.build(&image("new"));
+    assert_eq!(env.head().1, head.1 + 1);
+    assert_eq!(env.json(&["migrate"])["migrated"], false, "nothing to do the second time");
+    // A migration cut short leaves its staging folder: the next one starts over.
+    let (env2, _) = Env::initialised_with_log_key();
+    env2.build(&image("again"));
+    std::fs::create_dir_all(env2.ledger().join("migrate.new").join("log")).unwrap();
+    std::fs::write(env2.ledger().join("migrate.new").join("log").join("junk"), b"left by a kill").unwrap();
+    assert_eq!(env2.json(&["migrate"])["entries"], 2);
+    env2.ok(&["verify"]);
+}

@@ -28,7 +28,7 @@ use regex::Regex;
 use serde_json::Value;
 
 /// The commands, as their schema files name them.
-const COMMANDS: [&str; 24] = [
+const COMMANDS: [&str; 25] = [
     "key-generate",
     "key-id",
     "init",
@@ -40,6 +40,7 @@ const COMMANDS: [&str; 24] = [
     "verify",
     "export",
     "reindex",
+    "migrate",
     "prove",
     "checkpoint",
     "attach",
@@ -502,6 +503,11 @@ fn offline_commands() {
     );
     s.both("reindex", &["--ledger", &logged, "reindex"]);
     s.both_fail("reindex", &["reindex"], 1);
+
+    // migrate: the other ledger (store version 2), then again (nothing to do).
+    s.ok("migrate", &["--ledger", &other, "migrate"]);
+    s.json("migrate", &["--ledger", &other, "migrate"]);
+    s.both_fail("migrate", &["--ledger", &s.path("nowhere"), "migrate"], 1);
 
     // A failure every command shares: no ledger there.
     let nowhere = s.path("nowhere");

@@ -119,6 +119,10 @@ pub(super) enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Convert a store version 2 ledger (sled) to store version 3 (the chain in segment files,
+    /// the indexes following it): the same entries, head and signed checkpoint, verified before
+    /// and after; the old files are kept as store.v2/
+    Migrate,
     /// Rebuild the ledger's indexes from its chain (a `--store log` ledger; the indexes follow the
     /// log and can always be made again from it)
     Reindex,

@@ -274,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::ReconcileTags { env, check } => reconcile_tags(&ctx, env.as_deref(), check),
         Command::Reindex => reindex(&ctx),
+        Command::Migrate => migrate(&ctx),
         Command::Verify { genesis, bundle, since, proof, strict_signatures } => {
             let mode = if strict_signatures { sigcheck::Mode::Strict } else { sigcheck::Mode::Batch };
             match (bundle, proof) {

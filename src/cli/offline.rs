@@ -33,6 +33,26 @@ pub(super) fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>>
     input::read_or(path, what, limit, Code::Verification)
 }
 
+/// Converts a local ledger to store version 3.
+pub(super) fn migrate(ctx: &Ctx) -> Result<()> {
+    if ctx.remote.is_some() {
+        return Err(CliError::new(Code::Usage, "--server: migrate works on a local ledger, on the server's own host"));
+    }
+    let report = match ctx.dir().migrate()? {
+        Some(m) => Migrated {
+            ok: true,
+            migrated: true,
+            entries: m.entries,
+            head: Some(m.head.to_string()),
+            kept: Some(m.kept),
+            store_version: 3,
+        },
+        None => Migrated { ok: true, migrated: false, entries: 0, head: None, kept: None, store_version: 3 },
+    };
+    ctx.emit(&report);
+    Ok(())
+}
+
 /// Rebuilds the indexes of a local ledger from its chain.
 pub(super) fn reindex(ctx: &Ctx) -> Result<()> {
     if ctx.remote.is_some() {

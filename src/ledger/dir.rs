@@ -203,3 +203,93 @@ impl Drop for StagedLogKey {
         }
     }
 }
+
+/// What [`LedgerDir::migrate`] did.
+#[derive(Clone, Debug)]
+pub struct Migrated {
+    pub entries: u64,
+    pub head: EntryHash,
+    /// The signed checkpoint, the same before and after.
+    pub checkpoint: String,
+    /// Where the store version 2 files are kept.
+    pub kept: PathBuf,
+}
+
+/// The folder a migration builds the new store in, beside the old one.
+const MIGRATE_STAGING: &str = "migrate.new";
+/// The name the store version 2 files keep after a migration.
+pub const MIGRATED_V2: &str = "store.v2";
+
+impl LedgerDir {
+    /// Converts a store version 2 ledger (sled) into store version 3 (the
+    /// segment log, with follower indexes): the same entries, the same head
+    /// and the same signed checkpoint, verified before and after. The new
+    /// store is built beside the old one (`migrate.new/`) while the old
+    /// one's lock is held, so no writer runs meanwhile; `log/` then moves
+    /// into place (from then on the directory is version 3), `index/`
+    /// after it, and the old files are kept as `store.v2/`. Killed at any
+    /// point, the directory is either the old ledger (a leftover
+    /// `migrate.new/` is removed by the next try) or the new one.
+    /// `Ok(None)` when the ledger is already version 3.
+    ///
+    /// The verified entries are held in memory until the new log is
+    /// written in one group.
+    pub fn migrate(&self) -> Result<Option<Migrated>, DirError> {
+        use crate::store::SledStore;
+        use crate::store::index::Indexes;
+        use crate::store::local::{INDEX_DIR, LOG_DIR};
+        use crate::store::logstore::LogStore;
+        use crate::store::segment::SegmentLog;
+        match LocalStore::layout_of(&self.path) {
+            None => return Err(StoreError::NotALedger(self.path.clone()).into()),
+            Some(Layout::Log) => return Ok(None),
+            Some(Layout::Sled) => {}
+        }
+        let old = Ledger::new(SledStore::open_keeping(&self.path, self.lock_wait, self.min_free)?);
+        let before = old.verify(None, |_| {})?;
+        let checkpoint = old.checkpoint()?.note;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DirError::Io { path, source }
+        };
+        let staging = self.path.join(MIGRATE_STAGING);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        {
+            let log = SegmentLog::open(&staging.join(LOG_DIR)).map_err(StoreError::from)?;
+            let indexes = Indexes::open(&staging.join(INDEX_DIR))?;
+            let new = Ledger::new(LogStore::new(log, indexes)?);
+            let mut replica = new.replica()?;
+            let mut chunk = Vec::with_capacity(4096);
+            for item in old.store().entries_from(0) {
+                chunk.push(item?.1);
+                if chunk.len() == 4096 {
+                    replica.push(&chunk)?;
+                    chunk.clear();
+                }
+            }
+            replica.push(&chunk)?;
+            replica.finish(&checkpoint)?;
+            let after = new.verify(None, |_| {})?;
+            let same =
+                after.entries == before.entries && after.head == before.head && new.checkpoint()?.note == checkpoint;
+            if !same {
+                return Err(StoreError::Corrupt("the migrated chain is not the one it was made from".into()).into());
+            }
+            new.store().indexes().flush()?;
+        }
+        for folder in [LOG_DIR, INDEX_DIR] {
+            let (from, to) = (staging.join(folder), self.path.join(folder));
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+            fsutil::sync_parent(&to).map_err(io(&to))?;
+        }
+        drop(old);
+        let kept = self.path.join(MIGRATED_V2);
+        std::fs::rename(self.path.join(crate::store::DB_DIR), &kept).map_err(io(&kept))?;
+        fsutil::sync_parent(&kept).map_err(io(&kept))?;
+        let _ = std::fs::remove_dir_all(&staging);
+        Ok(Some(Migrated { entries: before.entries, head: before.head, checkpoint, kept }))
+    }
+}

@@ -262,6 +262,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("verify", schema::<VerifyReports>()),
         ("export", schema::<Exported>()),
         ("reindex", schema::<Reindexed>()),
+        ("migrate", schema::<Migrated>()),
         ("prove", schema::<Proven>()),
         ("checkpoint", schema::<CheckpointShown>()),
         ("attach", schema::<Attached>()),

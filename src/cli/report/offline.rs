@@ -99,6 +99,44 @@ pub(super) enum VerifyReports {
     Proof(ProofVerified),
 }
 
+/// `migrate`: a store version 2 ledger converted to version 3, or found
+/// already there.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Migrated {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    /// False: the ledger was already store version 3.
+    pub migrated: bool,
+    /// The entries moved (0 when nothing was to do).
+    pub entries: u64,
+    /// The head, the same before and after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(HASH))]
+    pub head: Option<String>,
+    /// Where the store version 2 files are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<PathBuf>,
+    /// The store version the ledger now has.
+    pub store_version: u32,
+}
+
+impl Report for Migrated {
+    fn human(&self) {
+        match (&self.head, &self.kept) {
+            (Some(head), Some(kept)) => {
+                println!(
+                    "migrated {} entries to store version 3 (segment log); the same head {head} and checkpoint, verified",
+                    self.entries
+                );
+                println!("the store version 2 files are kept in {}", kept.display());
+            }
+            _ => println!("already store version 3: nothing to migrate"),
+        }
+    }
+}
+
 /// `reindex`: the indexes made anew from the chain.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
