@@ -100,7 +100,9 @@ impl LocalStore {
         let log = SegmentLog::open_with(&dir.join(LOG_DIR), &SegmentOptions::new().lock_wait(lock_wait))?;
         let index_dir = dir.join(INDEX_DIR);
         // The indexes follow the log: an index store that does not open
-        // (damaged, say, by a full disk) is made again from the log.
+        // (damaged, say, by a full disk) is made again from the log. The
+        // log's lock, held from here on, keeps every other opener of this
+        // ledger out, so no one else is using the index store.
         let indexes = match Indexes::open(&index_dir) {
             Ok(ix) => ix,
             Err(_) => {

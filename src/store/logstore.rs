@@ -142,10 +142,12 @@ impl<L: Log> Store for LogStore<L> {
         let bytes: Vec<Vec<u8>> = append.entries.iter().map(|e| e.bytes.clone()).collect();
         let group = Group { entries: &bytes, nodes: append.nodes, checkpoint: append.checkpoint, head: append.head };
         self.log.append(expected, &group)?;
-        // The chain holds the group now; the indexes follow. If this fails
-        // the next query catches them up from the log.
+        // The chain holds the group now, durably: the append has succeeded,
+        // whatever the indexes do. They follow; if they cannot take the
+        // rows here, the next query catches them up from the log.
         let _held = self.catching_up.lock().unwrap_or_else(|e| e.into_inner());
-        if self.indexes.applied()? == append.head.count - append.entries.len() as u64 {
+        let before = append.head.count - append.entries.len() as u64;
+        if self.indexes.applied().is_ok_and(|n| n == before) {
             let _ = self.indexes.apply(append.entries);
         }
         Ok(())
