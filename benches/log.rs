@@ -53,7 +53,16 @@ fn append(log: &SegmentLog, from: u64, to: u64, len: usize) {
     let cp = checkpoint(to);
     let expected = (from > 0).then(|| conformance::head(from));
     let head = conformance::head(to);
-    log.append(expected.as_ref(), &Group { entries: &entries, nodes: &nodes, checkpoint: &cp, head: &head }).unwrap();
+    log.append(
+        expected.as_ref(),
+        &Group {
+            entries: &entries.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            nodes: &nodes,
+            checkpoint: &cp,
+            head: &head,
+        },
+    )
+    .unwrap();
 }
 
 /// A plain file, appended to 1 KB at a time with a `fdatasync` each.

@@ -37,7 +37,16 @@ fn log_of(store: &SledStore, upto: u64, chunk: usize) -> MemLog {
     for group in entries.chunks(chunk) {
         done += group.len() as u64;
         let h = provledger::store::Head { count: done, ..head };
-        log.append(before.as_ref(), &Group { entries: group, nodes: &[], checkpoint: "cp\n", head: &h }).unwrap();
+        log.append(
+            before.as_ref(),
+            &Group {
+                entries: &group.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                nodes: &[],
+                checkpoint: "cp\n",
+                head: &h,
+            },
+        )
+        .unwrap();
         before = Some(h);
     }
     log

@@ -47,7 +47,15 @@ fn append(log: &SegmentLog, from: u64, to: u64) -> Result<(), LogError> {
     let nodes = nodes(from, to);
     let checkpoint = checkpoint(to);
     let head = conformance::head(to);
-    log.append(expected.as_ref(), &Group { entries: &entries, nodes: &nodes, checkpoint: &checkpoint, head: &head })
+    log.append(
+        expected.as_ref(),
+        &Group {
+            entries: &entries.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            nodes: &nodes,
+            checkpoint: &checkpoint,
+            head: &head,
+        },
+    )
 }
 
 /// Asserts that `log` holds exactly entries `0..size`, every one of them,

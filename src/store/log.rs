@@ -46,7 +46,7 @@ pub enum LogError {
 #[derive(Clone, Copy, Debug)]
 pub struct Group<'a> {
     /// The entries' canonical bytes, from index `head.count - entries.len()` on.
-    pub entries: &'a [Vec<u8>],
+    pub entries: &'a [&'a [u8]],
     /// The tree nodes the new entries complete.
     pub nodes: &'a [NodeWrite],
     /// The signed checkpoint note of the new tree.
@@ -67,7 +67,7 @@ impl Group<'_> {
                 self.head.count
             )));
         }
-        if self.entries.iter().any(Vec::is_empty) {
+        if self.entries.iter().any(|e| e.is_empty()) {
             return Err(LogError::Invalid("an entry with no bytes".into()));
         }
         Ok(())
@@ -149,7 +149,7 @@ impl Log for MemLog {
             return Err(LogError::HeadMoved);
         }
         group.check_extends(expected)?;
-        mem.entries.extend(group.entries.iter().cloned());
+        mem.entries.extend(group.entries.iter().map(|e| e.to_vec()));
         for n in group.nodes {
             mem.nodes.insert((n.level, n.index), n.hash);
         }
@@ -214,7 +214,12 @@ pub mod conformance {
         let expected = (from > 0).then(|| head(from));
         log.append(
             expected.as_ref(),
-            &Group { entries: &entries, nodes: &nodes, checkpoint: &checkpoint, head: &head(to) },
+            &Group {
+                entries: &entries.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                nodes: &nodes,
+                checkpoint: &checkpoint,
+                head: &head(to),
+            },
         )
     }
 
@@ -275,7 +280,9 @@ pub mod conformance {
     }
 
     fn group_of(from: u64, to: u64) -> Group<'static> {
-        let entries: &'static [Vec<u8>] = Box::leak((from..to).map(entry_bytes).collect::<Vec<_>>().into_boxed_slice());
+        let bytes: &'static [Vec<u8>] = Box::leak((from..to).map(entry_bytes).collect::<Vec<_>>().into_boxed_slice());
+        let entries: &'static [&'static [u8]] =
+            Box::leak(bytes.iter().map(Vec::as_slice).collect::<Vec<_>>().into_boxed_slice());
         let head: &'static Head = Box::leak(Box::new(head(to)));
         Group { entries, nodes: &[], checkpoint: "test\n", head }
     }

@@ -139,7 +139,7 @@ impl<L: Log> Store for LogStore<L> {
     }
 
     fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError> {
-        let bytes: Vec<Vec<u8>> = append.entries.iter().map(|e| e.bytes.clone()).collect();
+        let bytes: Vec<&[u8]> = append.entries.iter().map(|e| e.bytes.as_slice()).collect();
         let group = Group { entries: &bytes, nodes: append.nodes, checkpoint: append.checkpoint, head: append.head };
         self.log.append(expected, &group)?;
         // The chain holds the group now, durably: the append has succeeded,
