@@ -18,7 +18,7 @@ use provledger::core::entry::UnverifiedEntry;
 use provledger::core::hash::EntryHash;
 use provledger::ledger::Ledger;
 use provledger::sigcheck::Mode;
-use provledger::store::SledStore;
+use provledger::store::local::LocalStore;
 use provledger::verify::verify_chain_with;
 
 const CHAIN_LEN: u32 = 1000;
@@ -49,7 +49,7 @@ fn entry_codec(c: &mut Criterion) {
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
+    let ledger = Ledger::new(LocalStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
         .with_log_key(vectors::key("log"));
     ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
     let ci = vectors::key("ci");
@@ -108,14 +108,14 @@ fn verify(c: &mut Criterion) {
     ceiling::ed25519_verify_batch(c);
 }
 
-/// Gate decisions on a real sled ledger of 1k and 10k entries (the scale
+/// Gate decisions on a real ledger directory of 1k and 10k entries (the scale
 /// harness `examples/gate_scale.rs` goes to 1M).
 fn decide(c: &mut Criterion) {
     let mut g = c.benchmark_group("gate");
     g.throughput(Throughput::Elements(1));
     for size in [1_000u32, 10_000] {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(SledStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
+        let ledger = Ledger::new(LocalStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
             .with_log_key(vectors::key("log"));
         ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
         // Builds, then validations of them, up to `size` entries.

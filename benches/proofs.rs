@@ -1,5 +1,5 @@
 //! Criterion benchmarks for proofs and bundles: promotion proof generation
-//! and verification on real sled ledgers of 1k and 1M entries (every entry
+//! and verification on real ledger directories of 1k and 1M entries (every entry
 //! signed and verified on append), the proof's size, and `verify --bundle`
 //! throughput, next to raw strict ed25519 verification measured in the same
 //! run.
@@ -19,15 +19,17 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use provledger::core::hash::EntryHash;
 use provledger::ledger::Ledger;
 use provledger::proof::{self, PromotionProof};
-use provledger::store::{SledStore, Store as _};
+use provledger::store::Store as _;
+use provledger::store::local::LocalStore;
 
 /// Entries in the ledger whose bundle is verified.
 const BUNDLE_ENTRIES: u64 = 10_000;
 
 /// A real ledger of `size` entries: the genesis policy, digest 0 built,
 /// validated and promoted to dev, then builds and validations of other digests.
-fn ledger(dir: &std::path::Path, size: u64) -> (Ledger<SledStore>, EntryHash) {
-    let ledger = Ledger::new(SledStore::create(dir, Duration::from_secs(1)).unwrap()).with_log_key(vectors::key("log"));
+fn ledger(dir: &std::path::Path, size: u64) -> (Ledger<LocalStore>, EntryHash) {
+    let ledger =
+        Ledger::new(LocalStore::create(dir, Duration::from_secs(1)).unwrap()).with_log_key(vectors::key("log"));
     let genesis = ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap().hash();
     let b = ledger.append(vectors::sign(&vectors::build(0), "ci"), 1).unwrap();
     let v = ledger.append(vectors::sign(&vectors::validation(0, b.entry_ref()), "qa"), 1).unwrap();

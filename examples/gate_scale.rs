@@ -1,4 +1,4 @@
-//! Gate decision time as the ledger grows: builds one real sled ledger to
+//! Gate decision time as the ledger grows: builds one real ledger directory to
 //! `--entries` (default 1,000,000), and at 1k, 100k and 1M entries times
 //! `Ledger::decide` for one digest (median and p99 of 2,000 decisions).
 //!
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use provledger::gate::Request;
 use provledger::ledger::Ledger;
-use provledger::store::SledStore;
+use provledger::store::local::LocalStore;
 
 const SAMPLES: usize = 2_000;
 
@@ -30,7 +30,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let path = dir.unwrap_or_else(|| tmp.path().join("ledger"));
     let ledger =
-        Ledger::new(SledStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(vectors::key("log"));
+        Ledger::new(LocalStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(vectors::key("log"));
     ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
 
     // The digest whose promotion to dev is decided: one build, one passing validation.
@@ -74,7 +74,7 @@ trait HeadCount {
     fn store_head_count(&self) -> u64;
 }
 
-impl HeadCount for Ledger<SledStore> {
+impl HeadCount for Ledger<LocalStore> {
     fn store_head_count(&self) -> u64 {
         use provledger::store::Store as _;
         self.store().head().unwrap().map_or(0, |h| h.count)

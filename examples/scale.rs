@@ -1,5 +1,6 @@
-//! The scale harness: builds a realistic ledger of `--entries` entries on a
-//! real sled store and reports every figure next to the ceiling it is bound
+//! The scale harness: builds a realistic ledger of `--entries` entries in a
+//! real ledger directory (the segment log, with its follower indexes) and
+//! reports every figure next to the ceiling it is bound
 //! by, measured in the same run, as a table and as JSON.
 //!
 //! `cargo run --release --example scale -- --entries 1000000 [--dir DIR] [--json FILE]`
@@ -14,6 +15,10 @@
 //! Ceilings: ed25519 `verify_batch` and strict verification on all cores,
 //! SHA-256 on one core and on all, and `write(4 KiB) + fdatasync` on the
 //! ledger's file system.
+//!
+//! After the run, the store is dropped as a crash would leave it (no
+//! clean-close work) and reopened (`reopen_seconds`), closed cleanly and
+//! reopened, and its indexes rebuilt from the chain (`reindex_entries_per_s`).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,7 +36,8 @@ use provledger::core::statement::{
 use provledger::gate::{Decision, Request};
 use provledger::ledger::{Ledger, leaf_of};
 use provledger::record::{self, BuildInput, PromotionInput, ValidationInput};
-use provledger::store::{SledStore, Store as _};
+use provledger::store::Store as _;
+use provledger::store::local::{INDEX_DIR, LOG_DIR, LocalStore};
 use provledger::tree;
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -266,7 +272,7 @@ fn fsync_rate(dir: &Path) -> f64 {
 // ------------------------------------------------------------------ the run
 
 struct Filler {
-    ledger: Ledger<SledStore>,
+    ledger: Ledger<LocalStore>,
     keys: Keys,
     next_image: u32,
     ci: usize,
@@ -378,7 +384,7 @@ fn main() {
         release: key("release"),
         log: key("log"),
     };
-    let ledger = Ledger::new(SledStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(key("log"));
+    let ledger = Ledger::new(LocalStore::create(&path, Duration::from_secs(5)).unwrap()).with_log_key(key("log"));
     let genesis = ledger.init(sign(&policy(&keys, 0, None), &keys.root), T0).unwrap();
     GENESIS.set(genesis.hash()).expect("one ledger per run");
     let mut f = Filler {
@@ -492,8 +498,26 @@ fn main() {
         pproofs[i].verify(&genesis_hash).unwrap();
     });
 
-    drop(f.ledger);
+    // A crash (the log dropped without its clean-close work), then reopening;
+    // a clean close, then reopening; the indexes made anew from the chain.
+    eprintln!("reopening after a crash, then rebuilding the indexes…");
+    let (log, indexes) = f.ledger.into_store().into_parts();
+    log.crash();
+    drop(indexes);
+    let t = Instant::now();
+    let store = LocalStore::open(&path, Duration::from_secs(5)).unwrap();
+    let reopen_time = t.elapsed();
+    assert_eq!(store.head().unwrap().unwrap().count, total);
+    drop(store);
+    let t = Instant::now();
+    let store = LocalStore::open(&path, Duration::from_secs(5)).unwrap();
+    let reopen_clean_time = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(store.reindex().unwrap(), total);
+    let reindex_time = t.elapsed();
+    drop(store);
     let disk = du(&path);
+    let (log_disk, index_disk) = (du(&path.join(LOG_DIR)), du(&path.join(INDEX_DIR)));
     let peak_rss = peak_rss_bytes();
     let elapsed = started.elapsed();
 
@@ -576,7 +600,16 @@ fn main() {
         format!("p99 {:?}", prove_verify.p99()),
         None,
     );
-    row("disk bytes per entry", format!("{:.0}", disk as f64 / total as f64), format!("{avg_entry:.0} entry"), None);
+    row(
+        "disk bytes per entry (log + indexes)",
+        format!("{:.0}", disk as f64 / total as f64),
+        format!("{avg_entry:.0} entry"),
+        Some(disk as f64 / total as f64 / avg_entry),
+    );
+    row("  of which the log", format!("{:.0}", log_disk as f64 / total as f64), String::new(), None);
+    row("  of which the indexes", format!("{:.0}", index_disk as f64 / total as f64), String::new(), None);
+    row("reopen after a crash", format!("{reopen_time:.2?}"), format!("clean: {reopen_clean_time:.2?}"), None);
+    row("reindex", per_s(rate(total, reindex_time)), format!("{reindex_time:.1?}"), None);
     row("peak RSS", format!("{:.0} MiB", peak_rss as f64 / (1 << 20) as f64), String::new(), None);
 
     let doc = json!({
@@ -609,6 +642,11 @@ fn main() {
             "promotion_verify": prove_verify.json(),
         },
         "disk_bytes_per_entry": disk as f64 / total as f64,
+        "disk_bytes_per_entry_log": log_disk as f64 / total as f64,
+        "disk_bytes_per_entry_indexes": index_disk as f64 / total as f64,
+        "reopen_seconds": reopen_time.as_secs_f64(),
+        "reopen_clean_seconds": reopen_clean_time.as_secs_f64(),
+        "reindex_entries_per_s": rate(total, reindex_time),
         "entry_bytes_mean": avg_entry,
         "peak_rss_bytes": peak_rss,
     });
@@ -621,7 +659,7 @@ fn main() {
 }
 
 /// Writes a bundle of the whole ledger, as `provledger export` does.
-fn export(ledger: &Ledger<SledStore>, path: &Path) {
+fn export(ledger: &Ledger<LocalStore>, path: &Path) {
     use std::io::Write as _;
     let cp = ledger.checkpoint().unwrap();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());

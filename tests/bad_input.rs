@@ -141,7 +141,7 @@ fn bad_policies() {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = env.fails(1, &a);
         assert!(out.contains(needle), "{args:?}: expected {needle:?} in:\n{out}");
-        assert!(!env.ledger().join(provledger::store::DB_DIR).exists(), "{args:?} left a ledger behind");
+        assert!(!env.ledger().join(provledger::store::local::LOG_DIR).exists(), "{args:?} left a ledger behind");
     }
 }
 
@@ -169,7 +169,7 @@ fn bad_keys_and_ledger_directories() {
     let out = env
         .fails(1, &["--ledger", &d, "record", "build", "--key", &env.key("ci"), "--image", &image("y"), "--offline"]);
     assert!(out.contains("not a provledger ledger"), "{out}");
-    assert!(!not_ledger.path().join(provledger::store::DB_DIR).exists(), "nothing was created there");
+    assert!(!not_ledger.path().join(provledger::store::local::LOG_DIR).exists(), "nothing was created there");
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn secret_keys_readable_by_others_are_refused_and_never_printed() {
             assert!(out.contains(&format!("mode {mode:o}")) && out.contains("chmod 600"), "{out}");
             assert!(!out.contains(&body), "the secret key appears in the output");
         }
-        assert!(!env.ledger().join(provledger::store::DB_DIR).exists());
+        assert!(!env.ledger().join(provledger::store::local::LOG_DIR).exists());
     }
     // Accepted with the explicit flag, and nothing secret is printed on success either.
     let out = env.ok(&["init", "--root-key", &root, "--policy", &policy, "--insecure-key-permissions", "--json"]);
@@ -252,7 +252,7 @@ fn endless_input_files_are_refused_at_their_limit() {
     ] {
         let out = fresh.fails(1, &args);
         assert!(out.contains(needle), "{args:?}: expected {needle:?} in:\n{out}");
-        assert!(!fresh.ledger().join(provledger::store::DB_DIR).exists(), "{args:?} left a ledger behind");
+        assert!(!fresh.ledger().join(provledger::store::local::LOG_DIR).exists(), "{args:?} left a ledger behind");
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{Env, GIT_SHA, digest, image};
 use provledger::store::index::Indexes;
+use provledger::store::local::LocalStore;
 use provledger::store::log::{Group, Log, MemLog};
-use provledger::store::{NewEntry, SledStore, Store, source_key};
+use provledger::store::{NewEntry, Store, source_key};
 
 /// A ledger with every kind of row: builds (one in a release, with its
 /// artifact), validations, promotions into two environments, and a second
@@ -28,7 +29,7 @@ fn ledger() -> Env {
 
 /// The chain's entries, copied into a log of their own (one group per
 /// `chunk` entries, so that catching up crosses groups).
-fn log_of(store: &SledStore, upto: u64, chunk: usize) -> MemLog {
+fn log_of(store: &LocalStore, upto: u64, chunk: usize) -> MemLog {
     let entries: Vec<Vec<u8>> = store.entries_from(0).take(upto as usize).map(|r| r.unwrap().1).collect();
     let head = store.head().unwrap().unwrap();
     let log = MemLog::new();
@@ -52,12 +53,12 @@ fn log_of(store: &SledStore, upto: u64, chunk: usize) -> MemLog {
     log
 }
 
-fn store(env: &Env) -> SledStore {
-    SledStore::open(&env.ledger(), Duration::from_secs(5)).unwrap()
+fn store(env: &Env) -> LocalStore {
+    LocalStore::open(&env.ledger(), Duration::from_secs(5)).unwrap()
 }
 
 /// Every query, asked of both.
-fn same_answers(store: &SledStore, ix: &Indexes) {
+fn same_answers(store: &LocalStore, ix: &Indexes) {
     for seed in ["app", "api", "absent"] {
         let d: provledger::core::digest::Digest = digest(seed).parse().unwrap();
         assert_eq!(ix.entries_for_subject(&d).unwrap(), store.entries_for_subject(&d).unwrap(), "subject {seed}");
@@ -82,8 +83,8 @@ fn same_answers(store: &SledStore, ix: &Indexes) {
     }
 }
 
-fn rows(store: &SledStore) -> Vec<NewEntry> {
-    store.entries_from(0).map(|r| r.unwrap()).map(|(i, b)| NewEntry::of_bytes(i, &b).unwrap()).collect()
+fn rows(store: &LocalStore) -> Vec<NewEntry> {
+    store.entries_from(0).map(|r| r.unwrap()).map(|(i, b): (u64, Vec<u8>)| NewEntry::of_bytes(i, &b).unwrap()).collect()
 }
 
 #[test]
@@ -171,15 +172,15 @@ fn a_deleted_index_store_costs_a_rebuild_not_an_entry() {
     same_answers(&store, &ix);
 }
 
-/// A ledger on a log and follower indexes: a chain replicated into it
-/// verifies, appends through it follow the chain rules, and every audit
-/// answer matches the sled ledger it came from.
+/// A ledger on an in-memory log and follower indexes: a chain replicated
+/// into it verifies, appends through it follow the chain rules, and every
+/// audit answer matches the ledger directory it came from.
 #[test]
 fn a_ledger_on_a_log_with_follower_indexes_verifies_appends_and_answers() {
     use provledger::ledger::Ledger;
     use provledger::store::logstore::LogStore;
     let env = ledger();
-    let (sled_ledger, entries, checkpoint) = chain(&env);
+    let (dir_ledger, entries, checkpoint) = chain(&env);
     let dir = tempfile::tempdir().unwrap();
     let logged = LogStore::new(MemLog::new(), Indexes::open(&dir.path().join("index")).unwrap()).unwrap();
     let ledger = Ledger::new(logged);
@@ -187,7 +188,7 @@ fn a_ledger_on_a_log_with_follower_indexes_verifies_appends_and_answers() {
     let report = ledger.verify(None, |_| {}).unwrap();
     assert_eq!(report.entries, entries.len() as u64);
     assert_eq!(ledger.checkpoint().unwrap().note, checkpoint, "the same signed checkpoint");
-    answers_alike(&ledger, &sled_ledger);
+    answers_alike(&ledger, &dir_ledger);
     // Appending: the rules hold (a replay is refused, by the follower's
     // envelope index), a new build is appended and indexed.
     let key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
@@ -212,7 +213,7 @@ fn a_ledger_on_the_segment_log_survives_reopening_a_crash_and_lost_indexes() {
     use provledger::store::logstore::LogStore;
     use provledger::store::segment::SegmentLog;
     let env = ledger();
-    let (sled_ledger, entries, checkpoint) = chain(&env);
+    let (dir_ledger, entries, checkpoint) = chain(&env);
     let dir = tempfile::tempdir().unwrap();
     let (log_dir, index_dir) = (dir.path().join("log"), dir.path().join("index"));
     let open = || {
@@ -239,13 +240,13 @@ fn a_ledger_on_the_segment_log_survives_reopening_a_crash_and_lost_indexes() {
     let d: provledger::core::digest::Digest = digest("after").parse().unwrap();
     assert_eq!(ledger.store().entries_for_subject(&d).unwrap(), vec![v.index()], "indexes rebuilt from the log");
     ledger.verify(None, |_| {}).unwrap();
-    answers_alike(&ledger, &sled_ledger);
+    answers_alike(&ledger, &dir_ledger);
 }
 
-type SledLedger = provledger::ledger::Ledger<SledStore>;
+type DirLedger = provledger::ledger::Ledger<LocalStore>;
 
-/// The sled ledger of `env`, its entries' bytes and its signed checkpoint.
-fn chain(env: &Env) -> (SledLedger, Vec<Vec<u8>>, String) {
+/// The ledger of `env`, its entries' bytes and its signed checkpoint.
+fn chain(env: &Env) -> (DirLedger, Vec<Vec<u8>>, String) {
     let ledger = provledger::ledger::Ledger::new(store(env));
     let entries = ledger.store().entries_from(0).map(|r| r.unwrap().1).collect();
     let checkpoint = ledger.checkpoint().unwrap().note;
@@ -253,16 +254,16 @@ fn chain(env: &Env) -> (SledLedger, Vec<Vec<u8>>, String) {
 }
 
 /// `show` and `history` answer alike on both ledgers.
-fn answers_alike<S: Store>(ledger: &provledger::ledger::Ledger<S>, sled_ledger: &SledLedger) {
+fn answers_alike<S: Store>(ledger: &provledger::ledger::Ledger<S>, dir_ledger: &DirLedger) {
     for seed in ["app", "api"] {
         let d = digest(seed).parse().unwrap();
         let ours = serde_json::to_value(provledger::audit::show(ledger, &d).unwrap()).unwrap();
-        let theirs = serde_json::to_value(provledger::audit::show(sled_ledger, &d).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::show(dir_ledger, &d).unwrap()).unwrap();
         assert_eq!(ours, theirs, "show {seed}");
     }
     for env in ["dev", "prod"] {
         let ours = serde_json::to_value(provledger::audit::history(ledger, env).unwrap()).unwrap();
-        let theirs = serde_json::to_value(provledger::audit::history(sled_ledger, env).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::history(dir_ledger, env).unwrap()).unwrap();
         assert_eq!(ours, theirs, "history {env}");
     }
 }

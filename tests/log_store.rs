@@ -1,7 +1,8 @@
-//! A ledger made with `init --store log` (store version 3: the chain in
-//! segment files, the indexes following it), through the real binary: the
-//! whole story, a second writer kept out, lost indexes rebuilt, a torn tail
-//! forgotten, and a damaged entry reported.
+//! A ledger of store version 3 (the chain in segment files, the indexes
+//! following it; what `init` makes), through the real binary: the whole
+//! story, a second writer kept out, lost indexes rebuilt, a torn tail
+//! forgotten, a damaged entry reported, and a store version 2 ledger
+//! converted.
 
 mod common;
 
@@ -13,6 +14,18 @@ fn log_ledger() -> (Env, String) {
     let env = Env::new();
     let genesis = env.init(&["--store", "log", "--log-key", &env.key("ledger")]);
     (env, genesis)
+}
+
+#[test]
+fn init_makes_the_segment_log_and_refuses_to_make_store_version_2() {
+    let (env, _) = Env::initialised_with_log_key();
+    assert!(env.ledger().join("log").join("format").is_file() && env.ledger().join("index").is_dir());
+    assert!(!env.ledger().join("store").exists(), "no sled store for the chain");
+    let fresh = Env::new();
+    let (root, policy) = (fresh.key("root"), fresh.path("policy.toml"));
+    let out = fresh.fails(2, &["init", "--root-key", &root, "--policy", &policy, "--store", "sled"]);
+    assert!(out.contains("no longer made"), "{out}");
+    assert!(!fresh.ledger().exists(), "nothing was made");
 }
 
 fn segments(env: &Env) -> Vec<PathBuf> {
@@ -125,40 +138,70 @@ fn a_second_writer_is_kept_out_while_the_ledger_is_served() {
     env.build(&img);
 }
 
-/// A ledger of the previous layout (store version 2, sled, made by `init`
-/// without `--store`) is migrated: the same entries, head and signed
-/// checkpoint, the same answers, verified from its genesis; it goes on
-/// taking appends; the old files are kept; a second migrate has nothing to do.
+/// The store version 2 fixture (made by the last build that wrote that
+/// layout): `migrate` converts it to the same entries, head and signed
+/// checkpoint, and every answer is the one that build gave; the converted
+/// ledger verifies from its genesis and goes on taking appends; the old
+/// files are kept; a second migrate has nothing to do. A conversion cut
+/// short (its staging folder left) starts over; one cut short after its
+/// log moved into place is finished by the next open.
 #[test]
 fn a_store_version_2_ledger_migrates_to_the_segment_log_unchanged() {
-    let (env, genesis) = Env::initialised_with_log_key();
-    assert!(env.ledger().join("store").is_dir(), "the previous layout");
-    env.release_to_prod(&image("old"));
-    let head = env.head();
-    let note = env.ok(&["checkpoint"]);
-    let shown = env.json(&["show", &digest("old")]);
-    let history = env.json(&["history", "--env", "prod"]);
-    let report = env.json(&["migrate"]);
+    let fixture = common::v2_fixture();
+    let expected = |name: &str| std::fs::read_to_string(fixture.join("expected").join(name)).unwrap();
+    let env = Env::new();
+    let old = common::unpack_v2_fixture(&env.dir.path().join("v2"));
+    let d = old.display().to_string();
+    let report = env.json(&["--ledger", &d, "migrate"]);
     assert_eq!(report["migrated"], true);
-    assert_eq!(report["entries"], head.1);
-    assert_eq!(report["head"], head.0.as_str());
-    assert!(env.ledger().join("log").join("format").is_file());
-    assert!(env.ledger().join("store.v2").is_dir(), "the old files are kept");
-    assert!(!env.ledger().join("store").exists());
-    assert!(!env.ledger().join("migrate.new").exists());
-    assert_eq!(env.head(), head, "the same head");
-    assert_eq!(env.ok(&["checkpoint"]), note, "the same signed checkpoint");
-    assert_eq!(env.json(&["show", &digest("old")]), shown);
-    assert_eq!(env.json(&["history", "--env", "prod"]), history);
-    env.ok(&["verify", "--genesis", &genesis]);
-    env.build(&image("new"));
-    assert_eq!(env.head().1, head.1 + 1);
-    assert_eq!(env.json(&["migrate"])["migrated"], false, "nothing to do the second time");
+    let verified: serde_json::Value = serde_json::from_str(expected("verify.json").lines().next().unwrap()).unwrap();
+    assert_eq!(report["entries"], verified["entries"]);
+    assert_eq!(report["head"], verified["head"]);
+    assert!(old.join("log").join("format").is_file());
+    assert!(old.join("store.v2").is_dir(), "the old files are kept");
+    assert!(!old.join("store").exists() && !old.join("migrate.new").exists());
+    // What the previous build answered, byte for byte.
+    let run = |args: &[&str]| {
+        let mut all = vec!["--ledger", &d];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    let subject = expected("digest");
+    assert_eq!(run(&["checkpoint"]), expected("checkpoint"), "the same signed checkpoint");
+    assert_eq!(run(&["--json", "verify"]), expected("verify.json").lines().next().unwrap().to_string() + "\n");
+    assert_eq!(run(&["--json", "show", subject.trim()]), expected("show.json"));
+    assert_eq!(run(&["--json", "history", "--env", "prod"]), expected("history.json"));
+    assert_eq!(run(&["--json", "log"]), expected("log.json"));
+    run(&["verify", "--genesis", expected("genesis").trim()]);
+    let ci = env.key("ci");
+    run(&["record", "build", "--key", &ci, "--image", &image("new"), "--offline"]);
+    assert_eq!(env.json(&["--ledger", &d, "verify"])["entries"], verified["entries"].as_u64().unwrap() + 1);
+    assert_eq!(env.json(&["--ledger", &d, "migrate"])["migrated"], false, "nothing to do the second time");
+
+    // Any command converts a store version 2 ledger as it opens it, and says so.
+    let again = common::unpack_v2_fixture(&env.dir.path().join("opened"));
+    let (code, out, err) = env.run(&["--ledger", &again.display().to_string(), "--json", "show", subject.trim()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, expected("show.json"));
+    assert!(err.contains("converted the ledger to store version 3") && err.contains("store.v2"), "{err}");
+
     // A migration cut short leaves its staging folder: the next one starts over.
-    let (env2, _) = Env::initialised_with_log_key();
-    env2.build(&image("again"));
-    std::fs::create_dir_all(env2.ledger().join("migrate.new").join("log")).unwrap();
-    std::fs::write(env2.ledger().join("migrate.new").join("log").join("junk"), b"left by a kill").unwrap();
-    assert_eq!(env2.json(&["migrate"])["entries"], 2);
-    env2.ok(&["verify"]);
+    let cut = common::unpack_v2_fixture(&env.dir.path().join("cut"));
+    std::fs::create_dir_all(cut.join("migrate.new").join("log")).unwrap();
+    std::fs::write(cut.join("migrate.new").join("log").join("junk"), b"left by a kill").unwrap();
+    let c = cut.display().to_string();
+    assert_eq!(env.json(&["--ledger", &c, "migrate"])["entries"], verified["entries"]);
+    env.ok(&["--ledger", &c, "verify"]);
+    assert!(!cut.join("migrate.new").exists());
+
+    // Cut short after the log moved into place: the old store is still
+    // there and the index folder still staged. The next open finishes it.
+    let late = common::unpack_v2_fixture(&env.dir.path().join("late"));
+    let l = late.display().to_string();
+    env.ok(&["--ledger", &l, "migrate"]);
+    std::fs::rename(late.join("store.v2"), late.join("store")).unwrap();
+    std::fs::create_dir_all(late.join("migrate.new")).unwrap();
+    std::fs::rename(late.join("index"), late.join("migrate.new").join("index")).unwrap();
+    assert_eq!(env.json(&["--ledger", &l, "verify"])["head"], verified["head"]);
+    assert!(late.join("store.v2").is_dir() && !late.join("store").exists() && !late.join("migrate.new").exists());
 }

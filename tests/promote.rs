@@ -237,13 +237,13 @@ fn verify_catches_a_promotion_appended_without_the_gate() {
     use provledger::core::dsse::{Envelope, PAYLOAD_TYPE_IN_TOTO};
     use provledger::core::entry::UnverifiedEntry;
     use provledger::gate::Allowed;
-    use provledger::store::{Append, Head, NewEntry, SledStore, Store};
+    use provledger::store::{Append, Head, NewEntry, Store};
 
     let (env, _) = Env::initialised();
     let img = image("skip");
     env.build(&img);
     env.validate(&img, &["unit=fail"]);
-    let store = SledStore::open(&env.ledger(), std::time::Duration::from_secs(5)).unwrap();
+    let store = env.store();
     let head = store.head().unwrap().unwrap();
     let ledger = provledger::ledger::Ledger::new(store);
     let (build_ref, _) = ledger.latest_build_for(&digest("skip").parse().unwrap()).unwrap().unwrap();

@@ -288,7 +288,7 @@ fn a_mirror_refuses_shorter_and_equal_forks_from_a_directory() {
     let fresh = Env::new();
     let out = fresh.fails(4, &["sync", "--from", &a.ledger().display().to_string(), "--genesis", &"0".repeat(64)]);
     assert!(out.contains("genesis"), "{out}");
-    assert!(!fresh.ledger().join(provledger::store::DB_DIR).exists(), "nothing is left behind");
+    assert!(!fresh.ledger().join(provledger::store::local::LOG_DIR).exists(), "nothing is left behind");
 }
 
 #[test]
@@ -726,5 +726,5 @@ fn a_server_claiming_a_huge_unsigned_tree_is_refused_at_its_first_bad_page() {
     assert!(out.contains("entry 3"), "the first entry past the real ones is named: {out}");
     let asked = pages.load(Ordering::SeqCst);
     assert!(asked <= 3, "entry 0, the real page and one bad page at most; asked for {asked} pages");
-    assert!(!mirror.ledger().join(provledger::store::DB_DIR).exists(), "nothing is written");
+    assert!(!mirror.ledger().join(provledger::store::local::LOG_DIR).exists(), "nothing is written");
 }

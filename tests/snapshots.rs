@@ -477,36 +477,18 @@ fn offline_commands() {
     std::fs::write(s.path("broken.yaml"), "spec:\n  image: [unclosed\n").unwrap();
     s.both_fail("check-refs", &["check-refs", &s.path("broken.yaml")], 1);
 
-    // reindex: a ledger whose indexes follow its log, and one (sled) whose do not.
-    let logged = s.path("log-ledger");
-    let log_policy = s.path("log-policy.toml");
-    std::fs::write(&log_policy, std::fs::read_to_string(&policy).unwrap() + "# the log ledger\n").unwrap();
-    s.json(
-        "init",
-        &[
-            "--ledger",
-            &logged,
-            "init",
-            "--root-key",
-            &root,
-            "--policy",
-            &log_policy,
-            "--log-key",
-            &ledger_key,
-            "--store",
-            "log",
-        ],
-    );
-    s.json(
-        "record-build",
-        &["--ledger", &logged, "record", "build", "--key", &ci, "--image", &app1, "--git-sha", GIT_SHA, "--offline"],
-    );
-    s.both("reindex", &["--ledger", &logged, "reindex"]);
-    s.both_fail("reindex", &["reindex"], 1);
+    // reindex: the indexes made anew; a ledger without its log key (no writer) is refused.
+    s.both("reindex", &["reindex"]);
+    let keyless = s.path("keyless-ledger");
+    common::copy_dir(Path::new(&other), Path::new(&keyless));
+    std::fs::remove_file(Path::new(&keyless).join("log.key")).unwrap();
+    s.both_fail("reindex", &["--ledger", &keyless, "reindex"], 1);
 
-    // migrate: the other ledger (store version 2), then again (nothing to do).
-    s.ok("migrate", &["--ledger", &other, "migrate"]);
-    s.json("migrate", &["--ledger", &other, "migrate"]);
+    // migrate: a store version 2 ledger (the fixture made by the last build
+    // that wrote one), then again (nothing to do).
+    let old = common::unpack_v2_fixture(Path::new(&s.path("v2"))).display().to_string();
+    s.ok("migrate", &["--ledger", &old, "migrate"]);
+    s.json("migrate", &["--ledger", &old, "migrate"]);
     s.both_fail("migrate", &["--ledger", &s.path("nowhere"), "migrate"], 1);
 
     // A failure every command shares: no ledger there.

@@ -1,5 +1,7 @@
-//! Tampering through the store API: whatever is changed, removed, swapped or
-//! cut, `provledger verify` exits 4 and names the entry.
+//! Tampering with the files of a ledger: whatever is changed, removed,
+//! swapped or cut (rewritten with every frame and checksum valid, so that
+//! the log itself sees nothing wrong), `provledger verify` exits 4 and names
+//! the entry.
 
 mod common;
 
@@ -7,11 +9,10 @@ mod common;
 #[allow(dead_code)]
 mod vectors;
 
-use std::time::Duration;
-
 use common::{Env, build_envelope, image};
 use provledger::ledger::LedgerError;
-use provledger::store::{STORE_VERSION, SledStore, Store};
+use provledger::store::Store;
+use provledger::store::tamper::{self, Contents};
 use provledger::verify::Failure;
 
 /// A ledger of 6 entries: policy, builds and validations.
@@ -27,8 +28,8 @@ fn ledger() -> Env {
     env
 }
 
-fn store(env: &Env) -> SledStore {
-    SledStore::open(&env.ledger(), Duration::from_secs(5)).unwrap()
+fn edit(env: &Env, change: impl FnOnce(&mut Contents)) {
+    tamper::edit(&env.ledger(), change).unwrap();
 }
 
 fn verify_fails_at(env: &Env, index: u64) -> String {
@@ -40,18 +41,13 @@ fn verify_fails_at(env: &Env, index: u64) -> String {
 #[test]
 fn one_changed_byte_in_any_entry_is_caught() {
     let env = ledger();
-    let originals: Vec<Vec<u8>> = {
-        let s = store(&env);
-        (0..6).map(|i| s.get(i).unwrap().unwrap()).collect()
-    };
+    let originals = tamper::read(&env.ledger()).unwrap().entries;
     for (index, original) in originals.iter().enumerate() {
         // A few positions per entry: the header, the middle, the signature end.
         for pos in [1, original.len() / 2, original.len() - 3] {
-            let mut bad = original.clone();
-            bad[pos] ^= 0x20;
-            store(&env).raw_put(index as u64, &bad).unwrap();
+            edit(&env, |c| c.entries[index][pos] ^= 0x20);
             verify_fails_at(&env, index as u64);
-            store(&env).raw_put(index as u64, original).unwrap();
+            edit(&env, |c| c.entries[index][pos] ^= 0x20);
         }
     }
     env.ok(&["verify"]);
@@ -60,40 +56,48 @@ fn one_changed_byte_in_any_entry_is_caught() {
 #[test]
 fn a_deleted_entry_is_caught() {
     let env = ledger();
-    store(&env).raw_remove(3).unwrap();
-    let out = verify_fails_at(&env, 3);
-    assert!(out.contains("missing"), "{out}");
+    edit(&env, |c| {
+        c.entries.remove(3);
+        c.head.count -= 1;
+    });
+    verify_fails_at(&env, 3);
 }
 
 #[test]
 fn swapped_entries_are_caught() {
     let env = ledger();
-    let s = store(&env);
-    let (a, b) = (s.get(2).unwrap().unwrap(), s.get(4).unwrap().unwrap());
-    s.raw_put(2, &b).unwrap();
-    s.raw_put(4, &a).unwrap();
-    drop(s);
+    edit(&env, |c| c.entries.swap(2, 4));
     verify_fails_at(&env, 2);
 }
 
 #[test]
 fn truncation_is_caught() {
     let env = ledger();
-    let s = store(&env);
-    s.raw_remove(5).unwrap();
-    s.raw_remove(4).unwrap();
-    drop(s);
-    let out = verify_fails_at(&env, 4);
-    assert!(out.contains("head records 6 entries"), "{out}");
+    let good = tamper::read(&env.ledger()).unwrap();
+    // Cut to 4 entries, the head record left as it was.
+    edit(&env, |c| {
+        c.entries.truncate(4);
+        c.head.count = 4;
+    });
+    let out = verify_fails_at(&env, 3);
+    assert!(out.contains("does not match the head record"), "{out}");
+    // The head record rewritten to match: the signed checkpoint (of 6) does not.
+    let cut_head = provledger::core::entry::entry_hash(&good.entries[3]);
+    edit(&env, |c| c.head.hash = cut_head);
+    let out = env.fails(4, &["verify"]);
+    assert!(out.contains("checkpoint"), "{out}");
+    tamper::write(&env.ledger(), &good).unwrap();
+    env.ok(&["verify"]);
 }
 
 #[test]
 fn an_appended_foreign_entry_is_caught() {
     let env = ledger();
-    let s = store(&env);
-    let copy = s.get(5).unwrap().unwrap();
-    s.raw_put(6, &copy).unwrap();
-    drop(s);
+    edit(&env, |c| {
+        let copy = c.entries[5].clone();
+        c.entries.push(copy);
+        c.head.count += 1;
+    });
     verify_fails_at(&env, 6);
 }
 
@@ -137,33 +141,34 @@ fn a_batch_is_all_or_nothing() {
 fn a_store_of_a_newer_version_is_refused_with_upgrade() {
     let env = ledger();
     let before = env.head();
-    {
-        let db = sled::open(env.ledger().join("store")).unwrap();
-        db.open_tree("meta").unwrap().insert("store_version", &(STORE_VERSION + 1).to_be_bytes()).unwrap();
-        db.flush().unwrap();
-    }
-    for args in [
-        vec!["verify"],
-        vec!["log"],
-        vec!["record", "build", "--key", &env.key("ci"), "--image", &image("n"), "--offline"],
-    ] {
-        let out = env.fails(1, &args);
+    let format = env.ledger().join("log").join("format");
+    let original = std::fs::read_to_string(&format).unwrap();
+    std::fs::write(&format, "provledger segment log, version 2\n").unwrap();
+    let build = ["record", "build", "--key", &env.key("ci"), "--image", &image("n"), "--offline"];
+    for args in [&["verify"][..], &["log"], &build] {
+        let out = env.fails(1, args);
         assert!(out.contains("newer provledger") && out.contains("upgrade"), "{args:?}: {out}");
     }
-    {
-        let db = sled::open(env.ledger().join("store")).unwrap();
-        db.open_tree("meta").unwrap().insert("store_version", &1u32.to_be_bytes()).unwrap();
-        db.flush().unwrap();
-    }
-    // A pre-release store (no Merkle tree) is named as such.
-    let out = env.fails(1, &["verify"]);
-    assert!(out.contains("pre-release") && out.contains("store version 1"), "{out}");
-    {
-        let db = sled::open(env.ledger().join("store")).unwrap();
-        db.open_tree("meta").unwrap().insert("store_version", &STORE_VERSION.to_be_bytes()).unwrap();
-        db.flush().unwrap();
-    }
+    std::fs::write(&format, original).unwrap();
     assert_eq!(env.head(), before);
+    // A store version 2 ledger whose version record is newer, or of the
+    // pre-release version 1, is refused and left as it is: not converted.
+    for (version, needles) in [(3u32, ["newer provledger", "upgrade"]), (1, ["pre-release", "store version 1"])] {
+        let dir = tempfile::tempdir().unwrap();
+        let old = common::unpack_v2_fixture(dir.path());
+        {
+            let db = sled::open(old.join("store")).unwrap();
+            db.open_tree("meta").unwrap().insert("store_version", &version.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let d = old.display().to_string();
+        for args in [&["--ledger", &d, "verify"][..], &["--ledger", &d, "migrate"]] {
+            let out = env.fails(1, args);
+            assert!(needles.iter().all(|n| out.contains(n)), "version {version}, {args:?}: {out}");
+        }
+        assert!(old.join("store").is_dir() && !old.join("log").exists(), "version {version}: converted anyway");
+        assert!(!old.join("migrate.new").exists(), "version {version}: the staging folder is left");
+    }
 }
 
 mod any_byte {
@@ -213,7 +218,7 @@ fn a_changed_time_is_caught_by_the_next_entry() {
 fn a_second_process_waits_for_the_lock_then_fails_clearly() {
     let env = ledger();
     let before = env.head();
-    let held = store(&env);
+    let held = env.store();
     let out = env.fails(
         1,
         &["--lock-timeout", "1", "record", "build", "--key", &env.key("ci"), "--image", &image("locked"), "--offline"],
@@ -229,7 +234,7 @@ fn a_missing_or_extra_index_row_is_caught() {
     env.ok(&["promote", "--key", &env.key("release"), "--image", &image("t0"), "--to", "dev", "--offline"]);
     let before = env.head();
     let env_tree = |f: &dyn Fn(&sled::Tree)| {
-        let db = sled::open(env.ledger().join("store")).unwrap();
+        let db = sled::open(env.ledger().join("index")).unwrap();
         f(&db.open_tree("environments").unwrap());
         db.flush().unwrap();
     };
@@ -255,22 +260,22 @@ fn a_missing_or_extra_index_row_is_caught() {
 
 #[test]
 fn a_changed_tree_node_or_checkpoint_is_caught_and_never_extended() {
-    use provledger::store::NodeWrite;
     let env = ledger();
     let before = env.head();
-    let good_checkpoint = store(&env).checkpoint().unwrap().unwrap();
+    let good = tamper::read(&env.ledger()).unwrap();
+    let good_checkpoint = good.checkpoint.clone();
     // Each stored node of a 6-leaf tree: leaves, pairs, the 4-leaf subtree.
     for (level, index) in [(0, 0), (0, 5), (1, 1), (1, 2), (2, 0)] {
-        let s = store(&env);
-        let original = s.node(level, index).unwrap().unwrap();
-        let mut bad = original;
-        bad[0] ^= 1;
-        s.raw_put_tree(Some(NodeWrite { level, index, hash: bad }), None).unwrap();
-        drop(s);
+        edit(&env, |c| c.node_mut(level, index).expect("a stored node").hash[0] ^= 1);
         let out = env.fails(4, &["verify"]);
         assert!(out.contains(&format!("Merkle tree node ({level}, {index}) does not match")), "{out}");
-        store(&env).raw_put_tree(Some(NodeWrite { level, index, hash: original }), None).unwrap();
+        edit(&env, |c| c.node_mut(level, index).unwrap().hash[0] ^= 1);
     }
+    // A node taken away.
+    edit(&env, |c| c.nodes.retain(|n| (n.level, n.index) != (1, 1)));
+    let out = env.fails(4, &["verify"]);
+    assert!(out.contains("Merkle tree node (1, 1) is missing"), "{out}");
+    tamper::write(&env.ledger(), &good).unwrap();
     // A checkpoint signed by another key, or over another root.
     let body = good_checkpoint.split_once("\n\n").unwrap().0.to_string() + "\n";
     let origin = body.lines().next().unwrap().to_string();
@@ -279,7 +284,7 @@ fn a_changed_tree_node_or_checkpoint_is_caught_and_never_extended() {
     let log_key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
     let wrong_size = provledger::core::note::sign_note(&body.replacen("\n6\n", "\n5\n", 1), &origin, &log_key).unwrap();
     for (forged, needle) in [(by_other, "no verifiable signatures"), (wrong_size, "does not match the chain")] {
-        store(&env).raw_put_tree(None, Some(&forged)).unwrap();
+        edit(&env, |c| c.checkpoint = forged.clone());
         let out = env.fails(4, &["verify"]);
         assert!(out.contains(needle), "{out}");
         // The ledger refuses to sign a checkpoint over a tree its last one does not describe.
@@ -287,7 +292,7 @@ fn a_changed_tree_node_or_checkpoint_is_caught_and_never_extended() {
             let out = env.fails(4, &["record", "build", "--key", &env.key("ci"), "--image", &image("x"), "--offline"]);
             assert!(out.contains("refusing to sign a checkpoint"), "{out}");
         }
-        store(&env).raw_put_tree(None, Some(&good_checkpoint)).unwrap();
+        edit(&env, |c| c.checkpoint = good_checkpoint.clone());
     }
     assert_eq!(env.head(), before);
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{Env, image};
 
@@ -60,7 +59,7 @@ fn concurrent_writer_processes_serialise_and_lose_nothing() {
 fn a_writer_facing_a_held_lock_waits_its_bound_then_fails_clearly() {
     let (env, _) = Env::initialised_with_log_key();
     let head = env.head();
-    let holder = provledger::store::SledStore::open(&env.ledger(), Duration::from_secs(5)).unwrap();
+    let holder = env.store();
     let out = env.fails(
         1,
         &["record", "build", "--key", &env.key("ci"), "--image", &image("late"), "--offline", "--lock-timeout", "1"],

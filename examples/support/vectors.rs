@@ -872,11 +872,9 @@ fn tree_vectors(chain: &Chain) -> Vec<(String, Value)> {
 /// Appends builds of digests `*next..`, each followed by a passing validation,
 /// in batches, until the ledger holds `target` entries (the last build may go
 /// without its validation). Real appends: every entry is signed and verified.
-pub fn fill(ledger: &provledger::ledger::Ledger<provledger::store::SledStore>, next: &mut u32, target: u64) {
-    use provledger::store::Store as _;
+pub fn fill<S: provledger::store::Store>(ledger: &provledger::ledger::Ledger<S>, next: &mut u32, target: u64) {
     const BATCH: u64 = 5_000;
-    let count =
-        |l: &provledger::ledger::Ledger<provledger::store::SledStore>| l.store().head().unwrap().map_or(0, |h| h.count);
+    let count = |l: &provledger::ledger::Ledger<S>| l.store().head().unwrap().map_or(0, |h| h.count);
     let genesis = ledger.genesis_hash().unwrap().expect("an initialised ledger");
     let bind = |s: Statement| s.bound(Binding::fresh(genesis));
     while count(ledger) < target {

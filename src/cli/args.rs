@@ -25,10 +25,10 @@ pub struct Cli {
     /// Seconds to wait for another process holding the ledger
     #[arg(long, global = true, default_value_t = 10)]
     pub(super) lock_timeout: u64,
-    /// MiB the store must leave free on the ledger's file system: opening it (sled writes when it
-    /// opens) or appending closer to a full disk is refused before anything is written (0: no
-    /// check; sled's files do not survive a write cut short by a full disk)
-    #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
+    /// Accepted and ignored: the segment log needs no free-space margin (a write cut short by a
+    /// full disk is refused and leaves the chain as it was). Kept for scripts written for store
+    /// version 2, whose sled files did not survive a full disk
+    #[arg(long, global = true, default_value_t = 64, value_name = "MIB", hide_default_value = true)]
     pub(super) min_free_space: u64,
     /// Registry to reach over plain HTTP instead of HTTPS (HOST:PORT; repeatable; also
     /// $PROVLEDGER_INSECURE_REGISTRIES, comma-separated)
@@ -71,9 +71,10 @@ pub(super) enum Command {
         /// log.key, mode 0600) [default: a new key]
         #[arg(long)]
         log_key: Option<PathBuf>,
-        /// How the ledger is stored: `sled` (store version 2, one sled database) or `log` (store
-        /// version 3: the chain in append-only segment files, the indexes following it)
-        #[arg(long, value_enum, default_value_t = StoreLayout::Sled)]
+        /// How the ledger is stored: `log` (store version 3: the chain in append-only segment
+        /// files, the indexes following it). `sled` (store version 2) is no longer made; such
+        /// ledgers are converted when first opened
+        #[arg(long, value_enum, default_value_t = StoreLayout::Log)]
         store: StoreLayout,
     },
     /// Append a signed statement

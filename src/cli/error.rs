@@ -190,8 +190,12 @@ impl From<StoreError> for CliError {
             }
             StoreError::Locked(..) => CliError::operational(e.to_string())
                 .hint("retry when the other command has finished, or raise --lock-timeout"),
-            StoreError::DiskFull { .. } => CliError::operational(e.to_string())
-                .hint("free space on that file system (the margin is --min-free-space MiB)"),
+            StoreError::DiskFull { .. } => {
+                CliError::operational(e.to_string()).hint("free space on that file system; nothing was lost")
+            }
+            StoreError::NeedsMigration(_) => {
+                CliError::operational(e.to_string()).hint("run `provledger migrate` where the ledger is writable")
+            }
             StoreError::Log(LogError::Corrupt { .. }) => {
                 CliError::new(Code::Verification, e.to_string()).hint("run `provledger verify` to locate the damage")
             }

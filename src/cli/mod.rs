@@ -111,8 +111,6 @@ struct Ctx {
     json: bool,
     insecure_keys: bool,
     lock_wait: Duration,
-    /// Bytes an append leaves free on the ledger's file system.
-    min_free: u64,
     registry: registry::Options,
     remote: Option<RemoteCtx>,
 }
@@ -131,12 +129,12 @@ impl Ctx {
 
     /// The local ledger's directory.
     fn dir(&self) -> LedgerDir {
-        LedgerDir::new(&self.ledger_dir, self.lock_wait, self.min_free)
+        LedgerDir::new(&self.ledger_dir, self.lock_wait).on_migrate(announce_migration)
     }
 
     /// The directory of a server's mirror.
     fn mirror_dir(&self, r: &RemoteCtx) -> LedgerDir {
-        LedgerDir::new(&r.mirror, self.lock_wait, self.min_free)
+        LedgerDir::new(&r.mirror, self.lock_wait).on_migrate(announce_migration)
     }
 
     /// Opens the ledger to read: the local one, or with --server the mirror,
@@ -216,7 +214,20 @@ fn default_mirror(url: &str) -> PathBuf {
     cache.join("provledger").join("mirrors").join(id)
 }
 
+/// Says on stderr that a store version 2 ledger was converted as it was opened.
+fn announce_migration(m: &provledger::ledger::dir::Migrated) {
+    eprintln!(
+        "provledger: converted the ledger to store version 3 (the segment log): {} entries, head {}, the same \
+         signed checkpoint; the store version 2 files are kept in {} until you remove them",
+        m.entries,
+        m.head,
+        m.kept.display()
+    );
+}
+
 fn run(cli: Cli) -> Result<()> {
+    // Accepted for old scripts; the segment log needs no margin (see its help).
+    let _ = cli.min_free_space;
     let remote = match &cli.server {
         None => None,
         Some(url) => {
@@ -244,7 +255,6 @@ fn run(cli: Cli) -> Result<()> {
         json: cli.json,
         insecure_keys: cli.insecure_key_permissions,
         lock_wait: Duration::from_secs(cli.lock_timeout),
-        min_free: cli.min_free_space.saturating_mul(1 << 20),
         registry: registry::Options::new(cli.insecure_registries, Duration::from_secs(cli.registry_timeout)),
         remote,
     };
@@ -252,11 +262,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
         Command::Key(KeyCommand::Id { file }) => key_id(&ctx, &file),
         Command::Init { root_keys, policy, log_key, store } => {
-            let layout = match store {
-                StoreLayout::Sled => provledger::store::local::Layout::Sled,
-                StoreLayout::Log => provledger::store::local::Layout::Log,
-            };
-            init(&ctx, &root_keys, &policy, log_key.as_deref(), layout)
+            if store == StoreLayout::Sled {
+                return Err(CliError::new(
+                    Code::Usage,
+                    "--store sled: store version 2 is no longer made; new ledgers use the segment log (--store log)",
+                ));
+            }
+            init(&ctx, &root_keys, &policy, log_key.as_deref())
         }
         Command::Record(RecordCommand::Build { common, image, git_sha, artifact, release, builder_id, ci }) => {
             record_build(&ctx, common, &image, git_sha, artifact, release, builder_id, ci)

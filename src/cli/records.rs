@@ -140,11 +140,17 @@ pub(super) fn record_build(
         _ => e,
     })?;
     // A rebuild is recorded, and flagged: its digest has no validation yet.
-    if let Some(d) = v.digests.first()
-        && let Some(r) = audit::show(&ledger, d)?
-    {
-        for f in r.findings.iter().filter(|f| f.is_rebuild()) {
-            eprintln!("warning: {f}");
+    // The entry is durable by now: a failure to look is a warning, never a
+    // failed command (which would ask a script to record it again).
+    if let Some(d) = v.digests.first() {
+        match audit::show(&ledger, d) {
+            Ok(Some(r)) => {
+                for f in r.findings.iter().filter(|f| f.is_rebuild()) {
+                    eprintln!("warning: {f}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: entry {} is recorded, but checking it for a rebuild failed: {e}", v.index),
         }
     }
     Ok(())

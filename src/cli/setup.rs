@@ -46,13 +46,7 @@ pub(super) fn policy_log_key(predicate: &provledger::core::statement::PolicyPred
     NoteVerifier::parse(&predicate.log.verifier_key).map_err(|e| CliError::operational(format!("policy log key: {e}")))
 }
 
-pub(super) fn init(
-    ctx: &Ctx,
-    root_keys: &[PathBuf],
-    policy_path: &Path,
-    log_key_path: Option<&Path>,
-    layout: provledger::store::local::Layout,
-) -> Result<()> {
+pub(super) fn init(ctx: &Ctx, root_keys: &[PathBuf], policy_path: &Path, log_key_path: Option<&Path>) -> Result<()> {
     let log_key = match log_key_path {
         Some(p) => ctx.secret(p)?,
         None => SecretKey::generate(),
@@ -70,7 +64,7 @@ pub(super) fn init(
     let keys = root_keys.iter().map(|p| ctx.secret(p)).collect::<Result<Vec<_>>>()?;
     let statement = record::policy_statement(predicate, &source);
     let envelope = sign(&statement, &keys.iter().collect::<Vec<_>>());
-    let genesis = ctx.dir().with_layout(layout).init(envelope, log_key, now()).map_err(|e| match e {
+    let genesis = ctx.dir().init(envelope, log_key, now()).map_err(|e| match e {
         provledger::ledger::dir::DirError::Ledger(l) => CliError::from_append(l),
         other => other.into(),
     })?;

@@ -3,11 +3,17 @@
 //! the directory's layout.
 //!
 //! ```text
-//! DIR/store/          the store (sled)
+//! DIR/log/            the chain: the segment log (store version 3)
+//! DIR/index/          the indexes, followers of the log (sled; can be rebuilt)
 //! DIR/log.key(.pub)   the key that signs every checkpoint (0600)
 //! DIR/log.key.next    a new log key, staged until the policy naming it is durable
 //! DIR/evidence/       signed checkpoints of histories a mirror refused
+//! DIR/store.v2/       a converted store version 2 ledger's files, kept
 //! ```
+//!
+//! A store version 2 directory (one sled database, `DIR/store/`) is
+//! converted when it is first opened ([`LedgerDir::migrate`]), and the
+//! conversion announced.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +25,7 @@ use crate::core::keys::SecretKey;
 use crate::files::{fsutil, keyfile};
 use crate::ledger::{Ledger, LedgerError};
 use crate::store::local::{Layout, LocalStore};
-use crate::store::{Store as _, StoreError};
+use crate::store::{Store as _, StoreError, v2};
 use crate::verify::{ChainState, MemPrefix, VerifiedEntry};
 
 /// The ledger's own key, in its directory.
@@ -51,20 +57,18 @@ pub enum DirError {
 pub struct LedgerDir {
     path: PathBuf,
     lock_wait: Duration,
-    /// Bytes the store must leave free on the file system.
-    min_free: u64,
-    /// The layout a store created here gets.
-    layout: Layout,
+    /// Told of a conversion made on open.
+    on_migrate: Option<fn(&Migrated)>,
 }
 
 impl LedgerDir {
-    pub fn new(path: impl Into<PathBuf>, lock_wait: Duration, min_free: u64) -> LedgerDir {
-        LedgerDir { path: path.into(), lock_wait, min_free, layout: Layout::default() }
+    pub fn new(path: impl Into<PathBuf>, lock_wait: Duration) -> LedgerDir {
+        LedgerDir { path: path.into(), lock_wait, on_migrate: None }
     }
 
-    /// The layout a store created here gets (an existing one keeps its own).
-    pub fn with_layout(mut self, layout: Layout) -> LedgerDir {
-        self.layout = layout;
+    /// Calls `announce` after a store version 2 ledger is converted on open.
+    pub fn on_migrate(mut self, announce: fn(&Migrated)) -> LedgerDir {
+        self.on_migrate = Some(announce);
         self
     }
 
@@ -85,15 +89,36 @@ impl LedgerDir {
         LocalStore::layout_of(&self.path).is_some()
     }
 
-    /// Opens the ledger to read.
+    /// Opens the ledger to read (converting a store version 2 ledger first).
     pub fn open(&self) -> Result<Ledger<LocalStore>, DirError> {
-        Ok(Ledger::new(LocalStore::open(&self.path, self.lock_wait, self.min_free)?))
+        self.convert_old()?;
+        Ok(Ledger::new(LocalStore::open(&self.path, self.lock_wait)?))
     }
 
     /// Opens the ledger, creating an empty store if there is none (a mirror
     /// before its first sync).
     pub fn open_or_create(&self) -> Result<Ledger<LocalStore>, DirError> {
-        Ok(Ledger::new(LocalStore::open_or_create(&self.path, self.lock_wait, self.min_free, self.layout)?))
+        self.convert_old()?;
+        Ok(Ledger::new(LocalStore::open_or_create(&self.path, self.lock_wait)?))
+    }
+
+    /// Converts a store version 2 ledger, announcing it, or finishes a
+    /// conversion cut short after its new log was in place.
+    fn convert_old(&self) -> Result<(), DirError> {
+        match LocalStore::layout_of(&self.path) {
+            Some(Layout::Sled) => {
+                if let Some(done) = self.migrate()?
+                    && let Some(announce) = self.on_migrate
+                {
+                    announce(&done);
+                }
+            }
+            Some(Layout::Log) if v2::present(&self.path) => {
+                self.finish_migration()?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The ledger's log key (`insecure`: accept a file others can read).
@@ -125,7 +150,10 @@ impl LedgerDir {
     pub fn init(&self, genesis: Envelope, log_key: SecretKey, now: u64) -> Result<VerifiedEntry, DirError> {
         let (probe, _) = UnverifiedEntry::build(0, EntryHash::ZERO, now, genesis.clone());
         ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(LedgerError::from)?;
-        let store = LocalStore::create(&self.path, self.lock_wait, self.min_free, self.layout)?;
+        if LocalStore::layout_of(&self.path) == Some(Layout::Sled) {
+            return Err(StoreError::AlreadyExists(self.path.clone()).into());
+        }
+        let store = LocalStore::create(&self.path, self.lock_wait)?;
         // The ledger (and its lock) lives only inside the closure, so that a
         // failure can remove what was created.
         let result = (|| -> Result<VerifiedEntry, DirError> {
@@ -223,31 +251,40 @@ pub const MIGRATED_V2: &str = "store.v2";
 impl LedgerDir {
     /// Converts a store version 2 ledger (sled) into store version 3 (the
     /// segment log, with follower indexes): the same entries, the same head
-    /// and the same signed checkpoint, verified before and after. The new
-    /// store is built beside the old one (`migrate.new/`) while the old
+    /// and the same signed checkpoint. Every entry is replayed through the
+    /// chain rules and the new tree must match the old signed checkpoint
+    /// (verified before), and the new store is verified whole (after). The
+    /// new store is built beside the old one (`migrate.new/`) while the old
     /// one's lock is held, so no writer runs meanwhile; `log/` then moves
     /// into place (from then on the directory is version 3), `index/`
     /// after it, and the old files are kept as `store.v2/`. Killed at any
     /// point, the directory is either the old ledger (a leftover
     /// `migrate.new/` is removed by the next try) or the new one.
-    /// `Ok(None)` when the ledger is already version 3.
+    /// `Ok(None)` when the ledger is already version 3 (or was converted
+    /// by another process meanwhile).
     ///
     /// The verified entries are held in memory until the new log is
     /// written in one group.
     pub fn migrate(&self) -> Result<Option<Migrated>, DirError> {
-        use crate::store::SledStore;
         use crate::store::index::Indexes;
         use crate::store::local::{INDEX_DIR, LOG_DIR};
         use crate::store::logstore::LogStore;
         use crate::store::segment::SegmentLog;
         match LocalStore::layout_of(&self.path) {
             None => return Err(StoreError::NotALedger(self.path.clone()).into()),
-            Some(Layout::Log) => return Ok(None),
+            Some(Layout::Log) => {
+                self.finish_migration()?;
+                return Ok(None);
+            }
             Some(Layout::Sled) => {}
         }
-        let old = Ledger::new(SledStore::open_keeping(&self.path, self.lock_wait, self.min_free)?);
-        let before = old.verify(None, |_| {})?;
-        let checkpoint = old.checkpoint()?.note;
+        let old = v2::V2Store::open(&self.path, self.lock_wait)?;
+        // Another process may have converted it while we waited for the lock.
+        if LocalStore::layout_of(&self.path) != Some(Layout::Sled) {
+            return Ok(None);
+        }
+        let old_head = old.head()?;
+        let checkpoint = old.checkpoint()?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| DirError::Io { path, source }
@@ -257,39 +294,92 @@ impl LedgerDir {
             std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
         }
         std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-        {
+        let (entries, head) = {
             let log = SegmentLog::open(&staging.join(LOG_DIR)).map_err(StoreError::from)?;
             let indexes = Indexes::open(&staging.join(INDEX_DIR))?;
             let new = Ledger::new(LogStore::new(log, indexes)?);
-            let mut replica = new.replica()?;
-            let mut chunk = Vec::with_capacity(4096);
-            for item in old.store().entries_from(0) {
-                chunk.push(item?.1);
-                if chunk.len() == 4096 {
+            match (&old_head, &checkpoint) {
+                (None, _) => {}
+                (Some(_), None) => {
+                    return Err(
+                        StoreError::Corrupt("the store version 2 ledger has entries but no checkpoint".into()).into()
+                    );
+                }
+                (Some(_), Some(checkpoint)) => {
+                    let mut replica = new.replica()?;
+                    let mut chunk = Vec::with_capacity(4096);
+                    for item in old.entries() {
+                        chunk.push(item?.1);
+                        if chunk.len() == 4096 {
+                            replica.push(&chunk)?;
+                            chunk.clear();
+                        }
+                    }
                     replica.push(&chunk)?;
-                    chunk.clear();
+                    replica.finish(checkpoint)?;
                 }
             }
-            replica.push(&chunk)?;
-            replica.finish(&checkpoint)?;
-            let after = new.verify(None, |_| {})?;
-            let same =
-                after.entries == before.entries && after.head == before.head && new.checkpoint()?.note == checkpoint;
-            if !same {
+            let new_head = crate::store::Store::head(new.store())?;
+            if new_head != old_head {
+                return Err(StoreError::Corrupt(format!(
+                    "the store version 2 head record ({}) is not the head of its entries ({})",
+                    describe(old_head.as_ref()),
+                    describe(new_head.as_ref())
+                ))
+                .into());
+            }
+            let after = if new_head.is_some() { Some(new.verify(None, |_| {})?) } else { None };
+            if let Some(after) = &after
+                && (Some(after.head) != old_head.map(|h| h.hash)
+                    || checkpoint.as_deref() != Some(new.checkpoint()?.note.as_str()))
+            {
                 return Err(StoreError::Corrupt("the migrated chain is not the one it was made from".into()).into());
             }
             new.store().indexes().flush()?;
-        }
+            (after.as_ref().map_or(0, |a| a.entries), new_head.map_or(crate::core::hash::EntryHash::ZERO, |h| h.hash))
+        };
         for folder in [LOG_DIR, INDEX_DIR] {
             let (from, to) = (staging.join(folder), self.path.join(folder));
             std::fs::rename(&from, &to).map_err(io(&to))?;
             fsutil::sync_parent(&to).map_err(io(&to))?;
         }
         drop(old);
-        let kept = self.path.join(MIGRATED_V2);
-        std::fs::rename(self.path.join(crate::store::DB_DIR), &kept).map_err(io(&kept))?;
-        fsutil::sync_parent(&kept).map_err(io(&kept))?;
-        let _ = std::fs::remove_dir_all(&staging);
-        Ok(Some(Migrated { entries: before.entries, head: before.head, checkpoint, kept }))
+        let kept = self.finish_migration()?.unwrap_or_else(|| self.path.join(MIGRATED_V2));
+        Ok(Some(Migrated { entries, head, checkpoint: checkpoint.unwrap_or_default(), kept }))
     }
+
+    /// The last steps of a conversion, once the new log is in place: the
+    /// store version 2 files move aside (to `store.v2/`, or `store.v2.N/`
+    /// if that is taken) and the staging folder goes. Returns where the old
+    /// files went, if they were still in place. A conversion killed after
+    /// its log moved is finished by the next open.
+    fn finish_migration(&self) -> Result<Option<PathBuf>, DirError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DirError::Io { path, source }
+        };
+        let old = self.path.join(v2::DB_DIR);
+        let mut kept = None;
+        if old.exists() {
+            let to = (0..)
+                .map(|n| match n {
+                    0 => self.path.join(MIGRATED_V2),
+                    n => self.path.join(format!("{MIGRATED_V2}.{n}")),
+                })
+                .find(|p| !p.exists())
+                .expect("a free name");
+            std::fs::rename(&old, &to).map_err(io(&to))?;
+            fsutil::sync_parent(&to).map_err(io(&to))?;
+            kept = Some(to);
+        }
+        let staging = self.path.join(MIGRATE_STAGING);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        Ok(kept)
+    }
+}
+
+fn describe(head: Option<&crate::store::Head>) -> String {
+    head.map_or("no entry".into(), |h| format!("{} entries, head {}", h.count, h.hash))
 }

@@ -734,8 +734,10 @@ impl<S: Store> Ledger<S> {
             )
             .into());
         }
-        self.check_indexes(&rows)?;
+        // The tree and the checkpoint belong to the chain; the indexes
+        // only follow it, so they are checked last.
         self.check_tree(&nodes, &frontier, &report)?;
+        self.check_indexes(&rows)?;
         Ok(report)
     }
 

@@ -125,9 +125,9 @@ pub struct DirSource {
 
 impl DirSource {
     pub fn open(path: &Path, lock_wait: std::time::Duration) -> Result<DirSource, SyncError> {
-        let store = LocalStore::open(path, lock_wait, crate::store::DEFAULT_MIN_FREE)
-            .map_err(|e| SyncError::Source(e.to_string()))?;
-        Ok(DirSource { path: path.to_path_buf(), ledger: Ledger::new(store) })
+        let ledger =
+            crate::ledger::dir::LedgerDir::new(path, lock_wait).open().map_err(|e| SyncError::Source(e.to_string()))?;
+        Ok(DirSource { path: path.to_path_buf(), ledger })
     }
 }
 

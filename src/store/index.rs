@@ -66,8 +66,8 @@ impl NewEntry {
     }
 }
 
-/// The six index trees, in a sled database of their own (a follower) or in
-/// the sled store's.
+/// The six index trees and the follower's mark, in a sled database of
+/// their own.
 pub struct Indexes {
     path: PathBuf,
     db: sled::Db,
@@ -91,9 +91,10 @@ pub(super) type RowTrees<'a> = (
 );
 
 impl Indexes {
-    /// The index trees of an open sled database at `path`.
-    pub(super) fn in_db(db: &sled::Db, path: &Path) -> Result<Indexes, StoreError> {
-        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e });
+    /// Opens (or creates) the index database at `path`.
+    pub fn open(path: &Path) -> Result<Indexes, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|e| StoreError::sled(path, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::sled(path, e));
         Ok(Indexes {
             subjects: tree(TREE_SUBJECTS)?,
             envelopes: tree(TREE_ENVELOPES)?,
@@ -103,21 +104,12 @@ impl Indexes {
             releases: tree(TREE_RELEASES)?,
             follower: tree(TREE_FOLLOWER)?,
             path: path.to_path_buf(),
-            db: db.clone(),
+            db,
         })
     }
 
-    /// Opens (or creates) a follower's index database at `path`.
-    pub fn open(path: &Path) -> Result<Indexes, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e })?;
-        Indexes::in_db(&db, path)
-    }
-
     pub(super) fn io(&self, source: sled::Error) -> StoreError {
-        StoreError::Io { path: self.path.clone(), source }
+        StoreError::sled(&self.path, source)
     }
 
     /// How many entries, from index 0, the indexes hold the rows of.
@@ -381,7 +373,6 @@ pub(super) enum What<'a> {
     Source,
     Policy,
     Release(&'a str),
-    Node(u32, u64),
 }
 
 impl std::fmt::Display for What<'_> {
@@ -393,17 +384,12 @@ impl std::fmt::Display for What<'_> {
             What::Source => write!(f, "the source index"),
             What::Policy => write!(f, "the policy index"),
             What::Release(r) => write!(f, "the release {r} index"),
-            What::Node(level, index) => write!(f, "Merkle tree node ({level}, {index})"),
         }
     }
 }
 
 fn lacks(row: &Row<'_>) -> Mismatch {
-    let reason = match row.what {
-        What::Node(..) => format!("{} is missing", row.what),
-        _ => format!("{} lacks this entry", row.what),
-    };
-    Mismatch { index: row.index, reason }
+    Mismatch { index: row.index, reason: format!("{} lacks this entry", row.what) }
 }
 
 type Io<'a> = &'a (dyn Fn(sled::Error) -> StoreError + Sync);
@@ -423,16 +409,9 @@ fn compare(tree: &sled::Tree, mut rows: Vec<Row<'_>>, io: Io<'_>) -> Result<Opti
     let name = String::from_utf8_lossy(&tree.name()).into_owned();
     let not_implied = |key: &[u8], value: &[u8]| {
         // The entry a stored row speaks for: the envelope index keeps it
-        // as the value, a tree node is completed by its last leaf, every
-        // other index ends its key with it.
+        // as the value, every other index ends its key with it.
         let tail = |b: &[u8]| b.len().checked_sub(8).map_or(0, |at| index_of(&b[at..]).unwrap_or(0));
-        let index = match name.as_str() {
-            TREE_ENVELOPES => tail(value),
-            super::TREE_NODES if key.len() == 9 => {
-                tail(key).saturating_add(1).checked_shl(key[0].into()).map_or(0, |v| v.saturating_sub(1))
-            }
-            _ => tail(key),
-        };
+        let index = if name == TREE_ENVELOPES { tail(value) } else { tail(key) };
         Mismatch {
             index,
             reason: format!(
@@ -451,10 +430,7 @@ fn compare(tree: &sled::Tree, mut rows: Vec<Row<'_>>, io: Io<'_>) -> Result<Opti
             std::cmp::Ordering::Less => return Ok(Some(not_implied(&key, &value))),
             std::cmp::Ordering::Greater => return Ok(Some(lacks(row))),
             std::cmp::Ordering::Equal if value.as_ref() != row.value.as_slice() => {
-                let reason = match row.what {
-                    What::Node(..) => format!("{} does not match the chain", row.what),
-                    _ => format!("{} holds another value for this entry", row.what),
-                };
+                let reason = format!("{} holds another value for this entry", row.what);
                 return Ok(Some(Mismatch { index: row.index, reason }));
             }
             std::cmp::Ordering::Equal => {}

@@ -1,55 +1,47 @@
-//! The store of a ledger directory, whichever layout it has.
+//! The store of a ledger directory (store version 3): the segment log in
+//! `log/` holds the chain; the indexes follow it in their own sled
+//! database, `index/`, which can be lost and rebuilt.
 //!
-//! - Store version 2: one sled database, `store/`, holding entries, tree,
-//!   checkpoint and indexes (every ledger made before the segment log).
-//! - Store version 3: the segment log in `log/` holds the chain; the
-//!   indexes follow it in their own sled database, `index/`, which can be
-//!   lost and rebuilt. `provledger init --store log` makes one.
-//!
-//! A directory is opened as what it holds; a new one is made as asked.
+//! A directory of store version 2 (one sled database, `store/`) is not
+//! opened here: the ledger layer above (`LedgerDir`) converts it first.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::index::Indexes;
+use super::log::Log as _;
 use super::logstore::LogStore;
 use super::segment::{SegmentLog, SegmentOptions};
-use super::{Append, DB_DIR, EntryIter, Head, Mismatch, NewEntry, NodeWrite, SledStore, Store, StoreError};
-use crate::core::digest::Digest;
-use crate::tree::Hash;
+use super::{StoreError, v2};
 
 /// The segment log's folder in a ledger directory.
 pub const LOG_DIR: &str = "log";
 /// The follower indexes' folder beside it.
 pub const INDEX_DIR: &str = "index";
 
-/// Which layout a new ledger directory gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a ledger directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// Store version 2: everything in one sled database.
-    #[default]
+    /// Store version 2: everything in one sled database (to convert).
     Sled,
     /// Store version 3: the segment log, with follower indexes.
     Log,
 }
 
 /// A ledger directory's store.
-/// (Both boxed: they differ in size, and a ledger holds one for its life.)
-pub enum LocalStore {
-    Sled(Box<SledStore>),
-    Log(Box<LogStore<SegmentLog>>),
-}
+pub type LocalStore = LogStore<SegmentLog>;
 
 fn has_log(dir: &Path) -> bool {
     dir.join(LOG_DIR).join("format").is_file()
 }
 
-impl LocalStore {
-    /// The layout of the ledger in `dir`, if it holds one.
+impl LogStore<SegmentLog> {
+    /// The layout of the ledger in `dir`, if it holds one. A segment log
+    /// wins over sled files beside it (a conversion's old files).
     pub fn layout_of(dir: &Path) -> Option<Layout> {
         if has_log(dir) {
             Some(Layout::Log)
-        } else if dir.join(DB_DIR).is_dir() {
+        } else if v2::present(dir) {
             Some(Layout::Sled)
         } else {
             None
@@ -57,43 +49,31 @@ impl LocalStore {
     }
 
     /// Opens the store of an existing ledger directory.
-    pub fn open(dir: &Path, lock_wait: Duration, min_free: u64) -> Result<LocalStore, StoreError> {
+    pub fn open(dir: &Path, lock_wait: Duration) -> Result<LocalStore, StoreError> {
         match LocalStore::layout_of(dir) {
             Some(Layout::Log) => LocalStore::open_log(dir, lock_wait),
-            _ => Ok(LocalStore::Sled(Box::new(SledStore::open_keeping(dir, lock_wait, min_free)?))),
+            Some(Layout::Sled) => Err(StoreError::NeedsMigration(dir.to_path_buf())),
+            None => Err(StoreError::NotALedger(dir.to_path_buf())),
         }
     }
 
-    /// Opens the store of `dir`, creating an empty one of `layout` if there
-    /// is none (a mirror before its first sync).
-    pub fn open_or_create(
-        dir: &Path,
-        lock_wait: Duration,
-        min_free: u64,
-        layout: Layout,
-    ) -> Result<LocalStore, StoreError> {
-        match LocalStore::layout_of(dir).unwrap_or(layout) {
-            Layout::Log => LocalStore::open_log(dir, lock_wait),
-            Layout::Sled => {
-                Ok(LocalStore::Sled(Box::new(SledStore::open_or_create_keeping(dir, lock_wait, min_free)?)))
-            }
+    /// Opens the store of `dir`, creating an empty one if there is none (a
+    /// mirror before its first sync).
+    pub fn open_or_create(dir: &Path, lock_wait: Duration) -> Result<LocalStore, StoreError> {
+        match LocalStore::layout_of(dir) {
+            Some(Layout::Sled) => Err(StoreError::NeedsMigration(dir.to_path_buf())),
+            _ => LocalStore::open_log(dir, lock_wait),
         }
     }
 
-    /// Creates a new, empty store of `layout` in `dir`, which must not hold
-    /// a ledger. A directory holding a store of the other layout is refused
-    /// if that store has entries, and keeps its layout if it has none.
-    pub fn create(dir: &Path, lock_wait: Duration, min_free: u64, layout: Layout) -> Result<LocalStore, StoreError> {
-        match LocalStore::layout_of(dir).unwrap_or(layout) {
-            Layout::Sled => Ok(LocalStore::Sled(Box::new(SledStore::create_keeping(dir, lock_wait, min_free)?))),
-            Layout::Log => {
-                let store = LocalStore::open_log(dir, lock_wait)?;
-                if store.head()?.is_some() {
-                    return Err(StoreError::AlreadyExists(dir.to_path_buf()));
-                }
-                Ok(store)
-            }
+    /// Creates a new, empty store in `dir`, which must not hold a ledger.
+    /// A store with no entry (a creation cut short) is reused.
+    pub fn create(dir: &Path, lock_wait: Duration) -> Result<LocalStore, StoreError> {
+        let store = LocalStore::open_or_create(dir, lock_wait)?;
+        if store.log().head()?.is_some() {
+            return Err(StoreError::AlreadyExists(dir.to_path_buf()));
         }
+        Ok(store)
     }
 
     fn open_log(dir: &Path, lock_wait: Duration) -> Result<LocalStore, StoreError> {
@@ -105,6 +85,8 @@ impl LocalStore {
         // ledger out, so no one else is using the index store.
         let indexes = match Indexes::open(&index_dir) {
             Ok(ix) => ix,
+            // Not damage: the disk is full (sled writes as it opens).
+            Err(e @ StoreError::DiskFull { .. }) => return Err(e),
             Err(_) => {
                 let removed = if index_dir.is_dir() {
                     std::fs::remove_dir_all(&index_dir)
@@ -115,82 +97,18 @@ impl LocalStore {
                 Indexes::open(&index_dir)?
             }
         };
-        Ok(LocalStore::Log(Box::new(LogStore::new(log, indexes)?)))
+        LogStore::new(log, indexes)
     }
 
-    /// Makes the indexes anew from the chain; returns the entries indexed,
-    /// or `None` for a sled store (version 2), whose indexes are written in
-    /// the same transactions as its entries and are not kept apart.
-    pub fn reindex(&self) -> Result<Option<u64>, StoreError> {
-        match self {
-            LocalStore::Log(s) => {
-                let n = s.indexes().rebuild(s.log())?;
-                s.indexes().flush()?;
-                Ok(Some(n))
-            }
-            LocalStore::Sled(_) => Ok(None),
-        }
+    /// Makes the indexes anew from the chain; returns the entries indexed.
+    pub fn reindex(&self) -> Result<u64, StoreError> {
+        let n = self.indexes().rebuild(self.log())?;
+        self.indexes().flush()?;
+        Ok(n)
     }
 
-    /// The folders this store keeps in its ledger directory.
+    /// The folders a store keeps in its ledger directory.
     pub fn folders(dir: &Path) -> Vec<PathBuf> {
-        vec![dir.join(DB_DIR), dir.join(LOG_DIR), dir.join(INDEX_DIR)]
-    }
-}
-
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            LocalStore::Sled($s) => $e,
-            LocalStore::Log($s) => $e,
-        }
-    };
-}
-
-impl Store for LocalStore {
-    fn head(&self) -> Result<Option<Head>, StoreError> {
-        each!(self, s => s.head())
-    }
-    fn get(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        each!(self, s => s.get(index))
-    }
-    fn entries_from(&self, start: u64) -> EntryIter<'_> {
-        each!(self, s => s.entries_from(start))
-    }
-    fn entries_for_subject(&self, digest: &Digest) -> Result<Vec<u64>, StoreError> {
-        each!(self, s => s.entries_for_subject(digest))
-    }
-    fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
-        each!(self, s => s.has_envelope(fingerprint))
-    }
-    fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
-        each!(self, s => s.envelope_entry(fingerprint))
-    }
-    fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {
-        each!(self, s => s.promotions_into(env))
-    }
-    fn builds_of_source(&self, key: &[u8]) -> Result<Vec<u64>, StoreError> {
-        each!(self, s => s.builds_of_source(key))
-    }
-    fn builds_of_release(&self, release: &str) -> Result<Vec<u64>, StoreError> {
-        each!(self, s => s.builds_of_release(release))
-    }
-    fn policy_entries(&self) -> Result<Vec<u64>, StoreError> {
-        each!(self, s => s.policy_entries())
-    }
-    fn check_rows(&self, entries: &[NewEntry]) -> Result<Option<Mismatch>, StoreError> {
-        each!(self, s => s.check_rows(entries))
-    }
-    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
-        each!(self, s => s.node(level, index))
-    }
-    fn check_nodes(&self, nodes: &[NodeWrite]) -> Result<Option<Mismatch>, StoreError> {
-        each!(self, s => s.check_nodes(nodes))
-    }
-    fn checkpoint(&self) -> Result<Option<String>, StoreError> {
-        each!(self, s => s.checkpoint())
-    }
-    fn append(&self, expected: Option<&Head>, append: &Append<'_>) -> Result<(), StoreError> {
-        each!(self, s => s.append(expected, append))
+        vec![dir.join(LOG_DIR), dir.join(INDEX_DIR)]
     }
 }

@@ -26,8 +26,8 @@ pub enum LogError {
     #[error("the ledger head moved during the append (another writer?); nothing was written")]
     HeadMoved,
     /// Another process holds the log.
-    #[error("{what} is in use by another process")]
-    Locked { what: String },
+    #[error("{what} is in use by another process (waited {waited:?} for its lock)")]
+    Locked { what: String, waited: std::time::Duration },
     /// The file system (or database) had no room for the write: nothing
     /// acknowledged was lost, and the head is unchanged.
     #[error("no space left for the write at {}; nothing was written", path.display())]
@@ -35,6 +35,9 @@ pub enum LogError {
     /// What the log holds does not read back as written.
     #[error("log is corrupt{}: {reason}", index.map(|i| format!(" at entry {i}")).unwrap_or_default())]
     Corrupt { index: Option<u64>, reason: String },
+    /// The log was written by a newer provledger: nothing is read from it.
+    #[error("{what} was written by a newer provledger; upgrade provledger")]
+    Newer { what: String },
     /// A group that does not extend the head it names (a caller's error).
     #[error("refused group: {0}")]
     Invalid(String),

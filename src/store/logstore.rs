@@ -33,10 +33,15 @@ impl From<LogError> for StoreError {
 }
 
 impl<L: Log> LogStore<L> {
-    /// Joins `log` and `indexes`, bringing the indexes up to the log.
+    /// Joins `log` and `indexes`, bringing the indexes up to the log. An
+    /// index store that cannot catch up (an entry that does not decode, a
+    /// full disk) does not keep the log from opening: every query that
+    /// needs the indexes tries again and fails with the reason, while the
+    /// chain itself can still be read and verified (which names an entry
+    /// at fault).
     pub fn new(log: L, indexes: Indexes) -> Result<LogStore<L>, StoreError> {
         let store = LogStore { log, indexes, catching_up: Mutex::new(()) };
-        store.current()?;
+        let _ = store.current();
         Ok(store)
     }
 

@@ -539,7 +539,7 @@ fn check_header(buf: &[u8], seg: &Segment) -> Result<bool, LogError> {
     }
     let version = le32(&h[8..]);
     if version > SEG_VERSION {
-        return Err(what(&format!("written by a newer provledger (segment version {version}); upgrade provledger")));
+        return Err(LogError::Newer { what: format!("{} (segment version {version})", seg.path.display()) });
     }
     if version != SEG_VERSION || le64(&h[12..]) != seg.first {
         return Err(what("its header does not match its name"));
@@ -986,7 +986,7 @@ fn lock(dir: &Path, wait: Duration) -> Result<File, LogError> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(LogError::Locked { what: format!("the log at {}", dir.display()) });
+                    return Err(LogError::Locked { what: format!("the log at {}", dir.display()), waited: wait });
                 }
                 std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
             }
@@ -1023,13 +1023,9 @@ fn check_format(dir: &Path) -> Result<(), LogError> {
     };
     match version {
         Some(FORMAT_VERSION) => Ok(()),
-        Some(v) if v > FORMAT_VERSION => Err(LogError::Corrupt {
-            index: None,
-            reason: format!(
-                "{} was written by a newer provledger (segment log version {v}); upgrade provledger",
-                dir.display()
-            ),
-        }),
+        Some(v) if v > FORMAT_VERSION => {
+            Err(LogError::Newer { what: format!("{} (segment log version {v})", dir.display()) })
+        }
         _ if !list_segments(dir)?.is_empty() => Err(LogError::Corrupt {
             index: None,
             reason: format!("{} holds segment files but no intact {FORMAT_FILE} file", dir.display()),

@@ -72,10 +72,15 @@ impl Env {
     }
 
     /// The ledger opened in-process to append, with its log key.
-    pub fn writer(&self) -> provledger::ledger::Ledger<provledger::store::SledStore> {
-        let store = provledger::store::SledStore::open(&self.ledger(), std::time::Duration::from_secs(5)).unwrap();
-        let key = provledger::keyfile::read_secret(&self.ledger().join("log.key"), false).unwrap();
-        provledger::ledger::Ledger::new(store).with_log_key(key)
+    pub fn writer(&self) -> provledger::ledger::Ledger<provledger::store::local::LocalStore> {
+        provledger::ledger::dir::LedgerDir::new(self.ledger(), std::time::Duration::from_secs(5))
+            .open_writer(false)
+            .unwrap()
+    }
+
+    /// The ledger's store, opened in-process.
+    pub fn store(&self) -> provledger::store::local::LocalStore {
+        provledger::store::local::LocalStore::open(&self.ledger(), std::time::Duration::from_secs(5)).unwrap()
     }
 
     pub fn cmd(&self) -> Command {
@@ -193,6 +198,28 @@ pub fn statement(log: &Value, i: usize) -> Value {
 }
 
 /// Copies a directory tree (a ledger, say) as it is on disk.
+/// The store version 2 fixture (`tests/fixtures/store-v2`, made by the
+/// last build that wrote that layout): unpacked as `dir/ledger`, with its
+/// log key put back (the example `ledger.key`, mode 0600). Returns the
+/// ledger directory.
+pub fn unpack_v2_fixture(dir: &Path) -> PathBuf {
+    let archive = v2_fixture().join("ledger.tar.gz");
+    std::fs::create_dir_all(dir).unwrap();
+    let ok = std::process::Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(dir).status().unwrap().success();
+    assert!(ok, "tar could not unpack {}", archive.display());
+    let ledger = dir.join("ledger");
+    let key = ledger.join("log.key");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example").join("ledger.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ledger
+}
+
+/// The folder of the store version 2 fixture, with `expected/`: what the
+/// build that made it answered.
+pub fn v2_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join("store-v2")
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
