@@ -205,6 +205,9 @@ struct Ceilings {
     sha256_mb_s_one_core: f64,
     sha256_mb_s_all_cores: f64,
     fsync_per_s: f64,
+    /// `write(1 KiB)` at the end of a growing file, then `fdatasync`: what
+    /// an append-only file pays (the size changes, so the journal commits).
+    fsync_append_per_s: f64,
 }
 
 fn ceilings(dir: &Path) -> Ceilings {
@@ -244,6 +247,7 @@ fn ceilings(dir: &Path) -> Ceilings {
         sha256_mb_s_one_core: 64.0 / sha_one.as_secs_f64(),
         sha256_mb_s_all_cores: 64.0 / sha_all.as_secs_f64(),
         fsync_per_s: fsync_rate(dir),
+        fsync_append_per_s: fsync_append_rate(dir),
     }
 }
 
@@ -262,6 +266,22 @@ fn fsync_rate(dir: &Path) -> f64 {
     let t = Instant::now();
     for i in 0..n {
         f.write_at(&[0xa5; 4096], (i % 64) * 4096).unwrap();
+        f.sync_data().unwrap();
+    }
+    let r = rate(n, t.elapsed());
+    std::fs::remove_file(path).unwrap();
+    r
+}
+
+/// `write(1 KiB)` at the end of a file, then `fdatasync`, 500 times, in `dir`.
+fn fsync_append_rate(dir: &Path) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-append-probe");
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
+    let n = 500u64;
+    let t = Instant::now();
+    for i in 0..n {
+        f.write_at(&[0xa5; 1024], i * 1024).unwrap();
         f.sync_data().unwrap();
     }
     let r = rate(n, t.elapsed());
@@ -504,6 +524,12 @@ fn main() {
     let (log, indexes) = f.ledger.into_store().into_parts();
     log.crash();
     drop(indexes);
+    let disk_before_reindex = du(&path);
+    // The log alone, then (crashed again) the log and its indexes.
+    let t = Instant::now();
+    let log = provledger::store::segment::SegmentLog::open(&path.join(LOG_DIR)).unwrap();
+    let reopen_log_time = t.elapsed();
+    log.crash();
     let t = Instant::now();
     let store = LocalStore::open(&path, Duration::from_secs(5)).unwrap();
     let reopen_time = t.elapsed();
@@ -516,7 +542,8 @@ fn main() {
     assert_eq!(store.reindex().unwrap(), total);
     let reindex_time = t.elapsed();
     drop(store);
-    let disk = du(&path);
+    let disk_after_reindex = du(&path);
+    let disk = disk_before_reindex;
     let (log_disk, index_disk) = (du(&path.join(LOG_DIR)), du(&path.join(INDEX_DIR)));
     let peak_rss = peak_rss_bytes();
     let elapsed = started.elapsed();
@@ -564,6 +591,12 @@ fn main() {
         Some(single_rate / ceil.fsync_per_s),
     );
     row(
+        "  against appending fdatasync",
+        per_s(single_rate),
+        format!("{} fsync", per_s(ceil.fsync_append_per_s)),
+        Some(single_rate / ceil.fsync_append_per_s),
+    );
+    row(
         &format!("durable append_batch ({} batches)", f.batches),
         per_s(batched_rate),
         format!("{} sig", per_s(ceil.batch_verify_per_s)),
@@ -607,8 +640,10 @@ fn main() {
         Some(disk as f64 / total as f64 / avg_entry),
     );
     row("  of which the log", format!("{:.0}", log_disk as f64 / total as f64), String::new(), None);
-    row("  of which the indexes", format!("{:.0}", index_disk as f64 / total as f64), String::new(), None);
+    row("  the indexes, after reindex", format!("{:.0}", index_disk as f64 / total as f64), String::new(), None);
+    row("  all, after reindex", format!("{:.0}", disk_after_reindex as f64 / total as f64), String::new(), None);
     row("reopen after a crash", format!("{reopen_time:.2?}"), format!("clean: {reopen_clean_time:.2?}"), None);
+    row("  the log alone", format!("{reopen_log_time:.2?}"), String::new(), None);
     row("reindex", per_s(rate(total, reindex_time)), format!("{reindex_time:.1?}"), None);
     row("peak RSS", format!("{:.0} MiB", peak_rss as f64 / (1 << 20) as f64), String::new(), None);
 
@@ -623,6 +658,7 @@ fn main() {
             "sha256_mb_s_one_core": ceil.sha256_mb_s_one_core,
             "sha256_mb_s_all_cores": ceil.sha256_mb_s_all_cores,
             "fsync_per_s": ceil.fsync_per_s,
+            "fsync_append_per_s": ceil.fsync_append_per_s,
         },
         "verify": {
             "entries_per_s": verify_rate,
@@ -630,7 +666,11 @@ fn main() {
             "ratio_to_batch_ceiling": verify_sig_rate / ceil.batch_verify_per_s,
         },
         "verify_bundle": { "entries_per_s": bundle_rate, "ratio_to_batch_ceiling": bundle_rate / ceil.batch_verify_per_s, "bundle_bytes": bundle_bytes },
-        "append_one_by_one": { "per_s": single_rate, "ratio_to_fsync": single_rate / ceil.fsync_per_s },
+        "append_one_by_one": {
+            "per_s": single_rate,
+            "ratio_to_fsync": single_rate / ceil.fsync_per_s,
+            "ratio_to_fsync_append": single_rate / ceil.fsync_append_per_s,
+        },
         "append_batch": { "entries_per_s": batched_rate, "batches": f.batches, "entries": f.batched_entries },
         "gate_decision": decisions.iter().map(|(m, size, s)| json!({ "mark": m, "entries": size, "time": s.json() })).collect::<Vec<_>>(),
         "proofs": {
@@ -643,7 +683,9 @@ fn main() {
         },
         "disk_bytes_per_entry": disk as f64 / total as f64,
         "disk_bytes_per_entry_log": log_disk as f64 / total as f64,
-        "disk_bytes_per_entry_indexes": index_disk as f64 / total as f64,
+        "disk_bytes_per_entry_indexes_after_reindex": index_disk as f64 / total as f64,
+        "disk_bytes_per_entry_after_reindex": disk_after_reindex as f64 / total as f64,
+        "reopen_log_seconds": reopen_log_time.as_secs_f64(),
         "reopen_seconds": reopen_time.as_secs_f64(),
         "reopen_clean_seconds": reopen_clean_time.as_secs_f64(),
         "reindex_entries_per_s": rate(total, reindex_time),

@@ -42,6 +42,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# PostgreSQL, for the tests of the ledger on PostgreSQL: they make their own
+# clusters (initdb and pg_ctl, as the unprivileged `postgres` user when run
+# as root) in temp directories, on free loopback ports. The package's own
+# cluster is not wanted.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+    if command -v systemctl >/dev/null && systemctl is-active -q postgresql 2>/dev/null; then
+        as_root systemctl disable --now postgresql >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/postgresql ]; then
+        as_root /etc/init.d/postgresql stop >/dev/null 2>&1 || true
+    fi
+fi
+
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
 
 cargo test --locked

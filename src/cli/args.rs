@@ -25,6 +25,14 @@ pub struct Cli {
     /// Seconds to wait for another process holding the ledger
     #[arg(long, global = true, default_value_t = 10)]
     pub(super) lock_timeout: u64,
+    /// Where the chain is kept: `log` (the default: append-only segment files in the ledger
+    /// directory, with the indexes following them) or a PostgreSQL database,
+    /// `postgres://USER@HOST[:PORT][,HOST2...]/DB[?target_session_attrs=read-write]` (the
+    /// ledger directory then keeps the log key and mirror evidence only; a password is best
+    /// given in $PGPASSWORD or ~/.pgpass, not in the string). `sled` (store version 2) is no
+    /// longer made
+    #[arg(long, global = true, env = "PROVLEDGER_STORE", value_name = "log|URL", value_parser = parse_store, hide_env_values = true)]
+    pub(super) store: Option<StoreArg>,
     /// Accepted and ignored: the segment log needs no free-space margin (a write cut short by a
     /// full disk is refused and leaves the chain as it was). Kept for scripts written for store
     /// version 2, whose sled files did not survive a full disk
@@ -71,11 +79,6 @@ pub(super) enum Command {
         /// log.key, mode 0600) [default: a new key]
         #[arg(long)]
         log_key: Option<PathBuf>,
-        /// How the ledger is stored: `log` (store version 3: the chain in append-only segment
-        /// files, the indexes following it). `sled` (store version 2) is no longer made; such
-        /// ledgers are converted when first opened
-        #[arg(long, value_enum, default_value_t = StoreLayout::Log)]
-        store: StoreLayout,
     },
     /// Append a signed statement
     #[command(subcommand)]
@@ -346,9 +349,22 @@ pub(super) enum RecordCommand {
     },
 }
 
-/// `init --store`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum StoreLayout {
-    Sled,
+/// `--store`: where the chain is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum StoreArg {
+    /// In the ledger directory (the segment log): `log`.
     Log,
+    /// Store version 2, no longer made: `sled`.
+    Sled,
+    /// A PostgreSQL database: `postgres://...` or `postgresql://...`.
+    Postgres(String),
+}
+
+pub(super) fn parse_store(text: &str) -> Result<StoreArg, String> {
+    match text {
+        "log" => Ok(StoreArg::Log),
+        "sled" => Ok(StoreArg::Sled),
+        url if provledger::store::postgres::is_url(url) => Ok(StoreArg::Postgres(url.to_string())),
+        other => Err(format!("{other:?}: expected `log` or a postgres://... connection string")),
+    }
 }

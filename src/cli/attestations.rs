@@ -4,7 +4,7 @@ use super::*;
 
 /// The image a digest (or a pinned reference) names: the reference itself,
 /// else the repository of the digest's newest build entry.
-pub(super) fn image_of(ledger: &Ledger<LocalStore>, text: &str) -> Result<ImageRef> {
+pub(super) fn image_of(ledger: &Ledger<LedgerStore>, text: &str) -> Result<ImageRef> {
     if let Ok(r) = text.parse::<ImageRef>()
         && r.is_pinned()
     {

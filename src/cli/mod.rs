@@ -65,7 +65,7 @@ use provledger::registry::{self, Registry, Target};
 use provledger::remote::Client;
 use provledger::server;
 use provledger::sigcheck;
-use provledger::store::local::LocalStore;
+use provledger::store::any::LedgerStore;
 use provledger::sync;
 
 use args::*;
@@ -108,6 +108,8 @@ pub fn main() -> ExitCode {
 
 struct Ctx {
     ledger_dir: PathBuf,
+    /// `--store postgres://...`: the database holding the chain.
+    database: Option<String>,
     json: bool,
     insecure_keys: bool,
     lock_wait: Duration,
@@ -129,7 +131,9 @@ impl Ctx {
 
     /// The local ledger's directory.
     fn dir(&self) -> LedgerDir {
-        LedgerDir::new(&self.ledger_dir, self.lock_wait).on_migrate(announce_migration)
+        LedgerDir::new(&self.ledger_dir, self.lock_wait)
+            .on_migrate(announce_migration)
+            .with_database(self.database.clone())
     }
 
     /// The directory of a server's mirror.
@@ -139,7 +143,7 @@ impl Ctx {
 
     /// Opens the ledger to read: the local one, or with --server the mirror,
     /// brought up to the server's latest checkpoint first.
-    fn open(&self) -> Result<Ledger<LocalStore>> {
+    fn open(&self) -> Result<Ledger<LedgerStore>> {
         match &self.remote {
             None => Ok(self.dir().open()?),
             Some(r) => {
@@ -152,7 +156,7 @@ impl Ctx {
 
     /// Opens the ledger to append: with the log key that signs each new
     /// checkpoint (with --server, the server signs; the mirror is opened).
-    fn open_writer(&self) -> Result<Ledger<LocalStore>> {
+    fn open_writer(&self) -> Result<Ledger<LedgerStore>> {
         match &self.remote {
             Some(_) => self.open(),
             None => Ok(self.dir().open_writer(self.insecure_keys)?),
@@ -160,7 +164,7 @@ impl Ctx {
     }
 
     /// Brings the mirror up to the server's latest checkpoint, verified.
-    fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<LocalStore>) -> Result<sync::SyncReport> {
+    fn pull_mirror(&self, r: &RemoteCtx, ledger: &Ledger<LedgerStore>) -> Result<sync::SyncReport> {
         let evidence = self.mirror_dir(r).evidence_dir();
         Ok(sync::pull_server(ledger, &r.client, r.genesis.as_ref(), &evidence, |g| {
             eprintln!("warning: trusting genesis {g} of {} on first use; pin it with --server-genesis", r.client.url())
@@ -170,7 +174,7 @@ impl Ctx {
     /// Appends statements: locally, or with --server by submitting them
     /// (several all or none), verifying each acknowledgement, and pulling
     /// the mirror so that the entries shown are the ones it verified.
-    fn append_all(&self, ledger: &Ledger<LocalStore>, envelopes: Vec<Envelope>) -> Result<Vec<EntryReport>> {
+    fn append_all(&self, ledger: &Ledger<LedgerStore>, envelopes: Vec<Envelope>) -> Result<Vec<EntryReport>> {
         let Some(r) = &self.remote else {
             let done = ledger.append_batch(envelopes, now()).map_err(CliError::from_append)?;
             return Ok(done.iter().map(EntryReport::of).collect());
@@ -250,7 +254,18 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
     };
+    let database = match cli.store {
+        Some(StoreArg::Sled) if matches!(cli.command, Command::Init { .. }) => {
+            return Err(CliError::new(
+                Code::Usage,
+                "--store sled: store version 2 is no longer made; new ledgers use the segment log (--store log)",
+            ));
+        }
+        Some(StoreArg::Postgres(url)) => Some(url),
+        _ => None,
+    };
     let ctx = Ctx {
+        database,
         ledger_dir: cli.ledger.unwrap_or_else(|| PathBuf::from(".provledger")),
         json: cli.json,
         insecure_keys: cli.insecure_key_permissions,
@@ -261,15 +276,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Key(KeyCommand::Generate { out }) => key_generate(&ctx, &out),
         Command::Key(KeyCommand::Id { file }) => key_id(&ctx, &file),
-        Command::Init { root_keys, policy, log_key, store } => {
-            if store == StoreLayout::Sled {
-                return Err(CliError::new(
-                    Code::Usage,
-                    "--store sled: store version 2 is no longer made; new ledgers use the segment log (--store log)",
-                ));
-            }
-            init(&ctx, &root_keys, &policy, log_key.as_deref())
-        }
+        Command::Init { root_keys, policy, log_key } => init(&ctx, &root_keys, &policy, log_key.as_deref()),
         Command::Record(RecordCommand::Build { common, image, git_sha, artifact, release, builder_id, ci }) => {
             record_build(&ctx, common, &image, git_sha, artifact, release, builder_id, ci)
         }
@@ -358,7 +365,7 @@ fn parse_digest(text: &str) -> Result<Digest> {
 }
 
 /// Appends one statement (locally or through the server) and prints it.
-fn append(ctx: &Ctx, ledger: &Ledger<LocalStore>, envelope: Envelope) -> Result<EntryReport> {
+fn append(ctx: &Ctx, ledger: &Ledger<LedgerStore>, envelope: Envelope) -> Result<EntryReport> {
     let v = ctx.append_all(ledger, vec![envelope])?.remove(0);
     ctx.emit(&v);
     Ok(v)

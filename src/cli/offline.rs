@@ -61,7 +61,14 @@ pub(super) fn reindex(ctx: &Ctx) -> Result<()> {
     // Opened to append: no other writer runs while the indexes are rebuilt.
     let ledger = ctx.dir().open_writer(ctx.insecure_keys)?;
     let started = std::time::Instant::now();
-    let entries = ledger.store().reindex()?;
+    let Some(local) = ledger.store().local() else {
+        return Err(CliError::operational(format!(
+            "the ledger in {} writes its index rows in the same transactions as its entries: \
+             there are no follower indexes to rebuild",
+            ledger.store().describe()
+        )));
+    };
+    let entries = local.reindex()?;
     let seconds = started.elapsed().as_secs_f64();
     ctx.emit(&Reindexed { ok: true, entries, seconds });
     Ok(())

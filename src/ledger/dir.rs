@@ -24,7 +24,9 @@ use crate::core::hash::EntryHash;
 use crate::core::keys::SecretKey;
 use crate::files::{fsutil, keyfile};
 use crate::ledger::{Ledger, LedgerError};
+use crate::store::any::LedgerStore;
 use crate::store::local::{Layout, LocalStore};
+use crate::store::postgres::PgStore;
 use crate::store::{Store as _, StoreError, v2};
 use crate::verify::{ChainState, MemPrefix, VerifiedEntry};
 
@@ -59,11 +61,30 @@ pub struct LedgerDir {
     lock_wait: Duration,
     /// Told of a conversion made on open.
     on_migrate: Option<fn(&Migrated)>,
+    /// The PostgreSQL database holding the chain, if it is not in the
+    /// directory (which then keeps the log key and evidence only).
+    database: Option<String>,
 }
 
 impl LedgerDir {
     pub fn new(path: impl Into<PathBuf>, lock_wait: Duration) -> LedgerDir {
-        LedgerDir { path: path.into(), lock_wait, on_migrate: None }
+        LedgerDir { path: path.into(), lock_wait, on_migrate: None, database: None }
+    }
+
+    /// Keeps the chain in the PostgreSQL database at `url` instead of the
+    /// directory.
+    pub fn with_database(mut self, url: Option<String>) -> LedgerDir {
+        self.database = url;
+        self
+    }
+
+    /// The database holding the chain, if not the directory.
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    fn connect(&self, url: &str) -> Result<LedgerStore, DirError> {
+        Ok(LedgerStore::Postgres(Box::new(PgStore::connect(url)?)))
     }
 
     /// Calls `announce` after a store version 2 ledger is converted on open.
@@ -84,22 +105,29 @@ impl LedgerDir {
         self.path.join(EVIDENCE_DIR)
     }
 
-    /// Whether the directory holds a store (possibly still empty).
+    /// Whether the directory holds a store (possibly still empty); a
+    /// database always does.
     pub fn has_store(&self) -> bool {
-        LocalStore::layout_of(&self.path).is_some()
+        self.database.is_some() || LocalStore::layout_of(&self.path).is_some()
     }
 
     /// Opens the ledger to read (converting a store version 2 ledger first).
-    pub fn open(&self) -> Result<Ledger<LocalStore>, DirError> {
+    pub fn open(&self) -> Result<Ledger<LedgerStore>, DirError> {
+        if let Some(url) = &self.database {
+            return Ok(Ledger::new(self.connect(url)?));
+        }
         self.convert_old()?;
-        Ok(Ledger::new(LocalStore::open(&self.path, self.lock_wait)?))
+        Ok(Ledger::new(LedgerStore::Dir(Box::new(LocalStore::open(&self.path, self.lock_wait)?))))
     }
 
     /// Opens the ledger, creating an empty store if there is none (a mirror
     /// before its first sync).
-    pub fn open_or_create(&self) -> Result<Ledger<LocalStore>, DirError> {
+    pub fn open_or_create(&self) -> Result<Ledger<LedgerStore>, DirError> {
+        if let Some(url) = &self.database {
+            return Ok(Ledger::new(self.connect(url)?));
+        }
         self.convert_old()?;
-        Ok(Ledger::new(LocalStore::open_or_create(&self.path, self.lock_wait)?))
+        Ok(Ledger::new(LedgerStore::Dir(Box::new(LocalStore::open_or_create(&self.path, self.lock_wait)?))))
     }
 
     /// Converts a store version 2 ledger, announcing it, or finishes a
@@ -132,7 +160,7 @@ impl LedgerDir {
 
     /// Opens the ledger to append, with its log key. Only `init` appends to
     /// a ledger with no entry.
-    pub fn open_writer(&self, insecure: bool) -> Result<Ledger<LocalStore>, DirError> {
+    pub fn open_writer(&self, insecure: bool) -> Result<Ledger<LedgerStore>, DirError> {
         let ledger = self.open()?;
         if ledger.store().head()?.is_none() {
             return Err(LedgerError::Empty.into());
@@ -150,10 +178,23 @@ impl LedgerDir {
     pub fn init(&self, genesis: Envelope, log_key: SecretKey, now: u64) -> Result<VerifiedEntry, DirError> {
         let (probe, _) = UnverifiedEntry::build(0, EntryHash::ZERO, now, genesis.clone());
         ChainState::empty().verify_next(probe, &MemPrefix::default()).map_err(LedgerError::from)?;
-        if LocalStore::layout_of(&self.path) == Some(Layout::Sled) {
-            return Err(StoreError::AlreadyExists(self.path.clone()).into());
-        }
-        let store = LocalStore::create(&self.path, self.lock_wait)?;
+        let store = match &self.database {
+            Some(url) => {
+                let store = self.connect(url)?;
+                if store.head()?.is_some() {
+                    return Err(StoreError::AlreadyExists(store.describe().into()).into());
+                }
+                std::fs::create_dir_all(&self.path)
+                    .map_err(|source| DirError::Io { path: self.path.clone(), source })?;
+                store
+            }
+            None => {
+                if LocalStore::layout_of(&self.path) == Some(Layout::Sled) {
+                    return Err(StoreError::AlreadyExists(self.path.clone()).into());
+                }
+                LedgerStore::Dir(Box::new(LocalStore::create(&self.path, self.lock_wait)?))
+            }
+        };
         // The ledger (and its lock) lives only inside the closure, so that a
         // failure can remove what was created.
         let result = (|| -> Result<VerifiedEntry, DirError> {
@@ -165,8 +206,10 @@ impl LedgerDir {
             Ok(Ledger::new(store).with_log_key(log_key).init(genesis, now)?)
         })();
         if result.is_err() {
-            for folder in LocalStore::folders(&self.path) {
-                let _ = std::fs::remove_dir_all(folder);
+            if self.database.is_none() {
+                for folder in LocalStore::folders(&self.path) {
+                    let _ = std::fs::remove_dir_all(folder);
+                }
             }
             let _ = std::fs::remove_file(self.log_key_path());
             let _ = std::fs::remove_file(keyfile::public_path(&self.log_key_path()));
@@ -177,6 +220,9 @@ impl LedgerDir {
     /// Removes the store, for a command that created it and leaves it empty
     /// (a first sync that failed). The caller holds no ledger open on it.
     pub fn remove_store(&self) {
+        if self.database.is_some() {
+            return;
+        }
         for folder in LocalStore::folders(&self.path) {
             let _ = std::fs::remove_dir_all(folder);
         }

@@ -503,6 +503,11 @@ impl<S: Store> Ledger<S> {
                 let stored = Checkpoint::parse(note.split_once("\n\n").map_or("", |(text, _)| text))
                     .map_err(LedgerError::Checkpoint)?;
                 if stored.size != size || stored.root != frontier.root() {
+                    // Another writer of the same store (a second server on
+                    // one database) may have appended since `head` was read.
+                    if self.store.head()?.as_ref() != head {
+                        return Err(StoreError::HeadMoved.into());
+                    }
                     return Err(StoreError::Corrupt(format!(
                         "the stored checkpoint (size {}) does not describe the stored tree (size {size}); \
                          refusing to sign a checkpoint that might contradict it; run `provledger verify`",

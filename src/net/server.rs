@@ -44,8 +44,9 @@ use crate::gate::{self, Decision};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::Policy;
 use crate::sigcheck::{self, Keyring};
-use crate::store::Store;
-use crate::store::local::LocalStore;
+use crate::store::any::LedgerStore;
+use crate::store::log::LogError;
+use crate::store::{Store, StoreError};
 use crate::tree::Hash;
 use crate::verify::{self, Failure, Prepared, VerifiedEntry, VerifyError};
 
@@ -164,7 +165,7 @@ impl From<LedgerError> for Refused {
 }
 
 struct Shared {
-    ledger: Arc<Ledger<LocalStore>>,
+    ledger: Arc<Ledger<LedgerStore>>,
     queue: mpsc::Sender<Job>,
     /// The policy in force, for the handlers' signature pre-check; the
     /// committer replaces it after appending a policy entry.
@@ -180,7 +181,7 @@ fn now() -> u64 {
 
 /// Serves `ledger` on `listener` until SIGINT or SIGTERM, then drains: the
 /// queue is committed before the function returns.
-pub fn run(ledger: Ledger<LocalStore>, listener: std::net::TcpListener, config: Config) -> std::io::Result<()> {
+pub fn run(ledger: Ledger<LedgerStore>, listener: std::net::TcpListener, config: Config) -> std::io::Result<()> {
     let ledger = Arc::new(ledger);
     let (_, policy) = ledger.policy().map_err(std::io::Error::other)?;
     let policy = Arc::new(RwLock::new(policy));
@@ -360,7 +361,7 @@ async fn shutdown_signal() {
 
 /// The committer: one group commit per turn, of everything queued (an
 /// all-or-none batch is written on its own).
-fn commit_loop(ledger: &Ledger<LocalStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
+fn commit_loop(ledger: &Ledger<LedgerStore>, mut rx: mpsc::Receiver<Job>, policy: &RwLock<Arc<Policy>>, max: usize) {
     while let Some(first) = rx.blocking_recv() {
         let mut queued = first.envelopes.len();
         let mut jobs = std::collections::VecDeque::from([first]);
@@ -392,10 +393,14 @@ fn commit_loop(ledger: &Ledger<LocalStore>, mut rx: mpsc::Receiver<Job>, policy:
 }
 
 /// The checkpoint note and size just written (only the committer writes).
-fn written(ledger: &Ledger<LocalStore>) -> Result<(String, u64), Refused> {
+/// The size is the note's own: another server on the same database may
+/// have written a later checkpoint by now, which holds this one's entries.
+fn written(ledger: &Ledger<LedgerStore>) -> Result<(String, u64), Refused> {
     let note = ledger.store().checkpoint().map_err(Refused::internal)?;
-    let size = ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count);
-    note.map(|n| (n, size)).ok_or_else(|| Refused::internal("written, but no checkpoint could be read back"))
+    let note = note.ok_or_else(|| Refused::internal("written, but no checkpoint could be read back"))?;
+    let body = note.split_once("\n\n").map_or("", |(text, _)| text);
+    let size = crate::core::note::Checkpoint::parse(body).map_err(Refused::internal)?.size;
+    Ok((note, size))
 }
 
 fn committed(v: &VerifiedEntry, (note, size): &(String, u64)) -> Committed {
@@ -410,7 +415,7 @@ fn committed(v: &VerifiedEntry, (note, size): &(String, u64)) -> Committed {
 
 /// Single statements, each accepted or refused on its own, in one write.
 /// Returns whether a policy entry was appended.
-fn commit_group(ledger: &Ledger<LocalStore>, jobs: Vec<Job>) -> bool {
+fn commit_group(ledger: &Ledger<LedgerStore>, jobs: Vec<Job>) -> bool {
     // A submitter that gave up still has its statement written (a
     // resubmission is then answered as a duplicate, naming the entry).
     let mut envelopes = Vec::new();
@@ -423,7 +428,19 @@ fn commit_group(ledger: &Ledger<LocalStore>, jobs: Vec<Job>) -> bool {
             j
         })
         .collect();
-    match ledger.append_group_prepared(envelopes, prepared, now()) {
+    let copies = envelopes.clone();
+    let mut appended = ledger.append_group_prepared(envelopes, prepared, now());
+    // Another server on the same database moved the head since this one
+    // read it: the group is verified again against the new head (its
+    // signatures checked here this time) and retried.
+    for _ in 0..HEAD_MOVED_RETRIES {
+        if !matches!(appended, Err(LedgerError::Store(StoreError::HeadMoved))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(rand::random_range(100..2_000)));
+        appended = ledger.append_group(copies.clone(), now());
+    }
+    match appended {
         Ok(results) => {
             let note = written(ledger);
             let policy = results.iter().any(|r| r.as_ref().is_ok_and(|v| v.new_policy().is_some()));
@@ -446,19 +463,40 @@ fn commit_group(ledger: &Ledger<LocalStore>, jobs: Vec<Job>) -> bool {
             policy
         }
         Err(e) => {
-            let why = format!("nothing written: {e}");
+            let refused = refused_for(&e);
             for job in jobs {
-                let _ = job.reply.send(job.envelopes.iter().map(|_| Err(Refused::internal(&why))).collect());
+                let _ = job.reply.send(job.envelopes.iter().map(|_| Err(refused.clone())).collect());
             }
             false
         }
     }
 }
 
+/// How often a group whose head moved under it (another server on the same
+/// database) is verified and tried again before the submitters are told to
+/// resubmit.
+const HEAD_MOVED_RETRIES: usize = 64;
+
+/// The refusal of a whole group that could not be written: "resubmit" when
+/// the store was unavailable or kept moving (the outcome of a commit cut
+/// off by a failover is unknown; resubmitting the same statement is
+/// answered with its entry if it was written), else an internal error.
+fn refused_for(e: &LedgerError) -> Refused {
+    match e {
+        LedgerError::Store(StoreError::HeadMoved | StoreError::Log(LogError::Unavailable(_))) => Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "resubmit",
+            format!("not committed: {e}; resubmit the same statement to learn its fate"),
+            None,
+        ),
+        _ => Refused::internal(format!("nothing written: {e}")),
+    }
+}
+
 /// The refusal of a statement that an entry already holds, naming that
 /// entry: one written since the handler's replay check, by this very group
 /// commit (the same statement submitted twice at once) or an earlier one.
-fn duplicate(ledger: &Ledger<LocalStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
+fn duplicate(ledger: &Ledger<LedgerStore>, fingerprint: &[u8; 32]) -> Option<Refused> {
     let index = ledger.store().envelope_entry(fingerprint).ok()??;
     Some(Refused::new(
         StatusCode::CONFLICT,
@@ -469,7 +507,7 @@ fn duplicate(ledger: &Ledger<LocalStore>, fingerprint: &[u8; 32]) -> Option<Refu
 }
 
 /// Statements appended all or none, in one write of their own.
-fn commit_atomic(ledger: &Ledger<LocalStore>, job: Job) -> bool {
+fn commit_atomic(ledger: &Ledger<LedgerStore>, job: Job) -> bool {
     let n = job.envelopes.len();
     let mut policy = false;
     let fingerprints: Vec<[u8; 32]> = job.envelopes.iter().map(envelope_fingerprint).collect();
@@ -592,7 +630,7 @@ fn hash_list(proof: &[Hash]) -> Vec<Vec<u8>> {
     proof.iter().map(|h| h.to_vec()).collect()
 }
 
-fn size(ledger: &Ledger<LocalStore>) -> Result<u64, Refused> {
+fn size(ledger: &Ledger<LedgerStore>) -> Result<u64, Refused> {
     Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
 }
 

@@ -25,7 +25,7 @@ use crate::ledger::{Ledger, LedgerError, SignedCheckpoint, StoredEntry};
 use crate::registry::{LedgerChunk, PublishedLedger, Registry, RegistryError};
 use crate::remote::{Client, RemoteError};
 use crate::store::Store;
-use crate::store::local::LocalStore;
+use crate::store::any::LedgerStore;
 use crate::tree::{self, Hash};
 
 /// Entries per blob of a published ledger. Blob boundaries are fixed, so a
@@ -120,7 +120,7 @@ impl Source for ServerSource {
 /// Another ledger directory on this machine.
 pub struct DirSource {
     path: PathBuf,
-    ledger: Ledger<LocalStore>,
+    ledger: Ledger<LedgerStore>,
 }
 
 impl DirSource {

@@ -80,16 +80,6 @@ pub struct Indexes {
     follower: sled::Tree,
 }
 
-/// The transactional view of the six trees, inside a sled transaction.
-pub(super) type RowTrees<'a> = (
-    &'a sled::transaction::TransactionalTree,
-    &'a sled::transaction::TransactionalTree,
-    &'a sled::transaction::TransactionalTree,
-    &'a sled::transaction::TransactionalTree,
-    &'a sled::transaction::TransactionalTree,
-    &'a sled::transaction::TransactionalTree,
-);
-
 impl Indexes {
     /// Opens (or creates) the index database at `path`.
     pub fn open(path: &Path) -> Result<Indexes, StoreError> {
@@ -120,7 +110,11 @@ impl Indexes {
         }
     }
 
-    /// Adds the rows of entries `applied()..`, with the new mark, atomically.
+    /// Adds the rows of entries `applied()..`, then the new mark. Each
+    /// tree takes its rows in one sled batch, and the mark goes last:
+    /// sled recovers a prefix of its writes, so after a crash the mark
+    /// never counts an entry whose rows are lost. Rows written without
+    /// their mark are written again, identically, by the next catch-up.
     pub fn apply(&self, rows: &[NewEntry]) -> Result<(), StoreError> {
         let Some(first) = rows.first() else { return Ok(()) };
         let applied = self.applied()?;
@@ -131,28 +125,33 @@ impl Indexes {
             )));
         }
         let next = first.index + rows.len() as u64;
-        use sled::Transactional as _;
-        let trees = (
-            &self.subjects,
-            &self.envelopes,
-            &self.environments,
-            &self.sources,
-            &self.policies,
-            &self.releases,
-            &self.follower,
-        );
-        trees
-            .transaction(|(s, v, envs, srcs, pols, rels, follower)| {
-                for row in rows {
-                    insert_rows((s, v, envs, srcs, pols, rels), row)?;
-                }
-                follower.insert(KEY_APPLIED, &next.to_be_bytes())?;
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.io(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt("index batch aborted".into()),
-            })
+        let mut batches: [sled::Batch; 6] = Default::default();
+        for entry in rows {
+            let [s, v, envs, srcs, pols, rels] = &mut batches;
+            for d in &entry.subjects {
+                s.insert(&subject_key(d, entry.index)[..], &[][..]);
+            }
+            v.insert(&entry.envelope_fingerprint[..], &entry.index.to_be_bytes()[..]);
+            if let Some(env) = &entry.promoted_to {
+                envs.insert(named_key(env.as_bytes(), entry.index), &[][..]);
+            }
+            if let Some(src) = &entry.source {
+                srcs.insert(named_key(src, entry.index), &[][..]);
+            }
+            if entry.is_policy {
+                pols.insert(&entry.index.to_be_bytes()[..], &[][..]);
+            }
+            if let Some(r) = &entry.release {
+                rels.insert(named_key(r.as_bytes(), entry.index), &[][..]);
+            }
+        }
+        let trees =
+            [&self.subjects, &self.envelopes, &self.environments, &self.sources, &self.policies, &self.releases];
+        for (tree, batch) in trees.into_iter().zip(batches) {
+            tree.apply_batch(batch).map_err(|e| self.io(e))?;
+        }
+        self.follower.insert(KEY_APPLIED, &next.to_be_bytes()).map_err(|e| self.io(e))?;
+        Ok(())
     }
 
     /// Applies what `log` holds beyond [`Indexes::applied`], in batches;
@@ -169,13 +168,16 @@ impl Indexes {
         let from = applied;
         while applied < size {
             let end = size.min(applied + CATCH_UP_BATCH);
-            let mut rows = Vec::with_capacity((end - applied) as usize);
-            for item in log.range(applied, end) {
-                let (index, bytes) = item.map_err(from_log)?;
-                let row = NewEntry::of_bytes(index, &bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("entry {index} does not decode: {e}")))?;
-                rows.push(row);
-            }
+            let read = log.range(applied, end).collect::<Result<Vec<_>, _>>().map_err(from_log)?;
+            // Decoding and parsing the statements is most of the work: on all cores.
+            use rayon::prelude::*;
+            let rows = read
+                .par_iter()
+                .map(|(index, bytes)| {
+                    NewEntry::of_bytes(*index, bytes)
+                        .map_err(|e| StoreError::Corrupt(format!("entry {index} does not decode: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if rows.len() as u64 != end - applied {
                 return Err(StoreError::Corrupt(format!("the log lacks entries {applied}..{end}")));
             }
@@ -309,30 +311,6 @@ impl Indexes {
 
 fn from_log(e: LogError) -> StoreError {
     StoreError::Corrupt(format!("reading the log: {e}"))
-}
-
-/// Writes one entry's rows inside a sled transaction.
-pub(super) fn insert_rows(
-    (s, v, envs, srcs, pols, rels): RowTrees<'_>,
-    entry: &NewEntry,
-) -> Result<(), sled::transaction::UnabortableTransactionError> {
-    for d in &entry.subjects {
-        s.insert(&subject_key(d, entry.index)[..], &[][..])?;
-    }
-    v.insert(&entry.envelope_fingerprint, &entry.index.to_be_bytes())?;
-    if let Some(env) = &entry.promoted_to {
-        envs.insert(named_key(env.as_bytes(), entry.index), &[][..])?;
-    }
-    if let Some(src) = &entry.source {
-        srcs.insert(named_key(src, entry.index), &[][..])?;
-    }
-    if entry.is_policy {
-        pols.insert(&entry.index.to_be_bytes(), &[][..])?;
-    }
-    if let Some(r) = &entry.release {
-        rels.insert(named_key(r.as_bytes(), entry.index), &[][..])?;
-    }
-    Ok(())
 }
 
 pub(super) fn subject_key(digest: &Digest, index: u64) -> [u8; 40] {

@@ -11,13 +11,17 @@
 //! - [`index`]: the secondary indexes, in sled, followers of a log;
 //! - [`logstore`]: a log and its indexes as a [`Store`];
 //! - [`local`]: the store of a ledger directory (store version 3);
+//! - [`postgres`]: the log and its index rows in a PostgreSQL database;
+//! - [`any`]: whichever of the two a ledger is opened on;
 //! - [`v2`]: reading a store version 2 ledger (one sled database), to
 //!   convert it.
 
+pub mod any;
 pub mod index;
 pub mod local;
 pub mod log;
 pub mod logstore;
+pub mod postgres;
 pub mod segment;
 #[doc(hidden)]
 pub mod tamper;

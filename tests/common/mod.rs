@@ -2,6 +2,7 @@
 //! and the real `provledger` binary.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod registry;
 pub mod server;
 
@@ -72,7 +73,7 @@ impl Env {
     }
 
     /// The ledger opened in-process to append, with its log key.
-    pub fn writer(&self) -> provledger::ledger::Ledger<provledger::store::local::LocalStore> {
+    pub fn writer(&self) -> provledger::ledger::Ledger<provledger::store::any::LedgerStore> {
         provledger::ledger::dir::LedgerDir::new(self.ledger(), std::time::Duration::from_secs(5))
             .open_writer(false)
             .unwrap()
@@ -94,6 +95,7 @@ impl Env {
             "CI_RUN_URL",
             "GIT_SHA",
             "PROVLEDGER_SERVER",
+            "PROVLEDGER_STORE",
             "PROVLEDGER_MIRROR",
             "PROVLEDGER_SERVER_GENESIS",
             "PROVLEDGER_INSECURE_REGISTRIES",

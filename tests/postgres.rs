@@ -1,0 +1,284 @@
+//! The ledger in PostgreSQL, against real servers started here (see
+//! `common/pg.rs`): the log conformance suite, a chain replicated in that
+//! verifies and answers as its ledger directory does, the schema's version
+//! kept in the database, and append-only enforced in the database and,
+//! when an operator goes around that, caught by `verify`.
+
+mod common;
+
+use common::pg::Cluster;
+use common::{Env, digest, image};
+use provledger::ledger::Ledger;
+use provledger::store::Store as _;
+use provledger::store::log::{LogError, conformance};
+use provledger::store::postgres::{PgLog, PgStore};
+
+#[test]
+fn the_postgres_log_conforms() {
+    let cluster = Cluster::start();
+    let n = std::cell::Cell::new(0);
+    let fresh = || {
+        n.set(n.get() + 1);
+        PgLog::connect(&cluster.create_db(&format!("conform_{}", n.get()))).unwrap()
+    };
+    let reopen = |log: PgLog| {
+        let url = cluster.url(&format!("conform_{}", n.get()));
+        drop(log);
+        PgLog::connect(&url).unwrap()
+    };
+    conformance::run(&fresh, Some(&reopen));
+    // Two logs (as two servers would hold) on one database: the head row's
+    // lock orders them; one append of two expecting the same head succeeds.
+    let url = cluster.create_db("two");
+    let (a, b) = (PgLog::connect(&url).unwrap(), PgLog::connect(&url).unwrap());
+    conformance::append_range(&a, 0, 3).unwrap();
+    conformance::holds(&b, 3);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| conformance::append_range(&a, 3, 5));
+        let tb = s.spawn(|| conformance::append_range(&b, 3, 6));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one of two racing appends succeeds: {ra:?} {rb:?}");
+    assert!(matches!(ra.as_ref().err().or(rb.as_ref().err()), Some(LogError::HeadMoved)), "{ra:?} {rb:?}");
+    let size = if ra.is_ok() { 5 } else { 6 };
+    conformance::holds(&a, size);
+    conformance::holds(&b, size);
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_upgrade() {
+    let cluster = Cluster::start();
+    let url = cluster.create_db("newer");
+    drop(PgLog::connect(&url).unwrap());
+    cluster.sql("newer", "UPDATE provledger_schema SET version = version + 1");
+    let err = PgLog::connect(&url).err().expect("refused");
+    assert!(matches!(err, LogError::Newer { .. }) && err.to_string().contains("upgrade"), "{err}");
+    // An unreachable server is named, without the password.
+    let err = PgLog::connect("postgres://postgres:s3cret@127.0.0.1:1/none").err().expect("refused");
+    assert!(matches!(err, LogError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("127.0.0.1:1") && !err.to_string().contains("s3cret"), "{err}");
+}
+
+/// A ledger directory's chain, replicated into PostgreSQL.
+fn replicated(env: &Env, cluster: &Cluster, db: &str) -> Ledger<PgStore> {
+    let dir = Ledger::new(env.store());
+    let entries: Vec<Vec<u8>> = dir.store().entries_from(0).map(|r| r.unwrap().1).collect();
+    let checkpoint = dir.checkpoint().unwrap().note;
+    let ledger = Ledger::new(PgStore::connect(&cluster.create_db(db)).unwrap());
+    ledger.append_replicated(&entries, &checkpoint).unwrap();
+    ledger
+}
+
+#[test]
+fn a_chain_in_postgres_verifies_appends_and_answers_as_its_directory_does() {
+    let (env, genesis) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("app"));
+    env.build(&image("other"));
+    let cluster = Cluster::start();
+    let ledger = replicated(&env, &cluster, "chain");
+    let g = provledger::core::hash::EntryHash::parse(&genesis).unwrap();
+    let report = ledger.verify(Some(&g), |_| {}).unwrap();
+    let dir = Ledger::new(env.store());
+    assert_eq!(report.head, dir.verify(None, |_| {}).unwrap().head);
+    for seed in ["app", "other"] {
+        let d = digest(seed).parse().unwrap();
+        let ours = serde_json::to_value(provledger::audit::show(&ledger, &d).unwrap()).unwrap();
+        let theirs = serde_json::to_value(provledger::audit::show(&dir, &d).unwrap()).unwrap();
+        assert_eq!(ours, theirs, "show {seed}");
+    }
+    let ours = serde_json::to_value(provledger::audit::history(&ledger, "prod").unwrap()).unwrap();
+    assert_eq!(ours, serde_json::to_value(provledger::audit::history(&dir, "prod").unwrap()).unwrap());
+    drop(dir);
+    // Appends follow the chain rules: a replay is refused, a new build lands.
+    let key = provledger::keyfile::read_secret(&env.ledger().join("log.key"), false).unwrap();
+    let ledger = ledger.with_log_key(key);
+    let replay = provledger::core::entry::UnverifiedEntry::decode(&ledger.store().get(1).unwrap().unwrap()).unwrap();
+    assert!(ledger.append(replay.envelope, 2_000_000_000).unwrap_err().to_string().contains("replayed"));
+    let v = ledger.append(common::build_envelope(env.dir.path(), "pg", 2_000_000_000), 2_000_000_000).unwrap();
+    let d = digest("pg").parse().unwrap();
+    assert_eq!(ledger.store().entries_for_subject(&d).unwrap(), vec![v.index()]);
+    ledger.verify(Some(&g), |_| {}).unwrap();
+}
+
+#[test]
+fn the_database_refuses_changes_and_verify_catches_an_operator_who_goes_around_it() {
+    let (env, _) = Env::initialised_with_log_key();
+    env.release_to_prod(&image("app"));
+    let cluster = Cluster::start();
+    let ledger = replicated(&env, &cluster, "guarded");
+    let before = ledger.store().head().unwrap();
+    // The triggers refuse, even to the owner: no update, delete or truncate
+    // of entries, nodes or index rows; no head that goes back.
+    for sql in [
+        "UPDATE provledger_entries SET bytes = bytes || '\\x00'::bytea WHERE idx = 1",
+        "DELETE FROM provledger_entries WHERE idx = 3",
+        "TRUNCATE provledger_entries",
+        "UPDATE provledger_nodes SET hash = hash WHERE idx = 0",
+        "DELETE FROM provledger_rows",
+        "UPDATE provledger_head SET count = 2",
+        "DELETE FROM provledger_head",
+    ] {
+        let (ok, out) = cluster.try_sql("guarded", sql);
+        assert!(!ok && out.contains("provledger:"), "{sql}: {out}");
+    }
+    assert_eq!(ledger.store().head().unwrap(), before);
+    ledger.verify(None, |_| {}).unwrap();
+    // An operator who disables the triggers and edits an entry is caught.
+    cluster.sql(
+        "guarded",
+        "ALTER TABLE provledger_entries DISABLE TRIGGER USER; \
+         UPDATE provledger_entries SET bytes = overlay(bytes placing '\\x00'::bytea from 200 for 1) WHERE idx = 2; \
+         ALTER TABLE provledger_entries ENABLE TRIGGER USER",
+    );
+    let err = ledger.verify(None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("entry 2"), "{err}");
+}
+
+/// The whole story with `--store postgres://...` (and `PROVLEDGER_STORE`):
+/// init, build, validation, promotions, audit answers, export and an
+/// offline verification of the bundle; a second init is refused; a
+/// directory ledger's entries are moved into another database with `sync`,
+/// verified.
+#[test]
+fn the_whole_story_runs_on_postgres() {
+    let cluster = Cluster::start();
+    let url = cluster.create_db("story");
+    let env = Env::new();
+    let genesis = env.init(&["--store", &url, "--log-key", &env.key("ledger")]);
+    assert!(!env.ledger().join("log").exists(), "the chain is not in the directory");
+    let pg = |args: &[&str]| {
+        let mut all = vec!["--store", url.as_str()];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    let app = image("app");
+    pg(&["record", "build", "--key", &env.key("ci"), "--image", &app, "--git-sha", common::GIT_SHA, "--offline"]);
+    pg(&[
+        "record",
+        "validation",
+        "--key",
+        &env.key("qa"),
+        "--image",
+        &app,
+        "--check",
+        "unit=pass",
+        "--check",
+        "integration=pass",
+        "--check",
+        "e2e=pass",
+        "--check",
+        "vuln-scan=pass",
+        "--offline",
+    ]);
+    for to in ["dev", "staging", "prod"] {
+        pg(&["promote", "--key", &env.key("release"), "--image", &app, "--to", to, "--offline"]);
+    }
+    // The same through the environment variable.
+    let (code, out, err) = {
+        let mut c = env.cmd();
+        c.env("PROVLEDGER_STORE", &url).args(["--json", "history", "--env", "prod"]);
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&digest("app")), "{out}");
+    let verified: serde_json::Value = serde_json::from_str(&pg(&["--json", "verify", "--genesis", &genesis])).unwrap();
+    assert_eq!(verified["entries"], 6);
+    let bundle = env.path("pg.bundle");
+    pg(&["export", "--out", &bundle]);
+    env.ok(&["verify", "--bundle", &bundle, "--genesis", &genesis]);
+    let out =
+        env.fails(1, &["--store", &url, "init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]);
+    assert!(out.contains("already holds a ledger") && out.contains("story"), "{out}");
+    // Moving a directory ledger into PostgreSQL: sync from it, verified.
+    let (dir_env, dir_genesis) = Env::initialised_with_log_key();
+    dir_env.release_to_prod(&image("moved"));
+    let moved = cluster.create_db("moved");
+    let from = dir_env.ledger().display().to_string();
+    let target = env.dir.path().join("moved-keys").display().to_string();
+    env.ok(&["--ledger", &target, "--store", &moved, "sync", "--from", &from, "--genesis", &dir_genesis]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "--ledger",
+        &target,
+        "--store",
+        &moved,
+        "--json",
+        "verify",
+        "--genesis",
+        &dir_genesis,
+    ]))
+    .unwrap();
+    assert_eq!(v["head"], dir_env.json(&["verify"])["head"]);
+    assert!(
+        env.fails(
+            2,
+            &["--store", "sled", "init", "--root-key", &env.key("root"), "--policy", &env.path("policy.toml")]
+        )
+        .contains("no longer made")
+    );
+}
+
+/// Two servers on one database take submissions at once: every statement
+/// acknowledged by either is in the chain exactly once, the acknowledgements
+/// verify, and the chain verifies.
+#[test]
+fn two_servers_on_one_database_write_one_chain() {
+    use common::server::Served;
+    let cluster = Cluster::start();
+    let url = cluster.create_db("two_servers");
+    let env = Env::new();
+    let genesis = env.init(&["--store", &url, "--log-key", &env.key("ledger")]);
+    let servers = [Served::start(&env.ledger(), &["--store", &url]), Served::start(&env.ledger(), &["--store", &url])];
+    let per_client = 8;
+    let acked: Vec<(String, String)> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for c in 0..8 {
+            let server = &servers[c % 2];
+            let (env, genesis) = (&env, &genesis);
+            handles.push(s.spawn(move || {
+                let mirror = env.dir.path().join(format!("mirror-{c}")).display().to_string();
+                let mut acked = Vec::new();
+                for i in 0..per_client {
+                    let img = image(&format!("two-{c}-{i}"));
+                    let (code, out, err) = env.run(&[
+                        "--server",
+                        &server.url,
+                        "--mirror",
+                        &mirror,
+                        "--server-genesis",
+                        genesis,
+                        "--json",
+                        "record",
+                        "build",
+                        "--key",
+                        &env.key("ci"),
+                        "--image",
+                        &img,
+                        "--offline",
+                    ]);
+                    assert_eq!(code, 0, "client {c}, statement {i}: {out}{err}");
+                    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+                    acked.push((img, v["hash"].as_str().unwrap().to_string()));
+                }
+                acked
+            }));
+        }
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(acked.len(), 8 * per_client);
+    let log = env.json(&["--store", &url, "log"]);
+    let hashes: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["hash"].as_str().unwrap()).collect();
+    for (img, hash) in &acked {
+        assert_eq!(
+            hashes.iter().filter(|h| *h == hash).count(),
+            1,
+            "{img}: acknowledged entry {hash} is in the chain once"
+        );
+    }
+    assert_eq!(hashes.len(), 1 + acked.len(), "nothing else was written");
+    env.ok(&["--store", &url, "verify", "--genesis", &genesis]);
+}
