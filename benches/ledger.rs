@@ -52,6 +52,9 @@ fn append(c: &mut Criterion) {
     let ledger = Ledger::new(LocalStore::create(&dir.path().join("l"), Duration::from_secs(1)).unwrap())
         .with_log_key(vectors::key("log"));
     ledger.init(vectors::sign(&vectors::policy(None, "ci"), "root"), 1).unwrap();
+    // Statements are bound to the ledger they are for.
+    let genesis = ledger.genesis_hash().unwrap().unwrap();
+    let bind = |s: provledger::core::statement::Statement| s.bound(provledger::record::Binding::fresh(genesis));
     let ci = vectors::key("ci");
     let mut n = 0u32;
     let mut g = c.benchmark_group("append");
@@ -61,7 +64,7 @@ fn append(c: &mut Criterion) {
         b.iter_batched(
             || {
                 n += 1;
-                vectors::build(1_000_000 + n)
+                bind(vectors::build(1_000_000 + n))
             },
             |statement| {
                 let env = provledger::core::dsse::Envelope::sign(
@@ -80,7 +83,7 @@ fn append(c: &mut Criterion) {
         b.iter_batched(
             || {
                 n += 1000;
-                (0..1000).map(|i| vectors::sign(&vectors::build(2_000_000 + n + i), "ci")).collect::<Vec<_>>()
+                (0..1000).map(|i| vectors::sign(&bind(vectors::build(2_000_000 + n + i)), "ci")).collect::<Vec<_>>()
             },
             |envelopes| ledger.append_batch(envelopes, 2).unwrap(),
             BatchSize::LargeInput,

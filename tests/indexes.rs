@@ -267,3 +267,25 @@ fn answers_alike<S: Store>(ledger: &provledger::ledger::Ledger<S>, dir_ledger: &
         assert_eq!(ours, theirs, "history {env}");
     }
 }
+
+/// An index store of the first layout (one sled tree per index, before they
+/// shared one tree) is made anew from the log when the ledger opens.
+#[test]
+fn an_index_store_of_the_first_layout_is_made_anew() {
+    let env = ledger();
+    let head = env.head();
+    let before = env.json(&["show", &digest("app")]);
+    let index = env.ledger().join("index");
+    std::fs::remove_dir_all(&index).unwrap();
+    {
+        let db = sled::open(&index).unwrap();
+        db.open_tree("subjects").unwrap().insert(b"stale", b"").unwrap();
+        db.open_tree("follower").unwrap().insert(b"applied", &99u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    env.ok(&["verify"]);
+    assert_eq!(env.head(), head);
+    assert_eq!(env.json(&["show", &digest("app")]), before, "the same answers from the indexes made anew");
+    let db = sled::open(&index).unwrap();
+    assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"subjects"), "the old trees are gone");
+}

@@ -235,11 +235,12 @@ fn a_missing_or_extra_index_row_is_caught() {
     let before = env.head();
     let env_tree = |f: &dyn Fn(&sled::Tree)| {
         let db = sled::open(env.ledger().join("index")).unwrap();
-        f(&db.open_tree("environments").unwrap());
+        f(&db.open_tree("rows").unwrap());
         db.flush().unwrap();
     };
-    // The promotion is entry 6; its environment row is "dev" 0x00 index.
-    let mut key = b"dev\0".to_vec();
+    // The promotion is entry 6; its environment row is (the environment
+    // index's prefix byte, 3) "dev" 0x00 index.
+    let mut key = b"\x03dev\0".to_vec();
     key.extend_from_slice(&6u64.to_be_bytes());
     env_tree(&|t| {
         assert!(t.remove(&key).unwrap().is_some());
@@ -249,7 +250,7 @@ fn a_missing_or_extra_index_row_is_caught() {
     // Restored, then one row too many.
     env_tree(&|t| {
         t.insert(&key, &[][..]).unwrap();
-        let mut extra = b"prod\0".to_vec();
+        let mut extra = b"\x03prod\0".to_vec();
         extra.extend_from_slice(&2u64.to_be_bytes());
         t.insert(extra, &[][..]).unwrap();
     });

@@ -18,15 +18,70 @@ use crate::core::statement::{Predicate, Statement};
 use super::log::{Log, LogError};
 use super::{Mismatch, NewEntry, StoreError, source_key};
 
-const TREE_SUBJECTS: &str = "subjects";
-const TREE_ENVELOPES: &str = "envelopes";
-const TREE_ENVIRONMENTS: &str = "environments";
-const TREE_SOURCES: &str = "sources";
-const TREE_POLICIES: &str = "policies";
-const TREE_RELEASES: &str = "releases";
-const TREE_FOLLOWER: &str = "follower";
+/// The one sled tree holding every index, each under a prefix byte: one
+/// sled batch per append (sled syncs each buffer it writes, so fewer
+/// operations is less waiting).
+const TREE_ROWS: &str = "rows";
+/// The trees of the first layout (one per index), made anew as `rows`.
+const OLD_TREES: [&str; 2] = ["subjects", "follower"];
+const TREE_SUBJECTS: u8 = 1;
+const TREE_ENVELOPES: u8 = 2;
+const TREE_ENVIRONMENTS: u8 = 3;
+const TREE_SOURCES: u8 = 4;
+const TREE_POLICIES: u8 = 5;
+const TREE_RELEASES: u8 = 6;
 /// The number of entries the indexes hold the rows of (a follower's mark).
-const KEY_APPLIED: &[u8] = b"applied";
+const KEY_APPLIED: &[u8] = b"\xffapplied";
+
+/// One index: the keys of [`TREE_ROWS`] under its prefix byte.
+pub(super) struct Part {
+    tree: sled::Tree,
+    prefix: u8,
+}
+
+impl Part {
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(key.len() + 1);
+        k.push(self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn name(&self) -> &'static str {
+        match self.prefix {
+            TREE_SUBJECTS => "subjects",
+            TREE_ENVELOPES => "envelopes",
+            TREE_ENVIRONMENTS => "environments",
+            TREE_SOURCES => "sources",
+            TREE_POLICIES => "policies",
+            _ => "releases",
+        }
+    }
+
+    fn insert(&self, batch: &mut sled::Batch, key: &[u8], value: &[u8]) {
+        batch.insert(self.key(key), value);
+    }
+
+    fn get(&self, key: &[u8]) -> sled::Result<Option<sled::IVec>> {
+        self.tree.get(self.key(key))
+    }
+
+    /// The entries under `prefix`, with the part's prefix byte taken off.
+    fn scan_prefix(&self, prefix: &[u8]) -> impl Iterator<Item = sled::Result<(Vec<u8>, sled::IVec)>> + '_ {
+        self.tree.scan_prefix(self.key(prefix)).map(|r| r.map(|(k, v)| (k[1..].to_vec(), v)))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = sled::Result<(Vec<u8>, sled::IVec)>> + '_ {
+        self.scan_prefix(&[])
+    }
+
+    fn clear(&self, batch: &mut sled::Batch) -> sled::Result<()> {
+        for r in self.tree.scan_prefix([self.prefix]).keys() {
+            batch.remove(r?);
+        }
+        Ok(())
+    }
+}
 /// Entries applied in one sled batch while catching up.
 const CATCH_UP_BATCH: u64 = 4096;
 
@@ -66,33 +121,39 @@ impl NewEntry {
     }
 }
 
-/// The six index trees and the follower's mark, in a sled database of
-/// their own.
+/// The six indexes and the follower's mark, in a sled database of their
+/// own.
 pub struct Indexes {
     path: PathBuf,
     db: sled::Db,
-    pub(super) subjects: sled::Tree,
-    pub(super) envelopes: sled::Tree,
-    pub(super) environments: sled::Tree,
-    pub(super) sources: sled::Tree,
-    pub(super) policies: sled::Tree,
-    pub(super) releases: sled::Tree,
-    follower: sled::Tree,
+    rows: sled::Tree,
+    subjects: Part,
+    envelopes: Part,
+    environments: Part,
+    sources: Part,
+    policies: Part,
+    releases: Part,
 }
 
 impl Indexes {
-    /// Opens (or creates) the index database at `path`.
+    /// Opens (or creates) the index database at `path`. One of the first
+    /// layout (a tree per index) is refused as corrupt, which costs a
+    /// rebuild, as any damaged index store does.
     pub fn open(path: &Path) -> Result<Indexes, StoreError> {
         let db = sled::Config::new().path(path).open().map_err(|e| StoreError::sled(path, e))?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::sled(path, e));
+        if db.tree_names().iter().any(|n| OLD_TREES.iter().any(|o| n.as_ref() == o.as_bytes())) {
+            return Err(StoreError::Corrupt(format!("{}: an index store of an earlier layout", path.display())));
+        }
+        let rows = db.open_tree(TREE_ROWS).map_err(|e| StoreError::sled(path, e))?;
+        let part = |prefix| Part { tree: rows.clone(), prefix };
         Ok(Indexes {
-            subjects: tree(TREE_SUBJECTS)?,
-            envelopes: tree(TREE_ENVELOPES)?,
-            environments: tree(TREE_ENVIRONMENTS)?,
-            sources: tree(TREE_SOURCES)?,
-            policies: tree(TREE_POLICIES)?,
-            releases: tree(TREE_RELEASES)?,
-            follower: tree(TREE_FOLLOWER)?,
+            subjects: part(TREE_SUBJECTS),
+            envelopes: part(TREE_ENVELOPES),
+            environments: part(TREE_ENVIRONMENTS),
+            sources: part(TREE_SOURCES),
+            policies: part(TREE_POLICIES),
+            releases: part(TREE_RELEASES),
+            rows,
             path: path.to_path_buf(),
             db,
         })
@@ -104,17 +165,14 @@ impl Indexes {
 
     /// How many entries, from index 0, the indexes hold the rows of.
     pub fn applied(&self) -> Result<u64, StoreError> {
-        match self.follower.get(KEY_APPLIED).map_err(|e| self.io(e))? {
+        match self.rows.get(KEY_APPLIED).map_err(|e| self.io(e))? {
             None => Ok(0),
             Some(v) => index_of(&v),
         }
     }
 
-    /// Adds the rows of entries `applied()..`, then the new mark. Each
-    /// tree takes its rows in one sled batch, and the mark goes last:
-    /// sled recovers a prefix of its writes, so after a crash the mark
-    /// never counts an entry whose rows are lost. Rows written without
-    /// their mark are written again, identically, by the next catch-up.
+    /// Adds the rows of entries `applied()..` and the new mark, in one
+    /// sled batch (atomic).
     pub fn apply(&self, rows: &[NewEntry]) -> Result<(), StoreError> {
         let Some(first) = rows.first() else { return Ok(()) };
         let applied = self.applied()?;
@@ -125,33 +183,28 @@ impl Indexes {
             )));
         }
         let next = first.index + rows.len() as u64;
-        let mut batches: [sled::Batch; 6] = Default::default();
+        let mut b = sled::Batch::default();
         for entry in rows {
-            let [s, v, envs, srcs, pols, rels] = &mut batches;
+            let i = entry.index;
             for d in &entry.subjects {
-                s.insert(&subject_key(d, entry.index)[..], &[][..]);
+                self.subjects.insert(&mut b, &subject_key(d, i), &[]);
             }
-            v.insert(&entry.envelope_fingerprint[..], &entry.index.to_be_bytes()[..]);
+            self.envelopes.insert(&mut b, &entry.envelope_fingerprint, &i.to_be_bytes());
             if let Some(env) = &entry.promoted_to {
-                envs.insert(named_key(env.as_bytes(), entry.index), &[][..]);
+                self.environments.insert(&mut b, &named_key(env.as_bytes(), i), &[]);
             }
             if let Some(src) = &entry.source {
-                srcs.insert(named_key(src, entry.index), &[][..]);
+                self.sources.insert(&mut b, &named_key(src, i), &[]);
             }
             if entry.is_policy {
-                pols.insert(&entry.index.to_be_bytes()[..], &[][..]);
+                self.policies.insert(&mut b, &i.to_be_bytes(), &[]);
             }
             if let Some(r) = &entry.release {
-                rels.insert(named_key(r.as_bytes(), entry.index), &[][..]);
+                self.releases.insert(&mut b, &named_key(r.as_bytes(), i), &[]);
             }
         }
-        let trees =
-            [&self.subjects, &self.envelopes, &self.environments, &self.sources, &self.policies, &self.releases];
-        for (tree, batch) in trees.into_iter().zip(batches) {
-            tree.apply_batch(batch).map_err(|e| self.io(e))?;
-        }
-        self.follower.insert(KEY_APPLIED, &next.to_be_bytes()).map_err(|e| self.io(e))?;
-        Ok(())
+        b.insert(KEY_APPLIED, &next.to_be_bytes());
+        self.rows.apply_batch(b).map_err(|e| self.io(e))
     }
 
     /// Applies what `log` holds beyond [`Indexes::applied`], in batches;
@@ -189,10 +242,12 @@ impl Indexes {
 
     /// Empties the indexes and applies the whole log again.
     pub fn rebuild(&self, log: &dyn Log) -> Result<u64, StoreError> {
+        let mut b = sled::Batch::default();
         for t in [&self.subjects, &self.envelopes, &self.environments, &self.sources, &self.policies, &self.releases] {
-            t.clear().map_err(|e| self.io(e))?;
+            t.clear(&mut b).map_err(|e| self.io(e))?;
         }
-        self.follower.remove(KEY_APPLIED).map_err(|e| self.io(e))?;
+        b.remove(KEY_APPLIED);
+        self.rows.apply_batch(b).map_err(|e| self.io(e))?;
         self.catch_up(log)
     }
 
@@ -212,7 +267,7 @@ impl Indexes {
     }
 
     pub fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
-        self.envelopes.contains_key(fingerprint).map_err(|e| self.io(e))
+        Ok(self.envelopes.get(fingerprint).map_err(|e| self.io(e))?.is_some())
     }
 
     pub fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
@@ -241,7 +296,7 @@ impl Indexes {
             .collect()
     }
 
-    fn scan_named(&self, tree: &sled::Tree, name: &[u8]) -> Result<Vec<u64>, StoreError> {
+    fn scan_named(&self, tree: &Part, name: &[u8]) -> Result<Vec<u64>, StoreError> {
         let mut prefix = name.to_vec();
         prefix.push(0);
         tree.scan_prefix(&prefix)
@@ -374,7 +429,7 @@ type Io<'a> = &'a (dyn Fn(sled::Error) -> StoreError + Sync);
 
 /// Runs [`compare`] on each tree at once, on all cores; reports the
 /// mismatch of the lowest entry.
-pub(super) fn compare_all(jobs: Vec<(&sled::Tree, Vec<Row<'_>>)>, io: Io<'_>) -> Result<Option<Mismatch>, StoreError> {
+pub(super) fn compare_all(jobs: Vec<(&Part, Vec<Row<'_>>)>, io: Io<'_>) -> Result<Option<Mismatch>, StoreError> {
     use rayon::prelude::*;
     let found = jobs.into_par_iter().map(|(tree, rows)| compare(tree, rows, io)).collect::<Result<Vec<_>, _>>()?;
     Ok(found.into_iter().flatten().min_by_key(|m| m.index))
@@ -382,14 +437,14 @@ pub(super) fn compare_all(jobs: Vec<(&sled::Tree, Vec<Row<'_>>)>, io: Io<'_>) ->
 
 /// Walks `tree` in key order beside `rows` sorted the same way: the first
 /// row missing, with another value, or stored but not in `rows`.
-fn compare(tree: &sled::Tree, mut rows: Vec<Row<'_>>, io: Io<'_>) -> Result<Option<Mismatch>, StoreError> {
+fn compare(tree: &Part, mut rows: Vec<Row<'_>>, io: Io<'_>) -> Result<Option<Mismatch>, StoreError> {
     rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let name = String::from_utf8_lossy(&tree.name()).into_owned();
+    let name = tree.name();
     let not_implied = |key: &[u8], value: &[u8]| {
         // The entry a stored row speaks for: the envelope index keeps it
         // as the value, every other index ends its key with it.
         let tail = |b: &[u8]| b.len().checked_sub(8).map_or(0, |at| index_of(&b[at..]).unwrap_or(0));
-        let index = if name == TREE_ENVELOPES { tail(value) } else { tail(key) };
+        let index = if tree.prefix == TREE_ENVELOPES { tail(value) } else { tail(key) };
         Mismatch {
             index,
             reason: format!(
@@ -404,7 +459,7 @@ fn compare(tree: &sled::Tree, mut rows: Vec<Row<'_>>, io: Io<'_>) -> Result<Opti
             return Ok(Some(lacks(row)));
         };
         let (key, value) = item.map_err(io)?;
-        match key.as_ref().cmp(row.key.as_slice()) {
+        match key.as_slice().cmp(row.key.as_slice()) {
             std::cmp::Ordering::Less => return Ok(Some(not_implied(&key, &value))),
             std::cmp::Ordering::Greater => return Ok(Some(lacks(row))),
             std::cmp::Ordering::Equal if value.as_ref() != row.value.as_slice() => {
