@@ -140,6 +140,20 @@ impl Refused {
         Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), None)
     }
 
+    /// A store that is unavailable (its database failing over, say) asks
+    /// for a resubmission; anything else is internal.
+    fn store(e: StoreError) -> Refused {
+        match e {
+            StoreError::Log(LogError::Unavailable(_)) | StoreError::HeadMoved => Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "resubmit",
+                format!("{e}; resubmit the same statement to learn its fate"),
+                None,
+            ),
+            other => Refused::internal(other),
+        }
+    }
+
     fn malformed(reason: impl Into<String>) -> Refused {
         Refused::new(StatusCode::BAD_REQUEST, "malformed", reason, None)
     }
@@ -159,6 +173,7 @@ impl From<LedgerError> for Refused {
     fn from(e: LedgerError) -> Refused {
         match e {
             LedgerError::Verify(v) => Refused::verify(v),
+            LedgerError::Store(e) => Refused::store(e),
             other => Refused::internal(other),
         }
     }
@@ -396,7 +411,7 @@ fn commit_loop(ledger: &Ledger<LedgerStore>, mut rx: mpsc::Receiver<Job>, policy
 /// The size is the note's own: another server on the same database may
 /// have written a later checkpoint by now, which holds this one's entries.
 fn written(ledger: &Ledger<LedgerStore>) -> Result<(String, u64), Refused> {
-    let note = ledger.store().checkpoint().map_err(Refused::internal)?;
+    let note = ledger.store().checkpoint().map_err(Refused::store)?;
     let note = note.ok_or_else(|| Refused::internal("written, but no checkpoint could be read back"))?;
     let body = note.split_once("\n\n").map_or("", |(text, _)| text);
     let size = crate::core::note::Checkpoint::parse(body).map_err(Refused::internal)?.size;
@@ -524,8 +539,8 @@ fn commit_atomic(ledger: &Ledger<LedgerStore>, job: Job) -> bool {
             (0..n).map(|_| Err(r.clone())).collect()
         }
         Err(e) => {
-            let why = format!("nothing written: {e}");
-            (0..n).map(|_| Err(Refused::internal(&why))).collect()
+            let r = refused_for(&e);
+            (0..n).map(|_| Err(r.clone())).collect()
         }
     };
     let _ = job.reply.send(outcomes);
@@ -540,7 +555,7 @@ fn precheck(s: &Shared, value: serde_json::Value) -> Result<(Envelope, Prepared)
         Envelope::from_json_value(value).map_err(|e| Refused::malformed(format!("not a DSSE envelope: {e}")))?;
     envelope.check_limits().map_err(|e| Refused::malformed(e.to_string()))?;
     let fp = envelope_fingerprint(&envelope);
-    if let Some(index) = s.ledger.store().envelope_entry(&fp).map_err(Refused::internal)? {
+    if let Some(index) = s.ledger.store().envelope_entry(&fp).map_err(Refused::store)? {
         return Err(Refused::new(
             StatusCode::CONFLICT,
             "duplicate",
@@ -631,7 +646,7 @@ fn hash_list(proof: &[Hash]) -> Vec<Vec<u8>> {
 }
 
 fn size(ledger: &Ledger<LedgerStore>) -> Result<u64, Refused> {
-    Ok(ledger.store().head().map_err(Refused::internal)?.map_or(0, |h| h.count))
+    Ok(ledger.store().head().map_err(Refused::store)?.map_or(0, |h| h.count))
 }
 
 async fn info(State(s): State<AppState>) -> Result<axum::Json<Info>, Refused> {
@@ -641,7 +656,7 @@ async fn info(State(s): State<AppState>) -> Result<axum::Json<Info>, Refused> {
 }
 
 async fn checkpoint(State(s): State<AppState>) -> Result<Response, Refused> {
-    let note = s.ledger.store().checkpoint().map_err(Refused::internal)?.ok_or_else(|| Refused::internal("empty"))?;
+    let note = s.ledger.store().checkpoint().map_err(Refused::store)?.ok_or_else(|| Refused::internal("empty"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
@@ -668,7 +683,7 @@ async fn entries(State(s): State<AppState>, Query(r): Query<Range>) -> Result<Re
             .ledger
             .store()
             .get(index)
-            .map_err(Refused::internal)?
+            .map_err(Refused::store)?
             .ok_or_else(|| Refused::internal(format!("entry {index} is missing")))?;
         list.push(bytes);
     }
@@ -711,7 +726,7 @@ fn out_of_range(e: LedgerError) -> Refused {
 async fn subjects(State(s): State<AppState>, Path(digest): Path<String>) -> Result<axum::Json<Subjects>, Refused> {
     let d: Digest = digest.parse().map_err(|e| Refused::malformed(format!("digest: {e}")))?;
     let mut entries = Vec::new();
-    for index in s.ledger.store().entries_for_subject(&d).map_err(Refused::internal)? {
+    for index in s.ledger.store().entries_for_subject(&d).map_err(Refused::store)? {
         let e = s.ledger.read(index)?;
         let kind = match e.statement.predicate {
             Predicate::Build(_) => "build",

@@ -74,13 +74,6 @@ impl Part {
     fn iter(&self) -> impl Iterator<Item = sled::Result<(Vec<u8>, sled::IVec)>> + '_ {
         self.scan_prefix(&[])
     }
-
-    fn clear(&self, batch: &mut sled::Batch) -> sled::Result<()> {
-        for r in self.tree.scan_prefix([self.prefix]).keys() {
-            batch.remove(r?);
-        }
-        Ok(())
-    }
 }
 /// Entries applied in one sled batch while catching up.
 const CATCH_UP_BATCH: u64 = 4096;
@@ -242,12 +235,9 @@ impl Indexes {
 
     /// Empties the indexes and applies the whole log again.
     pub fn rebuild(&self, log: &dyn Log) -> Result<u64, StoreError> {
-        let mut b = sled::Batch::default();
-        for t in [&self.subjects, &self.envelopes, &self.environments, &self.sources, &self.policies, &self.releases] {
-            t.clear(&mut b).map_err(|e| self.io(e))?;
-        }
-        b.remove(KEY_APPLIED);
-        self.rows.apply_batch(b).map_err(|e| self.io(e))?;
+        // The tree holds the indexes and the mark alone. (One batch of every
+        // removal would hold them all in memory at once.)
+        self.rows.clear().map_err(|e| self.io(e))?;
         self.catch_up(log)
     }
 

@@ -239,6 +239,12 @@ impl PgLog {
             Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
                 LogError::Unavailable(format!("{} is read-only (a standby?): {e}", self.what))
             }
+            // Connection exceptions, insufficient resources, operator
+            // intervention (a server shutting down or starting up): the
+            // database is going or coming back, not refusing the write.
+            Some(c) if ["08", "53", "57"].iter().any(|class| c.code().starts_with(class)) => {
+                LogError::Unavailable(format!("{}: {e}", self.what))
+            }
             Some(_) => LogError::Io { path: self.what.clone().into(), source: std::io::Error::other(e.to_string()) },
             None => LogError::Unavailable(format!("{}: {e}", self.what)),
         }
