@@ -323,7 +323,7 @@ fn a_standby_takes_over_with_nothing_acknowledged_lost() {
     let mirror = env.dir.path().join("mirror").display().to_string();
     env.ok(&["--ledger", &mirror, "sync", "--from", &servers[0].url, "--genesis", &genesis]);
 
-    const PER_CLIENT: usize = 16;
+    const PER_CLIENT: usize = 30;
     let acked = AtomicUsize::new(0);
     let killed_at: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
     let first_after: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);

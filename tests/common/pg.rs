@@ -93,7 +93,22 @@ impl Cluster {
         let port = primary.port.to_string();
         c.run_as_server(
             "pg_basebackup",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", &c.data(), "-R", "-X", "stream", "--no-sync"],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                &c.data(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
         );
         c
     }
