@@ -393,3 +393,49 @@ fn a_standby_takes_over_with_nothing_acknowledged_lost() {
     let synced = env.json(&["--ledger", &mirror, "sync", "--from", &servers[1].url, "--genesis", &genesis]);
     assert_eq!(env.json(&["--ledger", &mirror, "verify"])["entries"], hashes.len(), "{synced}");
 }
+
+/// The role of the operations guide (`docs/postgres.md`) runs a ledger:
+/// it reads, appends and moves the head, and can neither change nor
+/// remove what is written, even with the triggers out of the way.
+#[test]
+fn the_servers_role_of_the_guide_appends_and_changes_nothing() {
+    let cluster = Cluster::start();
+    let owner = cluster.create_db("roles");
+    let env = Env::new();
+    env.init(&["--store", &owner, "--log-key", &env.key("ledger")]);
+    let guide =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/postgres.md")).unwrap();
+    let grants: String = guide
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the guide's role SQL")
+        .replace("PASSWORD '...'", "")
+        .replace("DATABASE ledger", "DATABASE roles");
+    cluster.sql("roles", &grants);
+    let server = cluster.url("roles").replace("postgres@", "provledger_server@");
+    env.ok(&[
+        "--store",
+        &server,
+        "record",
+        "build",
+        "--key",
+        &env.key("ci"),
+        "--image",
+        &image("by-role"),
+        "--offline",
+    ]);
+    assert_eq!(env.json(&["--store", &server, "verify"])["entries"], 2);
+    for sql in [
+        "UPDATE provledger_entries SET bytes = bytes WHERE idx = 0",
+        "DELETE FROM provledger_nodes",
+        "DELETE FROM provledger_rows",
+        "ALTER TABLE provledger_entries DISABLE TRIGGER USER",
+        "DROP TABLE provledger_entries",
+        "UPDATE provledger_schema SET version = 9",
+    ] {
+        let (ok, out) = cluster.try_sql_as("provledger_server", "roles", sql);
+        assert!(!ok && (out.contains("permission denied") || out.contains("must be owner")), "{sql}: {out}");
+    }
+    assert_eq!(env.json(&["--store", &owner, "verify"])["entries"], 2);
+}

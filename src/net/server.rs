@@ -131,7 +131,10 @@ impl Refused {
         let (status, error) = match e.failure {
             Failure::Denied => (StatusCode::FORBIDDEN, "unauthorized"),
             Failure::Invalid | Failure::Newer => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            Failure::Io => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // The store failed under the check (its database failing
+            // over, say): nothing was written; the same statement can be
+            // resubmitted.
+            Failure::Io => (StatusCode::SERVICE_UNAVAILABLE, "resubmit"),
         };
         Refused::new(status, error, e.to_string(), Some(e.index))
     }
