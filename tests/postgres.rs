@@ -361,7 +361,9 @@ fn a_standby_takes_over_with_nothing_acknowledged_lost() {
             })
             .collect();
         // Kill the primary once a third of the statements are in.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while acked.load(Ordering::SeqCst) < 4 * PER_CLIENT / 3 {
+            assert!(Instant::now() < deadline, "the clients did not get going (one failed?)");
             std::thread::sleep(Duration::from_millis(20));
         }
         primary.kill();
