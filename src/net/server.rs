@@ -146,15 +146,18 @@ impl Refused {
     /// A store that is unavailable (its database failing over, say) asks
     /// for a resubmission; anything else is internal.
     fn store(e: StoreError) -> Refused {
-        match e {
-            StoreError::Log(LogError::Unavailable(_)) | StoreError::HeadMoved => Refused::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "resubmit",
-                format!("{e}; resubmit the same statement to learn its fate"),
-                None,
-            ),
-            other => Refused::internal(other),
-        }
+        if asks_resubmission(&e) { Refused::resubmit(&e) } else { Refused::internal(e) }
+    }
+
+    /// `503 resubmit`: nothing is known to be written; the same statement
+    /// can be submitted again.
+    fn resubmit(why: &dyn std::fmt::Display) -> Refused {
+        Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "resubmit",
+            format!("{why}; resubmit the same statement to learn its fate"),
+            None,
+        )
     }
 
     fn malformed(reason: impl Into<String>) -> Refused {
@@ -501,14 +504,15 @@ const HEAD_MOVED_RETRIES: usize = 64;
 /// answered with its entry if it was written), else an internal error.
 fn refused_for(e: &LedgerError) -> Refused {
     match e {
-        LedgerError::Store(StoreError::HeadMoved | StoreError::Log(LogError::Unavailable(_))) => Refused::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "resubmit",
-            format!("not committed: {e}; resubmit the same statement to learn its fate"),
-            None,
-        ),
+        LedgerError::Store(s) if asks_resubmission(s) => Refused::resubmit(&format!("not committed: {e}")),
         _ => Refused::internal(format!("nothing written: {e}")),
     }
+}
+
+/// Store errors after which a resubmission may succeed: the database is
+/// unavailable, or the head kept moving under several servers.
+fn asks_resubmission(e: &StoreError) -> bool {
+    matches!(e, StoreError::HeadMoved | StoreError::Log(LogError::Unavailable(_)))
 }
 
 /// The refusal of a statement that an entry already holds, naming that

@@ -31,7 +31,7 @@
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
-use postgres::{NoTls, Transaction};
+use postgres::{GenericClient, NoTls, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::log::{Group, Log, LogError, LogIter};
@@ -300,7 +300,7 @@ impl PgLog {
     }
 
     /// The head row, locked for the rest of `tx` when `lock`.
-    fn head_in(&self, tx: &mut Transaction<'_>, lock: bool) -> Result<(Option<Head>, u64), LogError> {
+    fn head_in(&self, tx: &mut impl GenericClient, lock: bool) -> Result<(Option<Head>, u64), LogError> {
         let sql = if lock {
             "SELECT count, hash, last_time, policy_index, indexed FROM provledger_head FOR UPDATE"
         } else {
@@ -488,11 +488,8 @@ fn corrupt(index: u64, what: &str) -> LogError {
 
 impl Log for PgLog {
     fn head(&self) -> Result<Option<Head>, LogError> {
-        blocking(|| {
-            let mut conn = self.conn()?;
-            let mut tx = conn.transaction().map_err(|e| self.err(e))?;
-            Ok(self.head_in(&mut tx, false)?.0)
-        })
+        // One statement: no transaction needed around it.
+        blocking(|| Ok(self.head_in(&mut *self.conn()?, false)?.0))
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
