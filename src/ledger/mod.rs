@@ -176,6 +176,24 @@ fn require_binding(v: VerifiedEntry) -> Result<VerifiedEntry, VerifyError> {
 struct StorePrefix<'a, S: Store> {
     store: &'a S,
     pending: MemPrefix,
+    /// Envelope fingerprints the store was asked about at once and does
+    /// not hold (asked after the head the entries extend was read, so
+    /// absent from it too).
+    absent: std::collections::HashSet<[u8; 32]>,
+}
+
+impl<'a, S: Store> StorePrefix<'a, S> {
+    fn new(store: &'a S) -> Self {
+        StorePrefix { store, pending: MemPrefix::default(), absent: Default::default() }
+    }
+
+    /// Asks the store about every one of `envelopes` in one call.
+    fn look_up(&mut self, envelopes: &[Envelope]) -> Result<(), StoreError> {
+        let fingerprints: Vec<[u8; 32]> = envelopes.iter().map(crate::core::entry::envelope_fingerprint).collect();
+        let found = self.store.envelope_entries(&fingerprints)?;
+        self.absent.extend(fingerprints.into_iter().zip(found).filter(|(_, i)| i.is_none()).map(|(f, _)| f));
+        Ok(())
+    }
 }
 
 impl<S: Store> Prefix for StorePrefix<'_, S> {
@@ -188,7 +206,10 @@ impl<S: Store> Prefix for StorePrefix<'_, S> {
     }
 
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, PrefixError> {
-        Ok(self.pending.has_envelope(fingerprint)? || self.store.has_envelope(fingerprint).map_err(PrefixError::new)?)
+        if self.pending.has_envelope(fingerprint)? {
+            return Ok(true);
+        }
+        Ok(!self.absent.contains(fingerprint) && self.store.has_envelope(fingerprint).map_err(PrefixError::new)?)
     }
 
     fn evidence_for(&self, digest: &Digest) -> Result<Vec<Evidence>, PrefixError> {
@@ -406,7 +427,8 @@ impl<S: Store> Ledger<S> {
     ) -> Result<Vec<Result<VerifiedEntry, VerifyError>>, LedgerError> {
         let expected = self.store.head()?;
         let mut state = self.state()?;
-        let mut prefix = StorePrefix { store: &self.store, pending: MemPrefix::default() };
+        let mut prefix = StorePrefix::new(&self.store);
+        prefix.look_up(&envelopes)?;
         let mut results = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());
         let mut writes = Vec::with_capacity(envelopes.len());
@@ -466,7 +488,7 @@ impl<S: Store> Ledger<S> {
             ledger: self,
             expected: self.store.head()?,
             state: self.state()?,
-            prefix: StorePrefix { store: &self.store, pending: MemPrefix::default() },
+            prefix: StorePrefix::new(&self.store),
             verified: Vec::new(),
             writes: Vec::new(),
         })

@@ -61,6 +61,9 @@ impl Store for LedgerStore {
     fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         each!(self, s => s.envelope_entry(fingerprint))
     }
+    fn envelope_entries(&self, fingerprints: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        each!(self, s => s.envelope_entries(fingerprints))
+    }
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {
         each!(self, s => s.promotions_into(env))
     }

@@ -162,6 +162,11 @@ pub trait Store {
     fn has_envelope(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
     /// The entry recorded with this envelope fingerprint, if any.
     fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+    /// [`Store::envelope_entry`] for each of `fingerprints`, in their order
+    /// (a store across a network answers in one round trip).
+    fn envelope_entries(&self, fingerprints: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        fingerprints.iter().map(|f| self.envelope_entry(f)).collect()
+    }
     /// Indexes of promotions into `env`, ascending.
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError>;
     /// Indexes of builds of a [`source_key`], ascending.

@@ -159,7 +159,67 @@ fn rows_of(entry: &NewEntry) -> Vec<(Kind, Vec<u8>)> {
     out
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+
+/// A pooled connection with the statements it has prepared: each query is
+/// then one round trip, parsed and planned once per connection.
+struct Conn {
+    client: postgres::Client,
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+}
+
+impl Conn {
+    fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// r2d2_postgres's manager, for connections that keep their statements.
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn { client: self.0.connect()?, prepared: Default::default() })
+    }
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+const HEAD_LOCKED: &str = "SELECT count, hash, last_time, policy_index, indexed FROM provledger_head FOR UPDATE";
+const INSERT_ROWS: &str =
+    "INSERT INTO provledger_rows (kind, key, idx) SELECT * FROM UNNEST($1::smallint[], $2::bytea[], $3::bigint[])";
+/// An append's statements, in the order `append_rows` uses them.
+const APPEND: [&str; 5] = [
+    HEAD_LOCKED,
+    "INSERT INTO provledger_entries (idx, bytes) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])",
+    "INSERT INTO provledger_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
+    INSERT_ROWS,
+    "UPDATE provledger_head SET count = $1, hash = $2, last_time = $3, policy_index = $4, checkpoint = $5, indexed = $6",
+];
 
 /// A ledger's log and indexes in one PostgreSQL database.
 pub struct PgLog {
@@ -170,6 +230,66 @@ pub struct PgLog {
     /// process do not write the same rows (other processes are ordered by
     /// the head row's lock).
     catching_up: Mutex<()>,
+    /// Tree nodes read or written here, so that proofs and appends do not
+    /// ask the database for each.
+    cache: Mutex<NodeCache>,
+}
+
+/// Nodes held at most, after which the cache starts over (a node is 44
+/// bytes here, so about 20 MiB with the map's overhead).
+const NODE_CACHE: usize = 1 << 18;
+
+/// Tree nodes of the chain up to `witness`, the newest entry they may
+/// cover, with its hash. A node never changes while the entries it covers
+/// do not, and by the hash chain one entry's hash stands for every entry
+/// before it: whenever the head is read, the database's entry at the
+/// witness is compared with it, and a database that went back or forked
+/// (a backup restored, an asynchronous standby promoted) empties the cache.
+/// Only nodes covering entries up to the witness are kept.
+#[derive(Default)]
+struct NodeCache {
+    nodes: std::collections::HashMap<(u32, u64), Hash>,
+    witness: Option<(u64, EntryHash)>,
+}
+
+impl NodeCache {
+    /// The last entry a node covers.
+    fn end(level: u32, index: u64) -> u64 {
+        index.saturating_add(1).saturating_mul(1u64 << level.min(63)) - 1
+    }
+
+    fn insert(&mut self, level: u32, index: u64, hash: Hash) {
+        if self.witness.is_some_and(|(w, _)| NodeCache::end(level, index) <= w) {
+            if self.nodes.len() >= NODE_CACHE {
+                self.nodes.clear();
+            }
+            self.nodes.insert((level, index), hash);
+        }
+    }
+
+    /// Moves the witness to `head`, read with `witness` in force and, when
+    /// the head is past it, `at_witness`: the hash of the database's entry
+    /// at the witness. Forgets every node unless the database still holds
+    /// the chain they were read from. Does nothing if the witness moved
+    /// meanwhile (another caller saw a newer head).
+    fn observe(&mut self, witness: Option<(u64, EntryHash)>, head: Option<&Head>, at_witness: Option<EntryHash>) {
+        if self.witness != witness {
+            return;
+        }
+        let same_chain = match (witness, head) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some((w, hash)), Some(h)) => match (h.count - 1).cmp(&w) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => h.hash == hash,
+                std::cmp::Ordering::Greater => at_witness == Some(hash),
+            },
+        };
+        if !same_chain {
+            self.nodes.clear();
+        }
+        self.witness = head.map(|h| (h.count - 1, h.hash));
+    }
 }
 
 /// `postgres://user:secret@host/db` without its password, for messages.
@@ -208,15 +328,15 @@ impl PgLog {
         let what = describe(url);
         let config: postgres::Config =
             url.parse().map_err(|e| LogError::Invalid(format!("the connection string for {what}: {e}")))?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(16)
             .min_idle(Some(1))
             .connection_timeout(std::time::Duration::from_secs(10))
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(|e| LogError::Unavailable(format!("{what}: {e}")))?;
-        let log = PgLog { pool, what, catching_up: Mutex::new(()) };
+        let log = PgLog { pool, what, catching_up: Mutex::new(()), cache: Mutex::default() };
         log.migrate()?;
         Ok(log)
     }
@@ -226,7 +346,7 @@ impl PgLog {
         &self.what
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, LogError> {
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, LogError> {
         self.pool.get().map_err(|e| LogError::Unavailable(format!("{}: {e}", self.what)))
     }
 
@@ -299,28 +419,18 @@ impl PgLog {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// The head row, locked for the rest of `tx` when `lock`.
-    fn head_in(&self, tx: &mut impl GenericClient, lock: bool) -> Result<(Option<Head>, u64), LogError> {
-        let sql = if lock {
-            "SELECT count, hash, last_time, policy_index, indexed FROM provledger_head FOR UPDATE"
-        } else {
-            "SELECT count, hash, last_time, policy_index, indexed FROM provledger_head"
-        };
-        let row = tx.query_one(sql, &[]).map_err(|e| self.err(e))?;
-        let count: i64 = row.get(0);
-        let indexed: i64 = row.get(4);
-        if count == 0 {
-            return Ok((None, indexed as u64));
-        }
-        let hash: Vec<u8> = row.get(1);
-        let hash = EntryHash::from_slice(&hash).map_err(|_| corrupt(count as u64 - 1, "the head's hash"))?;
-        let head = Head {
-            count: count as u64,
-            hash,
-            last_time: row.get::<_, i64>(2) as u64,
-            policy_index: row.get::<_, i64>(3) as u64,
-        };
-        Ok((Some(head), indexed as u64))
+    /// The head row, read by `statement` ([`HEAD_LOCKED`] locks it for the
+    /// rest of `tx`).
+    fn head_in(
+        &self,
+        tx: &mut impl GenericClient,
+        statement: &postgres::Statement,
+    ) -> Result<(Option<Head>, u64), LogError> {
+        head_of(&tx.query_one(statement, &[]).map_err(|e| self.err(e))?)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, NodeCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Appends `group` and, when the rows are up to date, `rows` (the
@@ -332,41 +442,38 @@ impl PgLog {
         rows: Option<&[NewEntry]>,
     ) -> Result<(), LogError> {
         let mut conn = self.conn()?;
+        let mut statements = Vec::with_capacity(APPEND.len());
+        for sql in APPEND {
+            statements.push(conn.prepared(sql).map_err(|e| self.err(e))?);
+        }
+        let [lock, insert_entries, insert_nodes, insert_rows, update_head] = &statements[..] else {
+            unreachable!("five statements")
+        };
         let mut tx = conn.transaction().map_err(|e| self.err(e))?;
-        let (current, indexed) = self.head_in(&mut tx, true)?;
+        let (current, indexed) = self.head_in(&mut tx, lock)?;
         if current.as_ref() != expected {
             return Err(LogError::HeadMoved);
         }
         group.check_extends(expected)?;
         let before = expected.map_or(0, |h| h.count);
         let idx: Vec<i64> = (before..group.head.count).map(|i| i as i64).collect();
-        tx.execute(
-            "INSERT INTO provledger_entries (idx, bytes) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])",
-            &[&idx, &group.entries],
-        )
-        .map_err(|e| self.err(e))?;
+        tx.execute(insert_entries, &[&idx, &group.entries]).map_err(|e| self.err(e))?;
         if !group.nodes.is_empty() {
             let levels: Vec<i16> = group.nodes.iter().map(|n| n.level as i16).collect();
             let at: Vec<i64> = group.nodes.iter().map(|n| n.index as i64).collect();
             let hashes: Vec<&[u8]> = group.nodes.iter().map(|n| &n.hash[..]).collect();
-            tx.execute(
-                "INSERT INTO provledger_nodes (level, idx, hash) \
-                 SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
-                &[&levels, &at, &hashes],
-            )
-            .map_err(|e| self.err(e))?;
+            tx.execute(insert_nodes, &[&levels, &at, &hashes]).map_err(|e| self.err(e))?;
         }
         let mut indexed_after = indexed;
         if let Some(rows) = rows
             && indexed == before
         {
-            self.insert_rows(&mut tx, rows)?;
+            self.insert_rows(&mut tx, insert_rows, rows)?;
             indexed_after = group.head.count;
         }
         let h = group.head;
         tx.execute(
-            "UPDATE provledger_head SET count = $1, hash = $2, last_time = $3, policy_index = $4, \
-             checkpoint = $5, indexed = $6",
+            update_head,
             &[
                 &(h.count as i64),
                 &h.hash.as_bytes().as_slice(),
@@ -381,10 +488,25 @@ impl PgLog {
             // The outcome of a commit whose connection failed is unknown.
             None => LogError::Unavailable(format!("{}: the commit's outcome is unknown: {e}", self.what)),
             _ => self.err(e),
-        })
+        })?;
+        // The database held `expected` as its head, so a cache good up to
+        // it is good up to the new head.
+        let mut cache = self.cache();
+        if cache.witness == expected.map(|h| (h.count - 1, h.hash)) {
+            cache.witness = Some((h.count - 1, h.hash));
+            for n in group.nodes {
+                cache.insert(n.level, n.index, n.hash);
+            }
+        }
+        Ok(())
     }
 
-    fn insert_rows(&self, tx: &mut Transaction<'_>, rows: &[NewEntry]) -> Result<(), LogError> {
+    fn insert_rows(
+        &self,
+        tx: &mut Transaction<'_>,
+        statement: &postgres::Statement,
+        rows: &[NewEntry],
+    ) -> Result<(), LogError> {
         let (mut kinds, mut keys, mut at) = (Vec::new(), Vec::new(), Vec::new());
         for e in rows {
             for (kind, key) in rows_of(e) {
@@ -393,11 +515,7 @@ impl PgLog {
                 at.push(e.index as i64);
             }
         }
-        tx.execute(
-            "INSERT INTO provledger_rows (kind, key, idx) SELECT * FROM UNNEST($1::smallint[], $2::bytea[], $3::bigint[])",
-            &[&kinds, &keys, &at],
-        )
-        .map_err(|e| self.err(e))?;
+        tx.execute(statement, &[&kinds, &keys, &at]).map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -406,8 +524,12 @@ impl PgLog {
     fn catch_up(&self) -> Result<(), StoreError> {
         let _held = self.catching_up.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = self.conn()?;
+        let (lock, insert_rows) = (
+            conn.prepared(HEAD_LOCKED).map_err(|e| self.err(e))?,
+            conn.prepared(INSERT_ROWS).map_err(|e| self.err(e))?,
+        );
         let mut tx = conn.transaction().map_err(|e| self.err(e))?;
-        let (head, indexed) = self.head_in(&mut tx, true)?;
+        let (head, indexed) = self.head_in(&mut tx, &lock)?;
         let size = head.map_or(0, |h| h.count);
         if indexed >= size {
             return Ok(());
@@ -435,7 +557,7 @@ impl PgLog {
             if rows.is_empty() {
                 return Err(StoreError::Corrupt(format!("the database lacks entry {from}")));
             }
-            self.insert_rows(&mut tx, &rows)?;
+            self.insert_rows(&mut tx, &insert_rows, &rows)?;
             from += rows.len() as u64;
         }
         tx.execute("UPDATE provledger_head SET indexed = $1", &[&(size as i64)]).map_err(|e| self.err(e))?;
@@ -458,13 +580,51 @@ impl PgLog {
         blocking(|| self.indexes_here(kind, key))
     }
 
+    /// The entry of each envelope fingerprint, in one query (caught up
+    /// first if the rows are behind the head).
+    fn envelope_entries_here(&self, fingerprints: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        let keys: Vec<&[u8]> = fingerprints.iter().map(|f| &f[..]).collect();
+        let query = || {
+            let mut conn = self.conn()?;
+            let statement = conn
+                .prepared(
+                    "SELECT h.count > h.indexed, r.key, r.idx FROM provledger_head h \
+                     LEFT JOIN provledger_rows r ON r.kind = $1 AND r.key = ANY($2)",
+                )
+                .map_err(|e| self.err(e))?;
+            conn.query(&statement, &[&(Kind::Envelope as i16), &keys]).map_err(|e| self.err(e))
+        };
+        let mut rows = query()?;
+        if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            self.catch_up()?;
+            rows = query()?;
+        }
+        let found: std::collections::HashMap<Vec<u8>, u64> = rows
+            .iter()
+            .filter_map(|r| Some((r.get::<_, Option<Vec<u8>>>(1)?, r.get::<_, Option<i64>>(2)? as u64)))
+            .collect();
+        Ok(fingerprints.iter().map(|f| found.get(&f[..]).copied()).collect())
+    }
+
+    /// The entries under `key` in index `kind`, caught up first if the
+    /// rows are behind the head (one query when they are not).
     fn indexes_here(&self, kind: Kind, key: &[u8]) -> Result<Vec<u64>, StoreError> {
-        self.current()?;
-        let mut conn = self.conn()?;
-        let rows = conn
-            .query("SELECT idx FROM provledger_rows WHERE kind = $1 AND key = $2 ORDER BY idx", &[&(kind as i16), &key])
-            .map_err(|e| self.err(e))?;
-        Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+        let query = || {
+            let mut conn = self.conn()?;
+            let statement = conn
+                .prepared(
+                    "SELECT h.count > h.indexed, r.idx FROM provledger_head h \
+                     LEFT JOIN provledger_rows r ON r.kind = $1 AND r.key = $2 ORDER BY r.idx",
+                )
+                .map_err(|e| self.err(e))?;
+            conn.query(&statement, &[&(kind as i16), &key]).map_err(|e| self.err(e))
+        };
+        let mut rows = query()?;
+        if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            self.catch_up()?;
+            rows = query()?;
+        }
+        Ok(rows.iter().filter_map(|r| r.get::<_, Option<i64>>(1)).map(|i| i as u64).collect())
     }
 }
 
@@ -482,23 +642,57 @@ fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
+/// The head and `indexed` from a row starting `count, hash, last_time,
+/// policy_index, indexed`.
+fn head_of(row: &postgres::Row) -> Result<(Option<Head>, u64), LogError> {
+    let count: i64 = row.get(0);
+    let indexed: i64 = row.get(4);
+    if count == 0 {
+        return Ok((None, indexed as u64));
+    }
+    let hash: Vec<u8> = row.get(1);
+    let hash = EntryHash::from_slice(&hash).map_err(|_| corrupt(count as u64 - 1, "the head's hash"))?;
+    let head = Head {
+        count: count as u64,
+        hash,
+        last_time: row.get::<_, i64>(2) as u64,
+        policy_index: row.get::<_, i64>(3) as u64,
+    };
+    Ok((Some(head), indexed as u64))
+}
+
 fn corrupt(index: u64, what: &str) -> LogError {
     LogError::Corrupt { index: Some(index), reason: format!("{what} is malformed") }
 }
 
 impl Log for PgLog {
     fn head(&self) -> Result<Option<Head>, LogError> {
-        // One statement: no transaction needed around it.
-        blocking(|| Ok(self.head_in(&mut *self.conn()?, false)?.0))
+        blocking(|| {
+            let witness = self.cache().witness;
+            // One statement: no transaction needed around it.
+            let mut conn = self.conn()?;
+            let statement = conn
+                .prepared(
+                    "SELECT count, hash, last_time, policy_index, indexed, \
+                     CASE WHEN count > $1::bigint + 1 THEN (SELECT bytes FROM provledger_entries WHERE idx = $1::bigint) END \
+                     FROM provledger_head",
+                )
+                .map_err(|e| self.err(e))?;
+            let row = conn.query_one(&statement, &[&witness.map_or(-1, |(w, _)| w as i64)]).map_err(|e| self.err(e))?;
+            let (head, _) = head_of(&row)?;
+            let at_witness = row.get::<_, Option<Vec<u8>>>(5).map(|b| crate::core::entry::entry_hash(&b));
+            self.cache().observe(witness, head.as_ref(), at_witness);
+            Ok(head)
+        })
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
         let Ok(i) = i64::try_from(index) else { return Ok(None) };
         blocking(|| {
             let mut conn = self.conn()?;
-            let row = conn
-                .query_opt("SELECT bytes FROM provledger_entries WHERE idx = $1", &[&i])
-                .map_err(|e| self.err(e))?;
+            let statement =
+                conn.prepared("SELECT bytes FROM provledger_entries WHERE idx = $1").map_err(|e| self.err(e))?;
+            let row = conn.query_opt(&statement, &[&i]).map_err(|e| self.err(e))?;
             Ok(row.map(|r| r.get(0)))
         })
     }
@@ -551,20 +745,29 @@ impl Log for PgLog {
 
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, LogError> {
         let (Ok(l), Ok(i)) = (i16::try_from(level), i64::try_from(index)) else { return Ok(None) };
+        if let Some(h) = self.cache().nodes.get(&(level, index)) {
+            return Ok(Some(*h));
+        }
         let row = blocking(|| {
             let mut conn = self.conn()?;
-            conn.query_opt("SELECT hash FROM provledger_nodes WHERE level = $1 AND idx = $2", &[&l, &i])
-                .map_err(|e| self.err(e))
+            let statement = conn
+                .prepared("SELECT hash FROM provledger_nodes WHERE level = $1 AND idx = $2")
+                .map_err(|e| self.err(e))?;
+            conn.query_opt(&statement, &[&l, &i]).map_err(|e| self.err(e))
         })?;
         let Some(row) = row else { return Ok(None) };
         let hash: Vec<u8> = row.get(0);
-        hash.as_slice().try_into().map(Some).map_err(|_| corrupt(((index + 1) << level) - 1, "a tree node"))
+        let hash: Hash =
+            hash.as_slice().try_into().map_err(|_| corrupt(NodeCache::end(level, index), "a tree node"))?;
+        self.cache().insert(level, index, hash);
+        Ok(Some(hash))
     }
 
     fn checkpoint(&self) -> Result<Option<String>, LogError> {
         blocking(|| {
             let mut conn = self.conn()?;
-            let row = conn.query_one("SELECT checkpoint FROM provledger_head", &[]).map_err(|e| self.err(e))?;
+            let statement = conn.prepared("SELECT checkpoint FROM provledger_head").map_err(|e| self.err(e))?;
+            let row = conn.query_one(&statement, &[]).map_err(|e| self.err(e))?;
             Ok(row.get(0))
         })
     }
@@ -616,6 +819,9 @@ impl Store for PgStore {
     }
     fn envelope_entry(&self, fingerprint: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         Ok(self.indexes_of(Kind::Envelope, fingerprint)?.first().copied())
+    }
+    fn envelope_entries(&self, fingerprints: &[[u8; 32]]) -> Result<Vec<Option<u64>>, StoreError> {
+        blocking(|| self.envelope_entries_here(fingerprints))
     }
     fn promotions_into(&self, env: &str) -> Result<Vec<u64>, StoreError> {
         self.indexes_of(Kind::Environment, env.as_bytes())
