@@ -8,7 +8,9 @@
 //! latency for 1, 8 and 64 clients; the one-by-one and batched library
 //! append rates; the raw fsync rate of the disk; and the good clients'
 //! throughput and p99 while as many other clients flood the server with
-//! statements signed by an unknown key.
+//! statements signed by an unknown key. Then the same 64 clients against
+//! 1, 2 and 3 servers on one PostgreSQL started here, 2 servers on a
+//! primary with a synchronous standby, and a failover under load.
 //!
 //! `cargo bench --bench server` (the table alone: `-- --table-only`).
 
@@ -46,6 +48,11 @@ fn log_verifier(env: &Env) -> NoteVerifier {
 /// Submits `work` split over `clients` threads; returns the wall time and
 /// every submission's latency.
 fn submit_all(url: &str, log: &NoteVerifier, work: Vec<Envelope>, clients: usize) -> (Duration, Vec<Duration>) {
+    submit_spread(&[url], log, work, clients)
+}
+
+/// [`submit_all`] with client `c` on server `urls[c % urls.len()]`.
+fn submit_spread(urls: &[&str], log: &NoteVerifier, work: Vec<Envelope>, clients: usize) -> (Duration, Vec<Duration>) {
     let mut shares: Vec<Vec<Envelope>> = (0..clients).map(|_| Vec::new()).collect();
     for (i, e) in work.into_iter().enumerate() {
         shares[i % clients].push(e);
@@ -53,8 +60,9 @@ fn submit_all(url: &str, log: &NoteVerifier, work: Vec<Envelope>, clients: usize
     let start = Instant::now();
     let threads: Vec<_> = shares
         .into_iter()
-        .map(|share| {
-            let (url, log) = (url.to_string(), log.clone());
+        .enumerate()
+        .map(|(c, share)| {
+            let (url, log) = (urls[c % urls.len()].to_string(), log.clone());
             std::thread::spawn(move || {
                 let client = Client::new(&url, Duration::from_secs(60)).unwrap();
                 share
@@ -126,7 +134,21 @@ fn fsync_rate() -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn table() {
+/// Prints one load-table row; returns the rate.
+fn row(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>, base: f64) -> f64 {
+    lat.sort();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "| {label} | {n} | {rate:.0} | {:.2}x | {:.2} ms | {:.2} ms |",
+        rate / base,
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+    rate
+}
+
+/// Returns the embedded server's rate with 64 clients.
+fn table() -> f64 {
     println!("\n# server load table (one run)\n");
     println!("raw fsync (4 KiB write + fdatasync): {:.0}/s", fsync_rate());
     let (local, _) = Env::initialised_with_log_key();
@@ -151,17 +173,11 @@ fn table() {
     let served = Served::start(&env.ledger(), &[]);
     println!("\n| clients | submissions | appends/s | vs one-by-one | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
+    let mut embedded = 0.0;
     for (clients, n) in [(1usize, 500usize), (8, 2000), (64, 4000)] {
         let work = envelopes(&env, "ci", n);
-        let (elapsed, mut lat) = submit_all(&served.url, &log, work, clients);
-        lat.sort();
-        let rate = n as f64 / elapsed.as_secs_f64();
-        println!(
-            "| {clients} | {n} | {rate:.0} | {:.1}x | {:.2} ms | {:.2} ms |",
-            rate / one_by_one,
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3
-        );
+        let (elapsed, lat) = submit_all(&served.url, &log, work, clients);
+        embedded = row(&clients.to_string(), n, elapsed, lat, one_by_one);
     }
     // The same 8 good clients while 8 others flood it with statements by a
     // key the policy does not know (refused 403 in the handler).
@@ -202,6 +218,80 @@ fn table() {
     );
     served.stop();
     env.ok(&["verify"]);
+    embedded
+}
+
+/// 64 clients against 1, 2 and 3 servers on one PostgreSQL (fsync and
+/// synchronous commit on, as shipped), then 2 servers on a primary with a
+/// synchronous standby, steady and through a failover, each beside the
+/// embedded server's rate from the same run.
+fn postgres_table(embedded: f64) {
+    use common::pg::{Cluster, SyncPair, failover_under_load};
+    println!("\n# servers on PostgreSQL, 64 clients (vs the embedded server's {embedded:.0}/s above)\n");
+    println!("| servers | submissions | appends/s | vs embedded | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    // PROVLEDGER_BENCH_PG_STATEMENTS=1: after each row, the statements the
+    // servers ran (pg_stat_statements), by total time.
+    let statements = std::env::var_os("PROVLEDGER_BENCH_PG_STATEMENTS").is_some();
+    let cluster = if statements {
+        Cluster::start_with(&["shared_preload_libraries = 'pg_stat_statements'"])
+    } else {
+        Cluster::start()
+    };
+    for servers in 1..=3 {
+        let url = cluster.create_db(&format!("bench{servers}"));
+        let env = Env::new();
+        env.init(&["--store", &url, "--log-key", &env.key("ledger")]);
+        let log = log_verifier_of(&env, &url);
+        let served: Vec<Served> = (0..servers).map(|_| Served::start(&env.ledger(), &["--store", &url])).collect();
+        let urls: Vec<&str> = served.iter().map(|s| s.url.as_str()).collect();
+        let warm = envelopes(&env, "ci", 256);
+        submit_spread(&urls, &log, warm, 64);
+        if statements {
+            cluster.sql(&format!("bench{servers}"), "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            cluster.sql(&format!("bench{servers}"), "SELECT pg_stat_statements_reset()");
+        }
+        let (elapsed, lat) = submit_spread(&urls, &log, envelopes(&env, "ci", 4000), 64);
+        row(&servers.to_string(), 4000, elapsed, lat, embedded);
+        if statements {
+            println!(
+                "{}",
+                cluster.sql(
+                    &format!("bench{servers}"),
+                    "SELECT calls, round(total_exec_time::numeric, 1), left(regexp_replace(query, '\\s+', ' ', 'g'), 90) \
+                     FROM pg_stat_statements ORDER BY calls DESC LIMIT 15"
+                )
+            );
+        }
+        env.ok(&["--store", &url, "verify"]);
+    }
+    drop(cluster);
+
+    let mut pair = SyncPair::start("ha");
+    let env = Env::new();
+    env.init(&["--store", &pair.url, "--log-key", &env.key("ledger")]);
+    let log = log_verifier_of(&env, &pair.url);
+    let served =
+        [Served::start(&env.ledger(), &["--store", &pair.url]), Served::start(&env.ledger(), &["--store", &pair.url])];
+    let urls = [served[0].url.as_str(), served[1].url.as_str()];
+    let (elapsed, lat) = submit_spread(&urls, &log, envelopes(&env, "ci", 4000), 64);
+    row("2, synchronous standby", 4000, elapsed, lat, embedded);
+    let run = failover_under_load(&env, &mut pair, &urls, 64, 20);
+    let lost = run.lost_or_doubled().len();
+    println!(
+        "\nfailover (2 servers, 64 clients, primary SIGKILLed after a third of {} statements, standby promoted): \
+         first acknowledgement {:.2} s after the kill; {} acknowledged, {lost} lost or doubled; {} resubmissions",
+        64 * 20,
+        run.first_ack_after_kill.as_secs_f64(),
+        run.acked.len(),
+        run.resubmitted
+    );
+    assert_eq!(lost, 0, "acknowledged entries lost in the failover");
+    env.ok(&["--store", &pair.url, "verify"]);
+}
+
+fn log_verifier_of(env: &Env, url: &str) -> NoteVerifier {
+    NoteVerifier::parse(env.json(&["--store", url, "checkpoint"])["verifier_key"].as_str().unwrap()).unwrap()
 }
 
 fn main() {
@@ -216,5 +306,6 @@ fn main() {
         drop(served);
         c.final_summary();
     }
-    table();
+    let embedded = table();
+    postgres_table(embedded);
 }

@@ -45,6 +45,58 @@ fn the_postgres_log_conforms() {
     conformance::holds(&b, size);
 }
 
+/// A server's log keeps the tree nodes it has read or written; a database
+/// that went back (a backup restored, an asynchronous standby promoted)
+/// is seen at the next head read, and nothing stale is answered: not a
+/// node the database no longer holds, nor one a different chain replaced.
+#[test]
+fn a_database_that_went_back_is_not_answered_from_memory() {
+    use provledger::store::NodeWrite;
+    use provledger::store::log::{Group, Log as _};
+    let cluster = Cluster::start();
+    let url = cluster.create_db("went_back");
+    let (a, b) = (PgLog::connect(&url).unwrap(), PgLog::connect(&url).unwrap());
+    conformance::append_range(&a, 0, 8).unwrap();
+    let leaf5 = a.node(0, 5).unwrap().expect("leaf 5");
+    let go_back = || {
+        cluster.sql(
+            "went_back",
+            "ALTER TABLE provledger_entries DISABLE TRIGGER USER; ALTER TABLE provledger_nodes DISABLE TRIGGER USER; \
+             ALTER TABLE provledger_head DISABLE TRIGGER USER; \
+             DELETE FROM provledger_entries WHERE idx >= 4; DELETE FROM provledger_nodes WHERE ((idx + 1) << level) > 4; \
+             UPDATE provledger_head SET count = 4, indexed = 4, last_time = 1700000004, policy_index = 0, \
+             hash = decode('0000000000000004' || repeat('0', 48), 'hex'); \
+             ALTER TABLE provledger_entries ENABLE TRIGGER USER; ALTER TABLE provledger_nodes ENABLE TRIGGER USER; \
+             ALTER TABLE provledger_head ENABLE TRIGGER USER",
+        );
+    };
+    // Gone back, nothing written since: the head says so and the node is gone.
+    go_back();
+    assert_eq!(a.head().unwrap().map(|h| h.count), Some(4));
+    assert_eq!(a.node(0, 5).unwrap(), None, "a node the database no longer holds");
+    // Back to size 8 with other entries (written by another process):
+    // the same count, another head hash.
+    conformance::append_range(&a, 4, 8).unwrap();
+    assert_eq!(a.node(0, 5).unwrap(), Some(leaf5));
+    go_back();
+    let entries: Vec<Vec<u8>> = (4..8u64).map(|i| vec![0xee; 10 + i as usize]).collect();
+    let nodes: Vec<NodeWrite> = (4..8).map(|i| NodeWrite { level: 0, index: i, hash: [i as u8 ^ 0x5a; 32] }).collect();
+    let mut other = conformance::head(8);
+    other.hash = provledger::core::hash::EntryHash::from_slice(&[0x77; 32]).unwrap();
+    b.append(
+        Some(&conformance::head(4)),
+        &Group {
+            entries: &entries.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            nodes: &nodes,
+            checkpoint: "other\n8\n",
+            head: &other,
+        },
+    )
+    .unwrap();
+    assert_eq!(a.head().unwrap(), Some(other));
+    assert_eq!(a.node(0, 5).unwrap(), Some([5 ^ 0x5a; 32]), "the node of the chain the database holds now");
+}
+
 #[test]
 fn a_newer_schema_is_refused_with_upgrade() {
     let cluster = Cluster::start();
@@ -292,108 +344,103 @@ fn two_servers_on_one_database_write_one_chain() {
 /// failover syncs on after it.
 #[test]
 fn a_standby_takes_over_with_nothing_acknowledged_lost() {
+    use common::pg::{SyncPair, failover_under_load};
     use common::server::Served;
-    use provledger::net::remote::{Client, RemoteError};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
 
-    let mut primary = Cluster::start_with(&["wal_level = replica", "synchronous_commit = on"]);
-    let primary_port = primary.port;
-    primary.sql("postgres", "CREATE DATABASE ha");
-    let standby = Cluster::standby_of(&primary).start_made();
-    // Synchronous from now on: a commit returns once the standby has it.
-    primary.sql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
-    primary.sql("postgres", "SELECT pg_reload_conf()");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while primary.sql("postgres", "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").trim() != "1" {
-        assert!(std::time::Instant::now() < deadline, "the standby never became synchronous");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{primary_port},127.0.0.1:{}/ha?target_session_attrs=read-write&connect_timeout=2",
-        standby.port
-    );
+    let mut pair = SyncPair::start("ha");
+    let url = pair.url.clone();
     let env = Env::new();
     let genesis = env.init(&["--store", &url, "--log-key", &env.key("ledger")]);
-    let log_key = provledger::core::note::NoteVerifier::parse(
-        env.json(&["--store", &url, "verify"])["checkpoint"]["verifier_key"].as_str().unwrap(),
-    )
-    .unwrap();
     let servers = [Served::start(&env.ledger(), &["--store", &url]), Served::start(&env.ledger(), &["--store", &url])];
     let mirror = env.dir.path().join("mirror").display().to_string();
     env.ok(&["--ledger", &mirror, "sync", "--from", &servers[0].url, "--genesis", &genesis]);
 
+    const CLIENTS: usize = 4;
     const PER_CLIENT: usize = 30;
-    let acked = AtomicUsize::new(0);
-    let killed_at: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    let first_after: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    let (results, resubmitted) = std::thread::scope(|s| {
-        let clients: Vec<_> = (0..4)
-            .map(|c| {
-                let (env, log_key, acked, killed_at, first_after) = (&env, &log_key, &acked, &killed_at, &first_after);
-                let client = Client::new(&servers[c % 2].url, Duration::from_secs(30)).unwrap();
-                s.spawn(move || {
-                    let mut hashes = Vec::new();
-                    let mut resubmitted = 0;
-                    for i in 0..PER_CLIENT {
-                        let envelope = common::build_envelope(env.dir.path(), &format!("ha-{c}-{i}"), 1_900_000_000);
-                        let deadline = Instant::now() + Duration::from_secs(60);
-                        let appended = loop {
-                            match client.append(&envelope, log_key) {
-                                Ok(a) => break a,
-                                Err(RemoteError::Refused { status: 503, .. } | RemoteError::Unreachable { .. })
-                                    if Instant::now() < deadline =>
-                                {
-                                    resubmitted += 1;
-                                    std::thread::sleep(Duration::from_millis(100));
-                                }
-                                Err(e) => panic!("client {c}, statement {i}: {e}"),
-                            }
-                        };
-                        acked.fetch_add(1, Ordering::SeqCst);
-                        if killed_at.lock().unwrap().is_some() {
-                            first_after.lock().unwrap().get_or_insert_with(Instant::now);
-                        }
-                        hashes.push(appended.entry.hash().to_string());
-                    }
-                    (hashes, resubmitted)
-                })
-            })
-            .collect();
-        // Kill the primary once a third of the statements are in.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while acked.load(Ordering::SeqCst) < 4 * PER_CLIENT / 3 {
-            assert!(Instant::now() < deadline, "the clients did not get going (one failed?)");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        primary.kill();
-        *killed_at.lock().unwrap() = Some(Instant::now());
-        standby.promote();
-        let mut all = Vec::new();
-        let mut resubmitted = 0;
-        for c in clients {
-            let (h, r) = c.join().unwrap();
-            all.extend(h);
-            resubmitted += r;
-        }
-        (all, resubmitted)
-    });
-    let took = first_after.lock().unwrap().unwrap() - killed_at.lock().unwrap().unwrap();
+    let run = failover_under_load(&env, &mut pair, &[&servers[0].url, &servers[1].url], CLIENTS, PER_CLIENT);
     println!(
-        "failover: {} statements acknowledged, {resubmitted} resubmissions; first acknowledgement {took:?} after the kill",
-        results.len()
+        "failover: {} statements acknowledged, {} resubmissions; first acknowledgement {:?} after the kill",
+        run.acked.len(),
+        run.resubmitted,
+        run.first_ack_after_kill
     );
-    assert_eq!(results.len(), 4 * PER_CLIENT);
-    let log = env.json(&["--store", &url, "log"]);
-    let hashes: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["hash"].as_str().unwrap()).collect();
-    for h in &results {
-        assert_eq!(hashes.iter().filter(|x| *x == h).count(), 1, "acknowledged entry {h} is in the chain exactly once");
-    }
-    assert_eq!(hashes.len(), 1 + results.len(), "nothing else was written");
+    assert_eq!(run.acked.len(), CLIENTS * PER_CLIENT);
+    assert_eq!(run.lost_or_doubled(), Vec::<&String>::new(), "acknowledged entries not in the chain exactly once");
+    assert_eq!(run.chain.len(), 1 + run.acked.len(), "nothing else was written");
     env.ok(&["--store", &url, "verify", "--genesis", &genesis]);
     // The mirror synced before the failover extends across it.
     let synced = env.json(&["--ledger", &mirror, "sync", "--from", &servers[1].url, "--genesis", &genesis]);
-    assert_eq!(env.json(&["--ledger", &mirror, "verify"])["entries"], hashes.len(), "{synced}");
+    assert_eq!(env.json(&["--ledger", &mirror, "verify"])["entries"], run.chain.len(), "{synced}");
+}
+
+/// A submission the database cannot take is answered 503 "resubmit" with
+/// nothing written; resubmitted once the database is back, it is appended.
+/// A statement committed while its answer was lost (here: written straight
+/// into the database) is answered, when resubmitted, with the entry that
+/// holds it, which the client proves; nothing is written twice.
+#[test]
+fn a_cut_off_submission_is_answered_resubmit_and_resubmitting_it_is_idempotent() {
+    use common::server::Served;
+    use provledger::net::remote::{Client, RemoteError};
+    use std::time::{Duration, Instant};
+
+    let mut cluster = Cluster::start();
+    let url = cluster.create_db("resubmit");
+    let env = Env::new();
+    env.init(&["--store", &url, "--log-key", &env.key("ledger")]);
+    let log_key = provledger::core::note::NoteVerifier::parse(
+        env.json(&["--store", &url, "verify"])["checkpoint"]["verifier_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let served = Served::start(&env.ledger(), &["--store", &url, "--request-timeout", "20"]);
+    let client = Client::new(&served.url, Duration::from_secs(30)).unwrap();
+    let first = common::build_envelope(env.dir.path(), "resubmit-first", 1_900_000_000);
+    assert_eq!(client.append(&first, &log_key).unwrap().entry.index, 1);
+
+    // The database goes down under the server.
+    cluster.kill();
+    let cut_off = common::build_envelope(env.dir.path(), "resubmit-cut-off", 1_900_000_000);
+    match client.submit(&cut_off) {
+        Err(RemoteError::Refused { status: 503, refusal, .. }) => {
+            assert_eq!(refusal.error, "resubmit", "{refusal:?}")
+        }
+        other => panic!("a submission with the database down: {other:?}"),
+    }
+    cluster.restart();
+    assert_eq!(env.json(&["--store", &url, "verify"])["entries"], 2, "nothing was written while it was down");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let appended = loop {
+        match client.append(&cut_off, &log_key) {
+            Ok(a) => break a,
+            Err(RemoteError::Refused { status: 503, .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("resubmitted once the database is back: {e}"),
+        }
+    };
+    assert_eq!(appended.entry.index, 2);
+    // Resubmitted again (its first answer lost): the same entry, proven.
+    let again = client.append(&cut_off, &log_key).unwrap();
+    assert_eq!((again.entry.index, again.entry.hash()), (2, appended.entry.hash()));
+
+    // Committed, answer lost: the statement is in the database already.
+    let lost = common::build_envelope(env.dir.path(), "resubmit-answer-lost", 1_900_000_000);
+    let writer = provledger::ledger::dir::LedgerDir::new(env.ledger(), Duration::from_secs(5))
+        .with_database(Some(url.clone()))
+        .open_writer(false)
+        .unwrap();
+    let written = writer.append(lost.clone(), 1_900_000_100).unwrap();
+    match client.submit(&lost) {
+        Err(RemoteError::Refused { status: 409, refusal, .. }) => {
+            assert_eq!((refusal.error.as_str(), refusal.index), ("duplicate", Some(3)), "{refusal:?}")
+        }
+        other => panic!("a statement already written, resubmitted: {other:?}"),
+    }
+    let proven = client.append(&lost, &log_key).unwrap();
+    assert_eq!((proven.entry.index, proven.entry.hash()), (3, written.hash()));
+    let log = env.json(&["--store", &url, "log"]);
+    assert_eq!(log.as_array().unwrap().len(), 4, "each statement once: {log}");
+    env.ok(&["--store", &url, "verify"]);
 }
 
 /// The role of the operations guide (`docs/postgres.md`) runs a ledger:

@@ -8,6 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Env, build_envelope};
 
 /// The directory of PostgreSQL's programs: `$PROVLEDGER_PG_BIN`, else the
 /// newest `/usr/lib/postgresql/<version>/bin`, else `pg_config --bindir`.
@@ -148,6 +151,12 @@ impl Cluster {
         self
     }
 
+    /// Starts a killed cluster again on its port (crash recovery runs).
+    pub fn restart(&mut self) {
+        assert!(!self.running, "the cluster is running");
+        self.pg_ctl_start();
+    }
+
     /// `postgres://postgres@127.0.0.1:PORT/DB`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
@@ -259,3 +268,145 @@ fn chown_to_server_user(dir: &Path) {
         .unwrap();
     std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
 }
+
+/// A primary with a synchronous streaming standby (`synchronous_standby_names
+/// = '*'`: a commit returns once the standby has it), and database `db` on
+/// them; `url` names both hosts with `target_session_attrs=read-write`.
+pub struct SyncPair {
+    pub primary: Cluster,
+    pub standby: Cluster,
+    pub url: String,
+}
+
+impl SyncPair {
+    pub fn start(db: &str) -> SyncPair {
+        let primary = Cluster::start_with(&["wal_level = replica", "synchronous_commit = on"]);
+        primary.sql("postgres", &format!("CREATE DATABASE {db}"));
+        let standby = Cluster::standby_of(&primary).start_made();
+        primary.sql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
+        primary.sql("postgres", "SELECT pg_reload_conf()");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while primary.sql("postgres", "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").trim()
+            != "1"
+        {
+            assert!(Instant::now() < deadline, "the standby never became synchronous");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{db}?target_session_attrs=read-write&connect_timeout=2",
+            primary.port, standby.port
+        );
+        SyncPair { primary, standby, url }
+    }
+}
+
+/// What a failover under load came to (see [`failover_under_load`]).
+pub struct Failover {
+    /// The entry hash of every acknowledged statement, each verified by
+    /// the client against the log key.
+    pub acked: Vec<String>,
+    /// Submissions answered 503 (or cut off) and sent again.
+    pub resubmitted: usize,
+    /// From the primary's SIGKILL to the first acknowledgement after it.
+    pub first_ack_after_kill: Duration,
+    /// Every entry hash of the chain after the run, in order.
+    pub chain: Vec<String>,
+}
+
+impl Failover {
+    /// Acknowledged statements that are not in the chain exactly once.
+    pub fn lost_or_doubled(&self) -> Vec<&String> {
+        let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for h in &self.chain {
+            *count.entry(h.as_str()).or_default() += 1;
+        }
+        self.acked.iter().filter(|h| count.get(h.as_str()) != Some(&1)).collect()
+    }
+}
+
+/// `clients` threads submit `per_client` build statements each to
+/// `servers` (round robin) on `pair`; once a third are acknowledged the
+/// primary is SIGKILLed and the standby promoted. A submission answered
+/// 503 (resubmit, busy) or cut off is sent again, as it was, until it is
+/// acknowledged (a statement already written is answered with its entry,
+/// which the client proves). Returns what was acknowledged and the chain.
+pub fn failover_under_load(
+    env: &Env,
+    pair: &mut SyncPair,
+    servers: &[&str],
+    clients: usize,
+    per_client: usize,
+) -> Failover {
+    use provledger::net::remote::{Client, RemoteError};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let url = pair.url.clone();
+    let log_key = provledger::core::note::NoteVerifier::parse(
+        env.json(&["--store", &url, "verify"])["checkpoint"]["verifier_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let acked = AtomicUsize::new(0);
+    let killed_at: Mutex<Option<Instant>> = Mutex::new(None);
+    let first_after: Mutex<Option<Instant>> = Mutex::new(None);
+    let stamp = SEED.fetch_add(1, Ordering::Relaxed);
+    let (hashes, resubmitted) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (log_key, acked, killed_at, first_after) = (&log_key, &acked, &killed_at, &first_after);
+                let client = Client::new(servers[c % servers.len()], Duration::from_secs(30)).unwrap();
+                let envelopes: Vec<_> = (0..per_client)
+                    .map(|i| build_envelope(env.dir.path(), &format!("ha-{stamp}-{c}-{i}"), 1_900_000_000))
+                    .collect();
+                s.spawn(move || {
+                    let mut hashes = Vec::new();
+                    let mut resubmitted = 0;
+                    for (i, envelope) in envelopes.iter().enumerate() {
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        let appended = loop {
+                            match client.append(envelope, log_key) {
+                                Ok(a) => break a,
+                                Err(RemoteError::Refused { status: 503, .. } | RemoteError::Unreachable { .. })
+                                    if Instant::now() < deadline =>
+                                {
+                                    resubmitted += 1;
+                                    std::thread::sleep(Duration::from_millis(100));
+                                }
+                                Err(e) => panic!("client {c}, statement {i}: {e}"),
+                            }
+                        };
+                        acked.fetch_add(1, Ordering::SeqCst);
+                        if killed_at.lock().unwrap().is_some() {
+                            first_after.lock().unwrap().get_or_insert_with(Instant::now);
+                        }
+                        hashes.push(appended.entry.hash().to_string());
+                    }
+                    (hashes, resubmitted)
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::SeqCst) < clients * per_client / 3 {
+            assert!(Instant::now() < deadline, "the clients did not get going (one failed?)");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pair.primary.kill();
+        *killed_at.lock().unwrap() = Some(Instant::now());
+        pair.standby.promote();
+        let mut all = Vec::new();
+        let mut resubmitted = 0;
+        for h in handles {
+            let (hashes, r) = h.join().unwrap();
+            all.extend(hashes);
+            resubmitted += r;
+        }
+        (all, resubmitted)
+    });
+    let first_ack_after_kill =
+        first_after.lock().unwrap().expect("an acknowledgement after the kill") - killed_at.lock().unwrap().unwrap();
+    let log = env.json(&["--store", &url, "log"]);
+    let chain = log.as_array().unwrap().iter().map(|e| e["hash"].as_str().unwrap().to_string()).collect();
+    Failover { acked: hashes, resubmitted, first_ack_after_kill, chain }
+}
+
+static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
