@@ -14,7 +14,7 @@
 //! - [`net`]: the HTTP API, server, client, mirrors, registry;
 //! - the CLI (the binary), the only place that prints or sets exit codes.
 
-pub use provledger_verify::{bundle, checkpoint, core, gate, policy, sigcheck, tree, verify};
+pub use provledger_verify::{bundle, checkpoint, core, gate, policy, promoted, sigcheck, tree, verify};
 
 pub mod audit;
 pub mod files;

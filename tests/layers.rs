@@ -57,7 +57,9 @@ fn the_verifier_depends_on_no_store_runtime_http_or_registry() {
 /// the verifier's modules, which every layer may use.
 fn layer_of(name: &str) -> Option<usize> {
     Some(match name {
-        "core" | "tree" | "checkpoint" | "policy" | "gate" | "sigcheck" | "verify" | "bundle" => return None,
+        "core" | "tree" | "checkpoint" | "policy" | "gate" | "sigcheck" | "verify" | "bundle" | "promoted" => {
+            return None;
+        }
         "files" | "fsutil" | "keyfile" => 0,
         "store" => 1,
         "ledger" | "record" => 2,

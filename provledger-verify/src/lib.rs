@@ -7,7 +7,8 @@
 //! signed notes; no I/O) → [`tree`] (RFC 9162, pure) → [`checkpoint`] →
 //! [`policy`] → [`gate`] (the promotion decision, pure) → [`sigcheck`] and
 //! [`verify`] (the chain rules) → [`bundle`] and [`proof`] (offline
-//! verification from the genesis hash alone).
+//! verification from the genesis hash alone) → [`promoted`] ("is this
+//! digest promoted into ENV", from a verified chain or proof).
 //!
 //! This crate never opens a store, starts an async runtime, speaks HTTP or
 //! asks a registry; it reads bytes it is given.
@@ -34,6 +35,7 @@ pub mod checkpoint;
 pub mod core;
 pub mod gate;
 pub mod policy;
+pub mod promoted;
 pub mod proof;
 pub mod sigcheck;
 pub mod tree;
