@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::digest::Digest;
-use crate::core::statement::{EntryRef, Predicate};
+use crate::core::entry::UnverifiedEntry;
+use crate::core::statement::{EntryRef, Predicate, Statement};
 use crate::proof::ProofReport;
 use crate::verify::VerifiedEntry;
 
@@ -36,7 +37,7 @@ pub struct Promoted {
 /// Why a digest may not run in an environment.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotPromoted {
-    #[error("{digest} was never promoted into {env}; the ledger holds no promotion of it")]
+    #[error("{digest} was never promoted into {env}")]
     Never { digest: Digest, env: String },
     #[error("{digest} was never promoted into {env}; it was promoted into {}", .into.join(", "))]
     Elsewhere { digest: Digest, env: String, into: Vec<String> },
@@ -56,15 +57,21 @@ impl Promotions {
 
     /// Takes in one verified entry; call it for each entry, in chain order.
     pub fn record(&mut self, v: &VerifiedEntry) {
-        self.entries = self.entries.max(v.index() + 1);
-        let statement = v.statement();
+        self.record_stored(v.entry(), v.statement());
+    }
+
+    /// Takes in one entry of a store that verified it by the chain rules
+    /// when it was written (the ledger's own store, a mirror's): only
+    /// promotions count, in chain order.
+    pub fn record_stored(&mut self, entry: &UnverifiedEntry, statement: &Statement) {
+        self.entries = self.entries.max(entry.index + 1);
         let Predicate::Promotion(p) = &statement.predicate else { return };
         let promoted = Promoted {
-            promotion: v.entry_ref(),
+            promotion: EntryRef { index: entry.index, hash: entry.hash() },
             from: p.from.clone(),
             build: p.build,
             validations: p.validations.clone(),
-            time: Some(v.entry().integrated_time),
+            time: Some(entry.integrated_time),
         };
         for digest in statement.subject_digests() {
             self.by_digest.entry(digest).or_default().insert(p.to.clone(), promoted.clone());

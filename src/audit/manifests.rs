@@ -8,6 +8,7 @@
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
+use crate::core::digest::Digest;
 use crate::core::image_ref::ImageRef;
 
 /// One `image:` value that is not digest-pinned.
@@ -91,18 +92,38 @@ impl MarkedEventReceiver for Collector {
     }
 }
 
-/// Every `image:` value of a YAML stream that is not pinned to a digest.
-pub fn unpinned_images(text: &str) -> Result<Vec<Unpinned>, YamlError> {
+/// One `image:` value: pinned to a digest, or not (and why).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Image {
+    Pinned { line: usize, reference: String, digest: Digest },
+    Unpinned(Unpinned),
+}
+
+/// Every `image:` value of a YAML stream, in order.
+pub fn images(text: &str) -> Result<Vec<Image>, YamlError> {
     let mut c = Collector::default();
     Parser::new_from_str(text)
         .load(&mut c, true)
         .map_err(|e| YamlError { line: e.marker().line(), message: e.info().to_string() })?;
     Ok(c.images
         .into_iter()
-        .filter_map(|(line, reference)| match reference.parse::<ImageRef>() {
-            Ok(r) if r.is_pinned() => None,
-            Ok(_) => Some(Unpinned { line, reference, why: "no digest".into() }),
-            Err(e) => Some(Unpinned { line, reference, why: e.to_string() }),
+        .map(|(line, reference)| match reference.parse::<ImageRef>() {
+            Ok(r) => match r.digest() {
+                Some(digest) => Image::Pinned { line, reference, digest },
+                None => Image::Unpinned(Unpinned { line, reference, why: "no digest".into() }),
+            },
+            Err(e) => Image::Unpinned(Unpinned { line, reference, why: e.to_string() }),
+        })
+        .collect())
+}
+
+/// Every `image:` value of a YAML stream that is not pinned to a digest.
+pub fn unpinned_images(text: &str) -> Result<Vec<Unpinned>, YamlError> {
+    Ok(images(text)?
+        .into_iter()
+        .filter_map(|i| match i {
+            Image::Unpinned(u) => Some(u),
+            Image::Pinned { .. } => None,
         })
         .collect())
 }

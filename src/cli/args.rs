@@ -188,13 +188,19 @@ pub(super) enum Command {
         /// sha256:<hex>, or a reference carrying it
         digest: String,
     },
-    /// Check that every image in Compose / Kubernetes YAML is digest-pinned; exit 3 naming file:line
+    /// Check that every image in Compose / Kubernetes YAML is digest-pinned (and, with --env,
+    /// promoted into ENV by the ledger); exit 3 naming file:line
     CheckRefs {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Report unpinned images as warnings (local development only; also ALLOW_TAG=1 / DEV_MODE=1)
+        /// Report unpinned images as warnings (local development only; also ALLOW_TAG=1 / DEV_MODE=1;
+        /// never with --env)
         #[arg(long)]
         allow_tag: bool,
+        /// Every digest must also have been promoted into ENV (the ledger of --ledger, --store or
+        /// --server decides)
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
     },
     /// Release metadata for a digest, derived only from signed entries (JSON)
     ReleaseMetadata {

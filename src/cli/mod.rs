@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::History { env } => history(&ctx, &env),
         Command::ReleaseMetadata { digest, out } => release_metadata(&ctx, &digest, out.as_deref()),
         Command::CheckBundle { file, require_ci_evidence } => check_bundle(&ctx, &file, require_ci_evidence),
-        Command::CheckRefs { files, allow_tag } => check_refs(&ctx, &files, allow_tag),
+        Command::CheckRefs { files, allow_tag, env } => check_refs(&ctx, &files, allow_tag, env.as_deref()),
         Command::Serve {
             listen,
             max_batch,

@@ -46,31 +46,85 @@ pub(super) fn show(ctx: &Ctx, text: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool) -> Result<()> {
-    let allow = allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE");
-    let mut found = Vec::new();
+pub(super) fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool, env: Option<&str>) -> Result<()> {
+    // A reference without a digest cannot be shown promoted: never allowed with --env.
+    let allow = env.is_none() && (allow_tag || env_flag("ALLOW_TAG") || env_flag("DEV_MODE"));
+    let mut unpinned = Vec::new();
+    let mut pinned = Vec::new();
     for f in files {
         let text = input::read_text(f, "manifest", input::MAX_MANIFEST_FILE)?;
-        let unpinned = manifests::unpinned_images(&text)
+        let images = manifests::images(&text)
             .map_err(|e| CliError::operational(format!("{}:{}: not valid YAML: {}", f.display(), e.line, e.message)))?;
-        found.extend(unpinned.into_iter().map(|u| UnpinnedRef::new(f.display().to_string(), u)));
+        for image in images {
+            match image {
+                manifests::Image::Unpinned(u) => unpinned.push(UnpinnedRef::new(f.display().to_string(), u)),
+                manifests::Image::Pinned { line, reference, digest } => pinned.push((f, line, reference, digest)),
+            }
+        }
     }
-    let count = found.len();
+    let mut unpromoted = Vec::new();
+    if let Some(env) = env {
+        let promotions = promotions_into(&ctx.open()?, env)?;
+        for (f, line, reference, digest) in pinned {
+            if let Err(why) = promotions.promoted(&digest, env) {
+                unpromoted.push(UnpinnedRef { file: f.display().to_string(), line, reference, why: why.to_string() });
+            }
+        }
+    }
+    let (n_unpinned, n_unpromoted) = (unpinned.len(), unpromoted.len());
     ctx.emit(&RefsChecked {
-        ok: found.is_empty(),
-        allowed_by_dev_mode: allow && !found.is_empty(),
-        unpinned: found,
+        ok: unpinned.is_empty() && unpromoted.is_empty(),
+        allowed_by_dev_mode: allow && !unpinned.is_empty(),
+        unpinned,
+        env: env.map(str::to_string),
+        unpromoted,
         files: files.len(),
         allowed: allow,
     });
-    if count == 0 || allow {
+    if (n_unpinned == 0 || allow) && n_unpromoted == 0 {
         return Ok(());
     }
     if ctx.json {
         return Err(CliError::reported(Code::Denied));
     }
-    Err(CliError::denied(format!("{count} image reference(s) not pinned to a digest"))
-        .hint("pin each as REPO:TAG@sha256:<digest>; --allow-tag turns this into warnings for local development only"))
+    match env {
+        Some(env) => Err(CliError::denied(format!(
+            "{} image reference(s) not pinned to a digest promoted into {env}",
+            n_unpinned + n_unpromoted
+        ))
+        .hint(format!("deploy only digests the ledger promoted into {env} (`provledger history --env {env}`)"))),
+        None => Err(CliError::denied(format!("{n_unpinned} image reference(s) not pinned to a digest")).hint(
+            "pin each as REPO:TAG@sha256:<digest>; --allow-tag turns this into warnings for local development only",
+        )),
+    }
+}
+
+/// Every promotion into `env` and the policy's other environments that the
+/// ledger holds (from its index; each entry was verified by the chain rules
+/// when it was written), so that a refusal can say where a digest did go.
+pub(super) fn promotions_into(
+    ledger: &provledger::ledger::Ledger<provledger::store::any::LedgerStore>,
+    env: &str,
+) -> Result<provledger::promoted::Promotions> {
+    use provledger::store::Store as _;
+    let policy = ledger.policy()?.1;
+    let into_env = ledger.store().promotions_into(env)?;
+    if into_env.is_empty() && policy.environment(env).is_none() {
+        return Err(CliError::operational(format!(
+            "environment {env:?} is not in the policy and was never promoted into"
+        )));
+    }
+    let mut indexes = into_env;
+    for other in policy.environments().iter().filter(|e| e.name != env) {
+        indexes.extend(ledger.store().promotions_into(&other.name)?);
+    }
+    indexes.sort_unstable();
+    let mut promotions = provledger::promoted::Promotions::new();
+    for i in indexes {
+        let e = ledger.read(i)?;
+        promotions.record_stored(&e.entry, &e.statement);
+    }
+    Ok(promotions)
 }
 
 pub(super) fn history(ctx: &Ctx, env: &str) -> Result<()> {

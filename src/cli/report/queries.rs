@@ -167,6 +167,12 @@ pub struct RefsChecked {
     /// Unpinned references were found, and allowed (`--allow-tag`, `ALLOW_TAG`, `DEV_MODE`).
     pub allowed_by_dev_mode: bool,
     pub unpinned: Vec<UnpinnedRef>,
+    /// `--env`: the environment every digest must have been promoted into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// `--env`: pinned references whose digest was not promoted into it, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpromoted: Vec<UnpinnedRef>,
     #[serde(skip)]
     pub files: usize,
     #[serde(skip)]
@@ -179,8 +185,17 @@ impl Report for RefsChecked {
         for u in &self.unpinned {
             eprintln!("{label}{}:{}: {} ({})", u.file, u.line, u.reference, u.why);
         }
-        if self.unpinned.is_empty() {
-            println!("ok: every image in {} file(s) is pinned to a digest", self.files);
+        for u in &self.unpromoted {
+            eprintln!("{}:{}: {} ({})", u.file, u.line, u.reference, u.why);
+        }
+        match &self.env {
+            Some(env) if self.ok => {
+                println!("ok: every image in {} file(s) is pinned to a digest promoted into {env}", self.files)
+            }
+            None if self.unpinned.is_empty() => {
+                println!("ok: every image in {} file(s) is pinned to a digest", self.files)
+            }
+            _ => {}
         }
     }
 }
