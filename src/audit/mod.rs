@@ -5,6 +5,7 @@
 pub mod export;
 pub mod manifests;
 pub mod proof;
+pub mod vsa;
 
 use std::collections::BTreeMap;
 
@@ -654,6 +655,37 @@ pub fn tag_promotion_of<S: Store>(
         return Ok(None);
     }
     Ok(newest_tag_target(ledger, env, target)?.filter(|t| t.digest == digest.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromotionsError {
+    #[error("environment {0:?} is not in the policy and was never promoted into")]
+    UnknownEnvironment(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Every promotion into `env` and into the policy's other environments that
+/// the ledger holds, from its index (each entry was verified by the chain
+/// rules when it was written), so that a refusal can say where a digest
+/// did go. An environment the policy does not name and nothing was ever
+/// promoted into is refused.
+pub fn promotions<S: Store>(ledger: &Ledger<S>, env: &str) -> Result<crate::promoted::Promotions, PromotionsError> {
+    let policy = ledger.policy()?.1;
+    let mut indexes = ledger.store().promotions_into(env).map_err(LedgerError::from)?;
+    if indexes.is_empty() && policy.environment(env).is_none() {
+        return Err(PromotionsError::UnknownEnvironment(env.to_string()));
+    }
+    for other in policy.environments().iter().filter(|e| e.name != env) {
+        indexes.extend(ledger.store().promotions_into(&other.name).map_err(LedgerError::from)?);
+    }
+    indexes.sort_unstable();
+    let mut promotions = crate::promoted::Promotions::new();
+    for i in indexes {
+        let e = ledger.read(i)?;
+        promotions.record_stored(&e.entry, &e.statement);
+    }
+    Ok(promotions)
 }
 
 #[cfg(test)]

@@ -163,6 +163,19 @@ pub(super) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a SLSA Verification Summary Attestation (a DSSE envelope of an in-toto Statement)
+    /// that DIGEST was promoted into ENV; exit 3 if it never was
+    Vsa {
+        /// sha256:<hex>, or a reference carrying it
+        digest: String,
+        #[arg(long)]
+        env: String,
+        /// The secret key that signs the attestation (the key admission policies trust)
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Push the DSSE envelopes of every entry about a digest to the registry, as an OCI artifact
     /// that refers to the image
     Attach {

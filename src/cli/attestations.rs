@@ -93,3 +93,31 @@ pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `vsa`: a SLSA Verification Summary Attestation that `text`'s digest was
+/// promoted into `env`, signed by `key`, written to `out`.
+pub(super) fn vsa(ctx: &Ctx, text: &str, env: &str, key: &Path, out: &Path) -> Result<()> {
+    use provledger::audit::vsa::{self, VsaError};
+    let digest = parse_digest(text)?;
+    let key = ctx.secret(key)?;
+    let ledger = ctx.open()?;
+    let summary = vsa::statement(&ledger, &digest, env, now()).map_err(|e| match e {
+        VsaError::NotPromoted(why) => CliError::denied(why.to_string()),
+        VsaError::Promotions(audit::PromotionsError::Ledger(l)) | VsaError::Ledger(l) => l.into(),
+        VsaError::Promotions(other) => CliError::operational(other.to_string()),
+    })?;
+    let payload = serde_json::to_vec(&summary.statement).expect("JSON values serialise");
+    let envelope = Envelope::sign(provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO, payload, &[&key]);
+    let text = serde_json::to_string(&envelope.to_json_value()).expect("JSON values serialise");
+    write_atomically(out, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    ctx.emit(&VsaWritten {
+        ok: true,
+        out: out.to_path_buf(),
+        digest: digest.to_string(),
+        environment: env.to_string(),
+        promotion: summary.promoted.promotion.index,
+        signed_by: key.public().id().to_string(),
+        predicate_type: vsa::PREDICATE_TYPE.to_string(),
+    });
+    Ok(())
+}

@@ -306,6 +306,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
         Command::Attach { digest } => attach(&ctx, &digest),
+        Command::Vsa { digest, env, key, out } => attestations::vsa(&ctx, &digest, &env, &key, &out),
         Command::FetchAttestations { reference } => fetch_attestations(&ctx, &reference),
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),

@@ -64,7 +64,10 @@ pub(super) fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool, env: Opt
     }
     let mut unpromoted = Vec::new();
     if let Some(env) = env {
-        let promotions = promotions_into(&ctx.open()?, env)?;
+        let promotions = audit::promotions(&ctx.open()?, env).map_err(|e| match e {
+            audit::PromotionsError::UnknownEnvironment(_) => CliError::operational(e.to_string()),
+            audit::PromotionsError::Ledger(e) => e.into(),
+        })?;
         for (f, line, reference, digest) in pinned {
             if let Err(why) = promotions.promoted(&digest, env) {
                 unpromoted.push(UnpinnedRef { file: f.display().to_string(), line, reference, why: why.to_string() });
@@ -97,34 +100,6 @@ pub(super) fn check_refs(ctx: &Ctx, files: &[PathBuf], allow_tag: bool, env: Opt
             "pin each as REPO:TAG@sha256:<digest>; --allow-tag turns this into warnings for local development only",
         )),
     }
-}
-
-/// Every promotion into `env` and the policy's other environments that the
-/// ledger holds (from its index; each entry was verified by the chain rules
-/// when it was written), so that a refusal can say where a digest did go.
-pub(super) fn promotions_into(
-    ledger: &provledger::ledger::Ledger<provledger::store::any::LedgerStore>,
-    env: &str,
-) -> Result<provledger::promoted::Promotions> {
-    use provledger::store::Store as _;
-    let policy = ledger.policy()?.1;
-    let into_env = ledger.store().promotions_into(env)?;
-    if into_env.is_empty() && policy.environment(env).is_none() {
-        return Err(CliError::operational(format!(
-            "environment {env:?} is not in the policy and was never promoted into"
-        )));
-    }
-    let mut indexes = into_env;
-    for other in policy.environments().iter().filter(|e| e.name != env) {
-        indexes.extend(ledger.store().promotions_into(&other.name)?);
-    }
-    indexes.sort_unstable();
-    let mut promotions = provledger::promoted::Promotions::new();
-    for i in indexes {
-        let e = ledger.read(i)?;
-        promotions.record_stored(&e.entry, &e.statement);
-    }
-    Ok(promotions)
 }
 
 pub(super) fn history(ctx: &Ctx, env: &str) -> Result<()> {

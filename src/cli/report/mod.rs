@@ -264,6 +264,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("reindex", schema::<Reindexed>()),
         ("migrate", schema::<Migrated>()),
         ("prove", schema::<Proven>()),
+        ("vsa", schema::<VsaWritten>()),
         ("checkpoint", schema::<CheckpointShown>()),
         ("attach", schema::<Attached>()),
         ("fetch-attestations", schema::<AttestationsFetched>()),

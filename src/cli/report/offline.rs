@@ -199,6 +199,37 @@ pub struct Proven {
     pub bytes: usize,
 }
 
+/// `vsa`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct VsaWritten {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub out: PathBuf,
+    #[schemars(pattern(DIGEST))]
+    pub digest: String,
+    pub environment: String,
+    /// The promotion's entry index.
+    pub promotion: u64,
+    /// The key id of the signature.
+    pub signed_by: String,
+    pub predicate_type: String,
+}
+
+impl Report for VsaWritten {
+    fn human(&self) {
+        println!(
+            "wrote the verification summary that {} was promoted into {} (entry {}), signed by {}, to {}",
+            self.digest,
+            self.environment,
+            self.promotion,
+            self.signed_by,
+            self.out.display()
+        );
+    }
+}
+
 impl Report for Proven {
     fn human(&self) {
         println!(
