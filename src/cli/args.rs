@@ -262,6 +262,34 @@ pub(super) enum Command {
         #[arg(long, value_name = "N", default_value_t = server::MAX_CONNECTIONS_PER_PEER)]
         max_connections_per_peer: usize,
     },
+    /// Serve a Kubernetes validating admission webhook (HTTPS, POST /validate): a workload is
+    /// admitted only if every image it names is digest-pinned and promoted into ENV
+    Admit {
+        /// The environment every image must have been promoted into
+        #[arg(long)]
+        env: String,
+        /// Address to listen on; port 0 picks a free one (the first line printed names it)
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The server's certificate chain (PEM), as the API server's caBundle trusts it
+        #[arg(long)]
+        tls_cert: PathBuf,
+        /// The certificate's private key (PEM)
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// A namespace whose workloads are admitted without a check (repeatable)
+        #[arg(long = "exempt-namespace", value_name = "NAMESPACE")]
+        exempt_namespaces: Vec<String>,
+        /// Admit everything, and say in the review's warnings what would have been denied
+        #[arg(long)]
+        warn_only: bool,
+        /// Seconds between bringing the verified copy of the ledger up to date
+        #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        refresh: u64,
+        /// The genesis hash to trust [default: --server-genesis, else the local ledger's own]
+        #[arg(long)]
+        genesis: Option<String>,
+    },
     /// Pull new entries from another copy into this ledger (a mirror), verified; a forked history
     /// is refused (exit 4) and its checkpoint kept as evidence. Or publish this ledger to a registry
     Sync {

@@ -314,6 +314,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::ReleaseMetadata { digest, out } => release_metadata(&ctx, &digest, out.as_deref()),
         Command::CheckBundle { file, require_ci_evidence } => check_bundle(&ctx, &file, require_ci_evidence),
         Command::CheckRefs { files, allow_tag, env } => check_refs(&ctx, &files, allow_tag, env.as_deref()),
+        Command::Admit { env, listen, tls_cert, tls_key, exempt_namespaces, warn_only, refresh, genesis } => {
+            network::admit(
+                &ctx,
+                network::AdmitArgs {
+                    env,
+                    listen,
+                    tls_cert,
+                    tls_key,
+                    exempt_namespaces,
+                    warn_only,
+                    refresh: Duration::from_secs(refresh),
+                    genesis,
+                    mirror: cli.mirror.clone(),
+                },
+            )
+        }
         Command::Serve {
             listen,
             max_batch,

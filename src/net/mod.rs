@@ -2,6 +2,7 @@
 //! client, mirrors (`sync`), and the OCI registry client. The layer under
 //! the CLI; everything below it (ledger, audit, store) knows nothing of it.
 
+pub mod admit;
 pub mod api;
 pub mod registry;
 pub mod remote;

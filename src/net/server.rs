@@ -225,7 +225,7 @@ pub fn run(ledger: Ledger<LedgerStore>, listener: std::net::TcpListener, config:
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let app = router(state, &config);
-        accept_loop(listener, app, &config).await
+        accept_loop(listener, app, &config, None).await
     });
     // The router (and with it the queue's sender) is gone: the committer
     // drains what is queued and stops.
@@ -309,9 +309,15 @@ fn busy_response() -> Vec<u8> {
 }
 
 /// Accepts connections until SIGINT or SIGTERM, each served as HTTP/1.1
-/// under the header timeout and the connection caps; then lets the open
-/// ones finish (within the request timeout) and returns.
-async fn accept_loop(listener: tokio::net::TcpListener, app: Router, config: &Config) -> std::io::Result<()> {
+/// (inside TLS when `tls` is given; the handshake must end within the
+/// header timeout) under the header timeout and the connection caps; then
+/// lets the open ones finish (within the request timeout) and returns.
+pub(crate) async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: &Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let connections = Arc::new(Connections {
         max: config.max_connections.max(1),
         max_per_peer: config.max_connections_per_peer.max(1),
@@ -348,20 +354,18 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, config: &Co
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
         let (header_timeout, drain) = (config.header_timeout, config.request_timeout);
+        let tls = tls.clone();
         tasks.spawn(async move {
             let _slot = slot;
             let _ = stream.set_nodelay(true);
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(drain, conn).await;
+            match tls {
+                None => serve_http(stream, service, header_timeout, drain, stopped).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        serve_http(stream, service, header_timeout, drain, stopped).await
+                    }
                 }
             }
         });
@@ -370,6 +374,30 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, config: &Co
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Serves one connection as HTTP/1.1 until it closes, or until `stopped`
+/// changes (then it finishes within `drain`).
+async fn serve_http<I>(
+    io: I,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    header_timeout: Duration,
+    drain: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(drain, conn).await;
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -274,6 +274,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("check-bundle", schema::<BundleChecked>()),
         ("check-refs", schema::<RefsChecked>()),
         ("serve", schema::<Listening>()),
+        ("admit", schema::<Listening>()),
         ("sync", schema::<SyncReports>()),
     ]
 }

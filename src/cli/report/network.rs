@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Listening {
-    /// `http://ADDRESS:PORT`.
+    /// Where it listens: `http://ADDRESS:PORT` (serve), `https://ADDRESS:PORT/validate` (admit).
     pub listening: String,
     pub ledger: PathBuf,
     /// Entries in the ledger served.
