@@ -666,3 +666,53 @@ fn a_gate_that_changes_between_decision_and_append_moves_no_tag() {
     drop(served_ledger);
     assert!(promotions_into(&w, "dev").is_empty());
 }
+
+/// A verification summary attached next to the image, as an in-toto
+/// attestation artifact of its own: read back by its predicate type, byte
+/// for byte, signature intact; the ledger's own attestations are unchanged.
+/// A summary about another digest is refused before anything is pushed.
+#[test]
+fn a_verification_summary_is_attached_next_to_the_image() {
+    let w = World::new();
+    let digest = w.publish("vsa", "acme/app", "1.0");
+    let reference = w.pinned("acme/app", &digest);
+    w.build(&reference);
+    w.validate(&reference, &ALL_CHECKS);
+    let key = w.env.key("release");
+    w.json(&w.promote_args(&key, &reference, "dev"));
+    let summary = w.env.path("app.vsa.json");
+    w.json(&["vsa", &digest, "--env", "dev", "--key", &w.env.key("qa"), "--out", &summary]);
+
+    let other = w.publish("other", "acme/other", "1.0");
+    let other_ref = w.pinned("acme/other", &other);
+    w.build(&other_ref);
+    let out = w.fails(3, &["attach", &other_ref, "--vsa", &summary]);
+    assert!(out.contains(&format!("the summary is not about {other}")), "{out}");
+    std::fs::write(w.env.path("not-a-vsa.json"), r#"{"payloadType": "x", "payload": "", "signatures": []}"#).unwrap();
+    let out = w.fails(1, &["attach", &reference, "--vsa", &w.env.path("not-a-vsa.json")]);
+    assert!(out.contains("--vsa"), "{out}");
+
+    let attached = w.json(&["attach", &digest, "--vsa", &summary]);
+    let vsa_artifact = attached["vsa_artifact"].as_str().expect("the summary's artifact").to_string();
+    let registry = provledger::registry::Registry::new(&provledger::registry::Options::new(
+        vec![w.host()],
+        std::time::Duration::from_secs(10),
+    ))
+    .unwrap();
+    let image: provledger::core::image_ref::ImageRef = reference.parse().unwrap();
+    let found = registry.statements(&image, digest.parse().unwrap(), provledger::audit::vsa::PREDICATE_TYPE).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].artifact.to_string(), vsa_artifact);
+    assert_eq!(found[0].bytes, std::fs::read(&summary).unwrap(), "the envelope as written");
+    let envelope =
+        provledger::core::dsse::Envelope::from_json_value(serde_json::from_slice(&found[0].bytes).unwrap()).unwrap();
+    let public: provledger::core::keys::PublicKey =
+        std::fs::read_to_string(w.env.path("qa.key.pub")).unwrap().parse().unwrap();
+    assert!(envelope.verify_threshold(&[(None, public)], 1, &[provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO]).is_ok());
+    // Other predicate types find nothing; fetch-attestations still reads the ledger's entries only.
+    assert!(registry.statements(&image, digest.parse().unwrap(), "https://example.com/other/v1").unwrap().is_empty());
+    let fetched = w.json(&["fetch-attestations", &reference]);
+    let list = fetched["attestations"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "build, validation, promotion: {fetched}");
+    assert!(list.iter().all(|a| a["ok"] == true), "{fetched}");
+}

@@ -181,6 +181,10 @@ pub(super) enum Command {
     Attach {
         /// REPO@sha256:<hex>, or sha256:<hex> alone (the repository of its build entry)
         digest: String,
+        /// Also attach this verification summary (written by `vsa` for the same digest), as an
+        /// in-toto attestation artifact of its own
+        #[arg(long, value_name = "FILE")]
+        vsa: Option<PathBuf>,
     },
     /// Pull the attestations of an image from the registry and verify each against this ledger;
     /// exit 4 if any fails, 3 if there are none

@@ -19,10 +19,11 @@ pub(super) fn image_of(ledger: &Ledger<LedgerStore>, text: &str) -> Result<Image
     Ok(image.with_digest(digest))
 }
 
-pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
+pub(super) fn attach(ctx: &Ctx, text: &str, vsa: Option<&Path>) -> Result<()> {
     let ledger = ctx.open()?;
     let image = image_of(&ledger, text)?;
     let digest = image.digest().expect("pinned");
+    let summary = vsa.map(|path| summary_for(path, &digest)).transpose()?;
     let layers: Vec<_> = audit::envelopes_for(&ledger, &digest)?
         .into_iter()
         .map(|e| registry::AttestationLayer {
@@ -35,7 +36,17 @@ pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
         return Err(CliError::denied(format!("no entry of the ledger names {digest}: nothing to attach")));
     }
     let genesis = ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
-    let (artifact, scheme) = ctx.registry()?.attach(&image, digest, &layers, &genesis)?;
+    let registry = ctx.registry()?;
+    let (artifact, scheme) = registry.attach(&image, digest, &layers, &genesis)?;
+    let vsa_artifact = match summary {
+        Some(bytes) => Some(
+            registry
+                .attach_statement(&image, digest, &bytes, provledger::audit::vsa::PREDICATE_TYPE, &genesis)?
+                .0
+                .to_string(),
+        ),
+        None => None,
+    };
     let listed = match scheme {
         registry::ReferrersScheme::Api => "referrers-api",
         registry::ReferrersScheme::TagSchema => "tag-schema",
@@ -46,8 +57,34 @@ pub(super) fn attach(ctx: &Ctx, text: &str) -> Result<()> {
         entries: layers.iter().map(|l| l.entry_index).collect(),
         listed_by: listed.to_string(),
         repository: image.name().to_string(),
+        vsa_artifact,
     });
     Ok(())
+}
+
+/// The bytes of the verification summary at `path`, once it is shown to be
+/// a DSSE envelope of a passing VSA statement about `digest`.
+fn summary_for(path: &Path, digest: &Digest) -> Result<Vec<u8>> {
+    use provledger::audit::vsa::PREDICATE_TYPE;
+    let bytes = input::read(path, "verification summary", provledger::core::dsse::MAX_PAYLOAD_LEN as u64 * 2)?;
+    let bad = |why: String| CliError::operational(format!("--vsa {}: {why}", path.display()));
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let envelope = Envelope::from_json_value(value).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
+    if envelope.payload_type != provledger::core::dsse::PAYLOAD_TYPE_IN_TOTO {
+        return Err(bad(format!("payload type {:?}, not an in-toto statement", envelope.payload_type)));
+    }
+    let statement: serde_json::Value =
+        serde_json::from_slice(&envelope.payload).map_err(|e| bad(format!("the statement is not JSON: {e}")))?;
+    if statement["predicateType"] != PREDICATE_TYPE || statement["predicate"]["verificationResult"] != "PASSED" {
+        return Err(bad(format!("not a passing verification summary ({PREDICATE_TYPE})")));
+    }
+    let about = statement["subject"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["digest"]["sha256"].as_str() == Some(digest.hex().as_str())));
+    if !about {
+        return Err(CliError::denied(format!("--vsa {}: the summary is not about {digest}", path.display())));
+    }
+    Ok(bytes)
 }
 
 pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {

@@ -305,7 +305,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export { out } => export(&ctx, &out),
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
-        Command::Attach { digest } => attach(&ctx, &digest),
+        Command::Attach { digest, vsa } => attach(&ctx, &digest, vsa.as_deref()),
         Command::Vsa { digest, env, key, out } => attestations::vsa(&ctx, &digest, &env, &key, &out),
         Command::FetchAttestations { reference } => fetch_attestations(&ctx, &reference),
         Command::Log => log(&ctx),

@@ -38,6 +38,11 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// `artifactType` of the artifact that carries a digest's DSSE envelopes.
 pub const ATTESTATIONS_ARTIFACT_TYPE: &str = "application/vnd.provledger.attestations.v1+json";
+/// Artifact type of an in-toto statement attached on its own (a
+/// verification summary), its one layer a DSSE envelope.
+pub const STATEMENT_ARTIFACT_TYPE: &str = "application/vnd.in-toto+json";
+/// The predicate type of the statement, on the layer and the artifact.
+pub const ANNOTATION_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 /// Media type of each layer of that artifact: one DSSE envelope, JSON.
 pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// Layer annotations naming the ledger entry an envelope was recorded as.
@@ -150,6 +155,9 @@ pub struct AttestationLayer {
     pub entry_hash: String,
 }
 
+/// One layer to push: its bytes and its annotations.
+type LayerOut<'a> = (&'a [u8], Vec<(&'static str, String)>);
+
 /// One envelope read back from an attestation artifact.
 #[derive(Clone, Debug)]
 pub struct FetchedLayer {
@@ -231,9 +239,9 @@ fn stated_architecture(index: &[u8], i: usize, parsed: &Arch) -> String {
 }
 
 /// A descriptor of one of our blobs, with our media type and annotations.
-fn own_descriptor(media_type: &str, digest: Digest, size: u64, annotations: [(&str, String); 2]) -> Descriptor {
+fn own_descriptor(media_type: &str, digest: Digest, size: u64, annotations: &[(&str, String)]) -> Descriptor {
     let mut d = Descriptor::new(MediaType::Other(media_type.to_string()), size, oci_digest(digest));
-    d.set_annotations(Some(annotations.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    d.set_annotations(Some(annotations.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()));
     d
 }
 
@@ -524,32 +532,96 @@ impl Registry {
         layers: &[AttestationLayer],
         genesis: &str,
     ) -> Result<(Digest, ReferrersScheme), RegistryError> {
+        let layers: Vec<LayerOut<'_>> = layers
+            .iter()
+            .map(|l| {
+                let notes = vec![
+                    (ANNOTATION_ENTRY_INDEX, l.entry_index.to_string()),
+                    (ANNOTATION_ENTRY_HASH, l.entry_hash.clone()),
+                ];
+                (l.envelope_json.as_slice(), notes)
+            })
+            .collect();
+        let notes = [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into();
+        self.block_on(self.push_referrer(image, digest, ATTESTATIONS_ARTIFACT_TYPE, &layers, notes))
+    }
+
+    /// Pushes `envelope_json`, a DSSE envelope of an in-toto statement of
+    /// `predicate_type` about `image@digest` (a verification summary), as an
+    /// artifact of its own referring to the image, so that tools reading
+    /// in-toto attestations from referrers find it by its predicate type.
+    pub fn attach_statement(
+        &self,
+        image: &ImageRef,
+        digest: Digest,
+        envelope_json: &[u8],
+        predicate_type: &str,
+        genesis: &str,
+    ) -> Result<(Digest, ReferrersScheme), RegistryError> {
+        let layers = [(envelope_json, vec![(ANNOTATION_PREDICATE_TYPE, predicate_type.to_string())])];
+        let notes = [
+            (ANNOTATION_PREDICATE_TYPE.to_string(), predicate_type.to_string()),
+            (ANNOTATION_GENESIS.to_string(), genesis.to_string()),
+        ]
+        .into();
+        self.block_on(self.push_referrer(image, digest, STATEMENT_ARTIFACT_TYPE, &layers, notes))
+    }
+
+    /// The DSSE envelopes of in-toto statements of `predicate_type` attached
+    /// to `image@digest` by [`Registry::attach_statement`], each read with
+    /// its size bounded and its hash checked (not verified: the caller
+    /// checks the signature with the key it trusts).
+    pub fn statements(
+        &self,
+        image: &ImageRef,
+        digest: Digest,
+        predicate_type: &str,
+    ) -> Result<Vec<FetchedLayer>, RegistryError> {
         self.block_on(async {
-            let subject = self.manifest_async(image, Target::Digest(digest)).await?;
-            self.push_blob(image, b"{}").await?;
-            let mut descriptors = Vec::with_capacity(layers.len());
-            for l in layers {
-                self.push_blob(image, &l.envelope_json).await?;
-                descriptors.push(own_descriptor(
-                    DSSE_ENVELOPE,
-                    Digest::of(&l.envelope_json),
-                    l.envelope_json.len() as u64,
-                    [
-                        (ANNOTATION_ENTRY_INDEX, l.entry_index.to_string()),
-                        (ANNOTATION_ENTRY_HASH, l.entry_hash.clone()),
-                    ],
-                ));
+            let mut out = Vec::new();
+            for artifact in self.referrers_of_type(image, digest, STATEMENT_ARTIFACT_TYPE).await? {
+                let annotated = artifact.doc.annotations().and_then(|a| a.get(ANNOTATION_PREDICATE_TYPE));
+                if annotated.map(String::as_str) != Some(predicate_type) {
+                    continue;
+                }
+                for (i, layer) in artifact.doc.layers().iter().enumerate() {
+                    if layer.media_type().as_ref() == DSSE_ENVELOPE {
+                        let bytes = self.pull_blob(image, layer, MAX_ENVELOPE_LEN).await?;
+                        out.push(FetchedLayer { artifact: artifact.digest, layer: i, bytes });
+                    }
+                }
             }
-            let artifact = Manifest::written(ManifestDoc::artifact(
-                ATTESTATIONS_ARTIFACT_TYPE,
-                descriptors,
-                [(ANNOTATION_GENESIS.to_string(), genesis.to_string())].into(),
-                Some(subject.descriptor()),
-            ));
-            self.push_manifest(image, Target::Digest(artifact.digest), &artifact).await?;
-            let scheme = self.register_referrer(image, &subject, &artifact).await?;
-            Ok((artifact.digest, scheme))
+            Ok(out)
         })
+    }
+
+    /// Pushes `layers` (DSSE envelopes, each with its annotations) as one
+    /// artifact of `artifact_type` whose subject is `image@digest`, and
+    /// lists it as a referrer.
+    async fn push_referrer(
+        &self,
+        image: &ImageRef,
+        digest: Digest,
+        artifact_type: &str,
+        layers: &[LayerOut<'_>],
+        annotations: std::collections::BTreeMap<String, String>,
+    ) -> Result<(Digest, ReferrersScheme), RegistryError> {
+        let subject = self.manifest_async(image, Target::Digest(digest)).await?;
+        self.push_blob(image, b"{}").await?;
+        let mut descriptors = Vec::with_capacity(layers.len());
+        for (bytes, notes) in layers {
+            self.push_blob(image, bytes).await?;
+            descriptors.push(own_descriptor(DSSE_ENVELOPE, Digest::of(bytes), bytes.len() as u64, notes));
+        }
+        let artifact = Manifest::written(ManifestDoc::artifact(
+            artifact_type,
+            descriptors,
+            annotations.into_iter().collect(),
+            Some(subject.descriptor()),
+        ));
+        self.push_manifest(image, Target::Digest(artifact.digest), &artifact).await?;
+        let scheme = self.register_referrer(image, &subject, &artifact).await?;
+        Ok((artifact.digest, scheme))
     }
 
     /// Every DSSE layer of every attestation artifact that names
@@ -651,7 +723,7 @@ impl Registry {
                         LEDGER_ENTRIES,
                         c.digest,
                         c.size,
-                        [
+                        &[
                             (ANNOTATION_ENTRIES_START, c.start.to_string()),
                             (ANNOTATION_ENTRIES_COUNT, c.count.to_string()),
                         ],
@@ -931,11 +1003,23 @@ impl Registry {
     /// The attestation artifacts listed as referrers of `image@digest`, each
     /// read by digest, hash-checked, and naming that subject.
     async fn referrer_manifests(&self, image: &ImageRef, digest: Digest) -> Result<Vec<Manifest>, RegistryError> {
+        self.referrers_of_type(image, digest, ATTESTATIONS_ARTIFACT_TYPE).await
+    }
+
+    /// The artifacts of `artifact_type` listed as referrers of
+    /// `image@digest`, each read by digest, hash-checked, and naming that
+    /// subject.
+    async fn referrers_of_type(
+        &self,
+        image: &ImageRef,
+        digest: Digest,
+        artifact_type: &str,
+    ) -> Result<Vec<Manifest>, RegistryError> {
         let what = format!("{}@{digest}", image.name());
         self.authenticate(image).await;
         let index = self
             .client
-            .pull_referrers(&Self::reference(image, &Target::Digest(digest)), Some(ATTESTATIONS_ARTIFACT_TYPE))
+            .pull_referrers(&Self::reference(image, &Target::Digest(digest)), Some(artifact_type))
             .await
             .map_err(|e| Self::error(image, &what, e))?;
         let mut out = Vec::new();
@@ -943,7 +1027,7 @@ impl Registry {
             let d: Digest = entry.digest.parse().map_err(|e| protocol(&what, format!("referrer: {e}")))?;
             let m = self.manifest_async(image, Target::Digest(d)).await?;
             let names_subject = m.doc.subject().is_some_and(|s| s.digest().as_ref() == digest.to_string());
-            if names_subject && m.doc.artifact_type().map(AsRef::as_ref) == Some(ATTESTATIONS_ARTIFACT_TYPE) {
+            if names_subject && m.doc.artifact_type().map(AsRef::as_ref) == Some(artifact_type) {
                 out.push(m);
             }
         }
@@ -1065,7 +1149,7 @@ mod tests {
                 DSSE_ENVELOPE,
                 Digest::of(&n.to_be_bytes()),
                 100 + n,
-                [(ANNOTATION_ENTRY_INDEX, n.to_string()), (ANNOTATION_ENTRY_HASH, format!("{n:064x}"))],
+                &[(ANNOTATION_ENTRY_INDEX, n.to_string()), (ANNOTATION_ENTRY_HASH, format!("{n:064x}"))],
             )
         };
         let subject = Descriptor::new(MediaType::ImageManifest, 1234, oci_digest(D.parse().unwrap()));

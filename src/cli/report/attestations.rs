@@ -16,12 +16,18 @@ pub struct Attached {
     /// `REGISTRY/REPO`.
     #[serde(skip)]
     pub repository: String,
+    /// `--vsa`: the digest of the verification summary's artifact manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsa_artifact: Option<String>,
 }
 
 impl Report for Attached {
     fn human(&self) {
         println!("attached {} envelope(s) (entries {:?}) to {}", self.entries.len(), self.entries, self.image);
         println!("artifact {}@{}, listed by the {}", self.repository, self.artifact, self.listed_by);
+        if let Some(a) = &self.vsa_artifact {
+            println!("verification summary {}@{a}", self.repository);
+        }
     }
 }
 
