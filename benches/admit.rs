@@ -3,7 +3,8 @@
 //!
 //! `PROVLEDGER_BENCH_LEDGER=DIR cargo bench --bench admit` decides from the
 //! ledger in DIR (for 1M entries: `cargo run --release --example scale --
-//! --entries 1000000 --dir DIR`); without it, from a small ledger made here.
+//! --entries 1000000 --dir D` leaves it in `D/ledger`); without it, from a
+//! small ledger made here.
 //! Printed after criterion, from one run:
 //! - the start-up cost: verifying the whole ledger into its promotions;
 //! - decision time p50/p99 for a 10-container pod whose images are all
