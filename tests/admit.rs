@@ -210,6 +210,12 @@ fn only_digests_promoted_into_the_environment_are_admitted() {
     let service =
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}});
     assert_eq!(hook.review(&review("svc-1", "Service", "shop", service))["allowed"], true);
+    // A custom resource that runs pods from a template is checked as well.
+    let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": pod_spec(&[("web", &dev_only)])}}});
+    let r = hook.review(&review("ro-1", "Rollout", "shop", rollout));
+    assert_eq!(r["allowed"], false);
+    assert!(message(&r).contains("containers \"web\""), "{r}");
     assert_eq!(hook.health(), 200);
 }
 

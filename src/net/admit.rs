@@ -8,8 +8,10 @@
 //! ReplicationControllers, every container, init container and ephemeral
 //! container image must carry a digest that a promotion entry into the
 //! environment names; otherwise the review is denied with every reason
-//! (image, container, why) in its status message. Objects of other kinds
-//! name no pod and are allowed.
+//! (image, container, why) in its status message. An object of another
+//! kind with a pod template at `spec.template.spec` or
+//! `spec.jobTemplate.spec.template.spec` (a custom resource that runs pods)
+//! is checked the same way; one without names no pod and is allowed.
 //!
 //! Decisions come from a [`Decider`]: the promotions of a ledger verified
 //! when the webhook started and re-verified as it is brought up to date
@@ -215,7 +217,19 @@ fn pod_images(kind: &str, object: &Value) -> Result<Option<Vec<Container>>, Stri
             &object["spec"]["template"]["spec"]
         }
         "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        _ => return Ok(None),
+        // Another kind (a custom resource that runs pods, such as a
+        // rollout) is checked where pod templates usually are; one with no
+        // pod template there runs no pod of its own.
+        _ => {
+            let template =
+                [&object["spec"]["template"]["spec"], &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+                    .into_iter()
+                    .find(|s| s.get("containers").is_some());
+            match template {
+                Some(spec) => spec,
+                None => return Ok(None),
+            }
+        }
     };
     if !spec.is_object() {
         return Err(format!("the {kind} has no pod spec"));
