@@ -210,6 +210,22 @@ fn only_digests_promoted_into_the_environment_are_admitted() {
     let service =
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}});
     assert_eq!(hook.review(&review("svc-1", "Service", "shop", service))["allowed"], true);
+    // An image volume is pulled like a container image: held to the same rule.
+    let mut with_volume = pod(&[("web", &app)]);
+    with_volume["spec"]["volumes"] =
+        json!([{"name": "payload", "image": {"reference": "evil.example/payload:latest"}}]);
+    let r = hook.review(&review("vol-1", "Pod", "shop", with_volume));
+    assert_eq!(r["allowed"], false);
+    assert!(message(&r).contains("volumes \"payload\" image \"evil.example/payload:latest\""), "{r}");
+    // A null list is no list; a list that is not one, or an image that is not a string, is refused.
+    let mut nulls = pod(&[("web", &app)]);
+    nulls["spec"]["initContainers"] = Value::Null;
+    assert_eq!(hook.review(&review("null-1", "Pod", "shop", nulls))["allowed"], true);
+    let mut odd = pod(&[("web", &app)]);
+    odd["spec"]["initContainers"] = json!({"name": "x", "image": dev_only});
+    assert!(message(&hook.review(&review("odd-1", "Pod", "shop", odd))).contains("initContainers is not a list"));
+    let odd = json!({"spec": {"containers": [{"name": "x", "image": ["a"]}]}});
+    assert!(message(&hook.review(&review("odd-2", "Pod", "shop", odd))).contains("names no image"));
     // A custom resource that runs pods from a template is checked as well.
     let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
         "spec": {"template": {"spec": pod_spec(&[("web", &dev_only)])}}});
@@ -245,7 +261,7 @@ fn malformed_requests_get_a_well_formed_denial() {
         ),
     ] {
         let (status, answer) = hook.send(&body);
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["kind"], "AdmissionReview");
         let r = &answer["response"];
         assert_eq!((r["uid"].as_str(), r["allowed"].as_bool()), (Some(uid), Some(false)), "{answer}");

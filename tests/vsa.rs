@@ -129,6 +129,11 @@ fn no_summary_for_a_digest_not_promoted_into_the_environment() {
     assert!(said.contains("never promoted into prod"), "{said}");
     let said = env.fails(1, &["vsa", &digest("app"), "--env", "qa-lab", "--key", &key, "--out", &out]);
     assert!(said.contains("\"qa-lab\" is not in the policy"), "{said}");
+    // What the summary states must verify from the genesis hash: not from another one.
+    let wrong = "ab".repeat(32);
+    let said =
+        env.fails(4, &["vsa", &digest("app"), "--env", "prod", "--key", &key, "--out", &out, "--genesis", &wrong]);
+    assert!(said.contains("no summary written") && said.contains("genesis"), "{said}");
     assert!(!std::path::Path::new(&out).exists(), "nothing is written when refused");
     // Into dev it was promoted: the summary names dev's promotion.
     let written = env.json(&["vsa", &digest("dev-only"), "--env", "dev", "--key", &key, "--out", &out]);

@@ -28,6 +28,9 @@ pub const ID_BASE: &str = "https://provledger.dev/ledger/";
 pub enum VsaError {
     #[error(transparent)]
     NotPromoted(#[from] NotPromoted),
+    /// The promotion's proof does not verify from the genesis hash.
+    #[error("the promotion does not verify: {0}")]
+    Unverified(String),
     #[error(transparent)]
     Promotions(#[from] super::PromotionsError),
     #[error(transparent)]
@@ -41,11 +44,33 @@ pub struct Summary {
 }
 
 /// The in-toto Statement of the VSA for `digest` in `env`, verified at
-/// `now` (seconds since the epoch).
-pub fn statement<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str, now: u64) -> Result<Summary, VsaError> {
-    let promotions = promotions(ledger, env)?;
-    let promoted = promotions.promoted(digest, env)?.clone();
-    let genesis = ledger.genesis_hash()?.ok_or(LedgerError::Empty)?;
+/// `now` (seconds since the epoch). What it states is verified first, not
+/// read from the store's indexes: the promotion's proof (every entry it
+/// rests on, their signatures under the policies in force, the gate
+/// replayed, each entry's inclusion in the signed checkpoint) must verify
+/// from `genesis` (by default the ledger's own genesis hash).
+pub fn statement<S: Store>(
+    ledger: &Ledger<S>,
+    digest: &Digest,
+    env: &str,
+    genesis: Option<&crate::core::hash::EntryHash>,
+    now: u64,
+) -> Result<Summary, VsaError> {
+    // The index says whether, and if not where, the digest was promoted...
+    promotions(ledger, env)?.promoted(digest, env)?;
+    // ...and the verified proof says what is signed.
+    let genesis = match genesis {
+        Some(g) => *g,
+        None => ledger.genesis_hash()?.ok_or(LedgerError::Empty)?,
+    };
+    let proof = super::proof::prove(ledger, digest, env).map_err(|e| match e {
+        super::proof::ProveError::Ledger(l) => VsaError::Ledger(l),
+        other => VsaError::Unverified(other.to_string()),
+    })?;
+    let report = proof.verify(&genesis).map_err(|e| VsaError::Unverified(e.to_string()))?;
+    let promoted = crate::promoted::Promotions::of_proof(&report).promoted(digest, env)?.clone();
+    let proven: std::collections::BTreeMap<u64, crate::core::hash::EntryHash> =
+        proof.entries.iter().map(|e| (e.inclusion.leaf_index, crate::core::entry::entry_hash(&e.entry))).collect();
     let base = format!("{ID_BASE}{genesis}");
     let log = ledger.policy()?.1.log().clone();
     let policy_index = ledger
@@ -87,6 +112,10 @@ pub fn statement<S: Store>(ledger: &Ledger<S>, digest: &Digest, env: &str, now: 
     }
     inputs.push(described(&promoted.promotion)?);
     let policy_entry = ledger.read(policy_index)?.entry;
+    // The policy named is one the proof verified the promotion under.
+    if proven.get(&policy_index) != Some(&policy_entry.hash()) {
+        return Err(VsaError::Unverified(format!("the policy entry {policy_index} is not among the proof's entries")));
+    }
     let mut policy_ref = described(&EntryRef { index: policy_index, hash: policy_entry.hash() })?;
     policy_ref["uri"] = json!(format!("{base}/entries/{policy_index}#environment={env}"));
     policy_ref["annotations"] = json!({"environment": env, "requiredChecks": checks});

@@ -175,6 +175,9 @@ pub(super) enum Command {
         key: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The genesis hash the promotion must verify from [default: the ledger's own]
+        #[arg(long)]
+        genesis: Option<String>,
     },
     /// Push the DSSE envelopes of every entry about a digest to the registry, as an OCI artifact
     /// that refers to the image

@@ -23,7 +23,8 @@ pub(super) fn attach(ctx: &Ctx, text: &str, vsa: Option<&Path>) -> Result<()> {
     let ledger = ctx.open()?;
     let image = image_of(&ledger, text)?;
     let digest = image.digest().expect("pinned");
-    let summary = vsa.map(|path| summary_for(path, &digest)).transpose()?;
+    let genesis_hash = ledger.genesis_hash()?.map(|g| g.to_string()).unwrap_or_default();
+    let summary = vsa.map(|path| summary_for(path, &digest, &genesis_hash)).transpose()?;
     let layers: Vec<_> = audit::envelopes_for(&ledger, &digest)?
         .into_iter()
         .map(|e| registry::AttestationLayer {
@@ -64,7 +65,7 @@ pub(super) fn attach(ctx: &Ctx, text: &str, vsa: Option<&Path>) -> Result<()> {
 
 /// The bytes of the verification summary at `path`, once it is shown to be
 /// a DSSE envelope of a passing VSA statement about `digest`.
-fn summary_for(path: &Path, digest: &Digest) -> Result<Vec<u8>> {
+fn summary_for(path: &Path, digest: &Digest, genesis: &str) -> Result<Vec<u8>> {
     use provledger::audit::vsa::PREDICATE_TYPE;
     let bytes = input::read(path, "verification summary", provledger::core::dsse::MAX_PAYLOAD_LEN as u64 * 2)?;
     let bad = |why: String| CliError::operational(format!("--vsa {}: {why}", path.display()));
@@ -83,6 +84,13 @@ fn summary_for(path: &Path, digest: &Digest) -> Result<Vec<u8>> {
         .is_some_and(|s| s.iter().any(|s| s["digest"]["sha256"].as_str() == Some(digest.hex().as_str())));
     if !about {
         return Err(CliError::denied(format!("--vsa {}: the summary is not about {digest}", path.display())));
+    }
+    let ours = format!("{}{genesis}/", provledger::audit::vsa::ID_BASE);
+    if !statement["predicate"]["verifier"]["id"].as_str().is_some_and(|id| id.starts_with(&ours)) {
+        return Err(CliError::denied(format!(
+            "--vsa {}: the summary was not made from this ledger (genesis {genesis})",
+            path.display()
+        )));
     }
     Ok(bytes)
 }
@@ -133,13 +141,16 @@ pub(super) fn fetch_attestations(ctx: &Ctx, text: &str) -> Result<()> {
 
 /// `vsa`: a SLSA Verification Summary Attestation that `text`'s digest was
 /// promoted into `env`, signed by `key`, written to `out`.
-pub(super) fn vsa(ctx: &Ctx, text: &str, env: &str, key: &Path, out: &Path) -> Result<()> {
+pub(super) fn vsa(ctx: &Ctx, text: &str, env: &str, key: &Path, out: &Path, genesis: Option<&str>) -> Result<()> {
     use provledger::audit::vsa::{self, VsaError};
     let digest = parse_digest(text)?;
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
     let key = ctx.secret(key)?;
     let ledger = ctx.open()?;
-    let summary = vsa::statement(&ledger, &digest, env, now()).map_err(|e| match e {
+    let summary = vsa::statement(&ledger, &digest, env, genesis.as_ref(), now()).map_err(|e| match e {
         VsaError::NotPromoted(why) => CliError::denied(why.to_string()),
+        VsaError::Unverified(why) => CliError::new(Code::Verification, format!("no summary written: {why}")),
         VsaError::Promotions(audit::PromotionsError::Ledger(l)) | VsaError::Ledger(l) => l.into(),
         VsaError::Promotions(other) => CliError::operational(other.to_string()),
     })?;

@@ -306,7 +306,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
         Command::Attach { digest, vsa } => attach(&ctx, &digest, vsa.as_deref()),
-        Command::Vsa { digest, env, key, out } => attestations::vsa(&ctx, &digest, &env, &key, &out),
+        Command::Vsa { digest, env, key, out, genesis } => {
+            attestations::vsa(&ctx, &digest, &env, &key, &out, genesis.as_deref())
+        }
         Command::FetchAttestations { reference } => fetch_attestations(&ctx, &reference),
         Command::Log => log(&ctx),
         Command::Show { digest } => show(&ctx, &digest),

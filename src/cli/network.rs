@@ -181,7 +181,8 @@ pub(super) fn admit(ctx: &Ctx, a: AdmitArgs) -> Result<()> {
             })
             .map_err(|e| CliError::operational(format!("admit: {e}")))?;
     }
-    let limits = server::Config::default();
+    // The API server is one peer with many reviews in flight.
+    let limits = server::Config { max_connections_per_peer: server::MAX_CONNECTIONS, ..server::Config::default() };
     admit::serve(decider, listener, tls, &limits).map_err(|e| CliError::operational(format!("admit: {e}")))
 }
 

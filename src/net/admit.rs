@@ -26,7 +26,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -87,6 +86,11 @@ impl Decider {
             Ok(r) => self.decide(&r),
         };
         self.answer(&uid, decision)
+    }
+
+    /// A denial of a request that could not be read at all.
+    pub fn refuse(&self, why: &str) -> Value {
+        self.answer("", Decision::deny(vec![why.to_string()]))
     }
 
     fn decide(&self, r: &Request<'_>) -> Decision {
@@ -224,7 +228,7 @@ fn pod_images(kind: &str, object: &Value) -> Result<Option<Vec<Container>>, Stri
             let template =
                 [&object["spec"]["template"]["spec"], &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
                     .into_iter()
-                    .find(|s| s.get("containers").is_some());
+                    .find(|s| s.get("containers").is_some() || s.get("initContainers").is_some());
             match template {
                 Some(spec) => spec,
                 None => return Ok(None),
@@ -246,6 +250,18 @@ fn pod_images(kind: &str, object: &Value) -> Result<Option<Vec<Container>>, Stri
     }
     if out.is_empty() {
         return Err(format!("the {kind}'s pod spec names no container"));
+    }
+    // Image volumes (`volumes[].image.reference`) are pulled and mounted
+    // like container images, and held to the same rule.
+    if let Some(volumes) = spec.get("volumes").filter(|v| !v.is_null()) {
+        let volumes = volumes.as_array().ok_or("volumes is not a list")?;
+        for (i, v) in volumes.iter().enumerate() {
+            let Some(image) = v.get("image").filter(|i| !i.is_null()) else { continue };
+            let name = v["name"].as_str().map_or_else(|| format!("#{i}"), str::to_string);
+            let reference =
+                image["reference"].as_str().ok_or_else(|| format!("image volume {name:?} names no reference"))?;
+            out.push(Container { list: "volumes", name, image: reference.to_string() });
+        }
     }
     Ok(Some(out))
 }
@@ -283,16 +299,27 @@ fn pem_error_kind(e: &rustls::pki_types::pem::Error) -> &'static str {
     }
 }
 
+/// Longest a request may take, its body included (the API server's own
+/// timeout for a webhook is at most 30 s, 10 s by default).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn router(decider: Arc<Decider>) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(MAX_REVIEW))
+        // The body is bounded in the handler, so that a review too large is
+        // still answered with a review.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(decider)
 }
 
-async fn validate(State(d): State<Arc<Decider>>, body: Bytes) -> Response {
-    (StatusCode::OK, axum::Json(d.review(&body))).into_response()
+async fn validate(State(d): State<Arc<Decider>>, body: axum::body::Body) -> Response {
+    let answer = match axum::body::to_bytes(body, MAX_REVIEW).await {
+        Ok(bytes) => d.review(&bytes),
+        Err(e) => d.refuse(&format!("the request could not be read (at most {MAX_REVIEW} bytes): {e}")),
+    };
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 /// 200 while decisions come from a verified ledger, else 503 and why.
