@@ -124,13 +124,7 @@ fn pod(containers: &[(&str, &str)]) -> Value {
 
 /// A ledger with `app` in prod, `dev-only` in dev, `built-only` built.
 fn ledger() -> (Env, String) {
-    let (env, genesis) = Env::initialised_with_log_key();
-    env.release_to_prod(&image("app"));
-    env.build(&image("dev-only"));
-    env.validate(&image("dev-only"), &["unit=pass", "integration=pass"]);
-    env.promote(&image("dev-only"), "dev");
-    env.build(&image("built-only"));
-    (env, genesis)
+    Env::with_promotions()
 }
 
 fn message(response: &Value) -> String {
@@ -327,25 +321,8 @@ fn from_a_server_the_mirror_syncs_and_a_new_promotion_is_admitted() {
     assert_eq!(ask()["allowed"], false);
     let remote =
         ["--server", served.url.as_str(), "--server-genesis", genesis.as_str(), "--mirror", &env.path("cli-mirror")];
-    let (release, qa, dev_only) = (env.key("release"), env.key("qa"), image("dev-only"));
-    for step in [
-        vec!["promote", "--key", &release, "--image", &dev_only, "--to", "staging", "--offline"],
-        vec![
-            "record",
-            "validation",
-            "--key",
-            &qa,
-            "--image",
-            &dev_only,
-            "--check",
-            "e2e=pass",
-            "--check",
-            "vuln-scan=pass",
-            "--offline",
-        ],
-        vec!["promote", "--key", &release, "--image", &dev_only, "--to", "prod", "--offline"],
-    ] {
-        let args: Vec<&str> = remote.iter().copied().chain(step).collect();
+    for step in env.dev_to_prod_args(&image("dev-only")) {
+        let args: Vec<&str> = remote.iter().copied().chain(step.iter().map(String::as_str)).collect();
         env.ok(&args);
     }
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -69,12 +69,7 @@ fn broken_yaml_and_missing_files_are_operational_errors() {
 /// a Compose file and a Kubernetes file naming them (and a tag).
 fn promoted_ledger() -> (Env, String, String, String) {
     use common::image;
-    let (env, genesis) = Env::initialised_with_log_key();
-    env.release_to_prod(&image("app"));
-    env.build(&image("dev-only"));
-    env.validate(&image("dev-only"), &["unit=pass", "integration=pass"]);
-    env.promote(&image("dev-only"), "dev");
-    env.build(&image("built-only"));
+    let (env, genesis) = Env::with_promotions();
     let compose = env.path("compose.prod.yaml");
     std::fs::write(
         &compose,
@@ -154,24 +149,8 @@ fn with_env_and_a_server_the_verified_mirror_decides() {
     let out = env.fails(3, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.contains(":5: ") && out.contains(":7: ") && !out.contains(":3: "), "{out}");
     // Promoted on the server meanwhile: the mirror syncs, verified, and agrees.
-    let (release, qa, dev_only) = (env.key("release"), env.key("qa"), common::image("dev-only"));
-    for step in [
-        vec!["promote", "--key", &release, "--image", &dev_only, "--to", "staging", "--offline"],
-        vec![
-            "record",
-            "validation",
-            "--key",
-            &qa,
-            "--image",
-            &dev_only,
-            "--check",
-            "e2e=pass",
-            "--check",
-            "vuln-scan=pass",
-            "--offline",
-        ],
-        vec!["promote", "--key", &release, "--image", &dev_only, "--to", "prod", "--offline"],
-    ] {
+    for step in env.dev_to_prod_args(&common::image("dev-only")) {
+        let step: Vec<&str> = step.iter().map(String::as_str).collect();
         let args = with(&step);
         env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }

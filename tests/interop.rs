@@ -7,16 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Env, KEYS, image};
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROVLEDGER_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    assert!(p.exists(), "no Python with securesystemslib at {}: run ./scripts/test.sh, which creates it", p.display());
-    p
-}
+use common::{Env, KEYS, image, python};
 
 #[test]
 fn securesystemslib_verifies_our_envelopes_and_rejects_tampered_ones() {

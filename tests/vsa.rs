@@ -8,24 +8,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Env, digest, image};
+use common::{Env, digest, python};
 use serde_json::Value;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROVLEDGER_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    assert!(p.exists(), "no Python with securesystemslib at {}: run ./scripts/test.sh, which creates it", p.display());
-    p
-}
-
 fn released() -> (Env, String) {
-    let (env, genesis) = Env::initialised();
-    env.release_to_prod(&image("app"));
-    env.build(&image("dev-only"));
-    env.validate(&image("dev-only"), &["unit=pass", "integration=pass"]);
-    env.promote(&image("dev-only"), "dev");
+    let (env, genesis) = Env::with_promotions();
     env.ok(&["key", "generate", "--out", &env.path("attestor.key")]);
     (env, genesis)
 }

@@ -56,17 +56,20 @@ pub fn statement<S: Store>(
     genesis: Option<&crate::core::hash::EntryHash>,
     now: u64,
 ) -> Result<Summary, VsaError> {
-    // The index says whether, and if not where, the digest was promoted...
-    promotions(ledger, env)?.promoted(digest, env)?;
-    // ...and the verified proof says what is signed.
     let genesis = match genesis {
         Some(g) => *g,
         None => ledger.genesis_hash()?.ok_or(LedgerError::Empty)?,
     };
-    let proof = super::proof::prove(ledger, digest, env).map_err(|e| match e {
-        super::proof::ProveError::Ledger(l) => VsaError::Ledger(l),
-        other => VsaError::Unverified(other.to_string()),
-    })?;
+    let proof = match super::proof::prove(ledger, digest, env) {
+        Ok(p) => p,
+        Err(super::proof::ProveError::Ledger(l)) => return Err(l.into()),
+        // Never promoted: the promotions say where it went instead (or
+        // that the environment is unknown).
+        Err(e) => {
+            promotions(ledger, env)?.promoted(digest, env)?;
+            return Err(VsaError::Unverified(e.to_string()));
+        }
+    };
     let report = proof.verify(&genesis).map_err(|e| VsaError::Unverified(e.to_string()))?;
     let promoted = crate::promoted::Promotions::of_proof(&report).promoted(digest, env)?.clone();
     let proven: std::collections::BTreeMap<u64, crate::core::hash::EntryHash> =

@@ -230,9 +230,9 @@ impl VerifiedCopy {
                 .map_err(|e| format!("the webhook's copy of the ledger does not verify: {e}"))?;
             self.promotions = Some(p);
         }
-        let genesis = match (self.pinned, self.ledger.genesis_hash().map_err(|e| e.to_string())?) {
-            (Some(g), _) => Some(g),
-            (None, held) => held,
+        let genesis = match self.pinned {
+            Some(g) => Some(g),
+            None => self.ledger.genesis_hash().map_err(|e| e.to_string())?,
         };
         let mut from = source().map_err(|e| e.to_string())?;
         sync::pull(&self.ledger, &mut *from, genesis.as_ref(), &self.evidence).map_err(|e| e.to_string())?;

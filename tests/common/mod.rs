@@ -159,6 +159,34 @@ impl Env {
         self.json(&["promote", "--key", &self.key("release"), "--image", image, "--to", to, "--offline"])
     }
 
+    /// A ledger (with its log key) holding `app` promoted into prod,
+    /// `dev-only` promoted into dev and `built-only` only built (images and
+    /// digests by [`image`] and [`digest`] of those seeds), and its genesis.
+    pub fn with_promotions() -> (Env, String) {
+        let (env, genesis) = Env::initialised_with_log_key();
+        env.release_to_prod(&image("app"));
+        env.build(&image("dev-only"));
+        env.validate(&image("dev-only"), &["unit=pass", "integration=pass"]);
+        env.promote(&image("dev-only"), "dev");
+        env.build(&image("built-only"));
+        (env, genesis)
+    }
+
+    /// The commands that take `image`, promoted into dev, on to prod (as
+    /// [`Env::release_to_prod`] does), for running elsewhere (`--server`).
+    pub fn dev_to_prod_args(&self, image: &str) -> Vec<Vec<String>> {
+        let (release, qa) = (self.key("release"), self.key("qa"));
+        let promote = |to: &str| -> Vec<String> {
+            ["promote", "--key", &release, "--image", image, "--to", to, "--offline"].map(String::from).to_vec()
+        };
+        let validate = ["record", "validation", "--key", &qa, "--image", image, "--check", "e2e=pass"]
+            .into_iter()
+            .chain(["--check", "vuln-scan=pass", "--offline"])
+            .map(String::from)
+            .collect();
+        vec![promote("staging"), validate, promote("prod")]
+    }
+
     /// Builds `image` and takes it through dev, staging and prod.
     pub fn release_to_prod(&self, image: &str) {
         self.build(image);
@@ -178,6 +206,17 @@ impl Env {
         }
         self.json(&args)
     }
+}
+
+/// A Python with securesystemslib: `$PROVLEDGER_PYTHON`, else the venv the
+/// test command creates. Fails, rather than skips, when it is missing.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROVLEDGER_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
+    assert!(p.exists(), "no Python with securesystemslib at {}: run ./scripts/test.sh, which creates it", p.display());
+    p
 }
 
 pub const GIT_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
