@@ -4,26 +4,19 @@
 
 mod common;
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Env, image};
 use serde_json::{Value, json};
 
-/// A running webhook, killed when dropped.
+/// A running webhook (killed when dropped) and a client that trusts it.
 struct Webhook {
-    child: Child,
+    /// Kept for its drop, which kills the webhook.
+    _process: common::server::Served,
     url: String,
     agent: ureq::Agent,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost; the paths of
@@ -40,22 +33,10 @@ impl Webhook {
     fn start(env: &Env, before: &[&str], after: &[&str]) -> Webhook {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (cert, key, der) = certificate(env);
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("provledger"))
-            .env("PROVLEDGER_DIR", env.ledger())
-            .env_remove("PROVLEDGER_SERVER")
-            .env_remove("PROVLEDGER_STORE")
-            .env_remove("PROVLEDGER_MIRROR")
-            .args(before)
-            .args(["admit", "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--refresh", "1"])
-            .args(after)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("admit printed {line:?}")).to_string();
+        let admit = ["admit", "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--refresh", "1"];
+        let args: Vec<&str> = before.iter().copied().chain(admit).chain(after.iter().copied()).collect();
+        let process = common::server::Served::spawn(&env.ledger(), &args, Stdio::inherit());
+        let url = process.url.clone();
         let roots = ureq::tls::RootCerts::Specific(Arc::new(vec![ureq::tls::Certificate::from_der(&der).to_owned()]));
         let agent = ureq::Agent::config_builder()
             .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
@@ -63,7 +44,7 @@ impl Webhook {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        Webhook { child, url, agent }
+        Webhook { _process: process, url, agent }
     }
 
     /// POSTs `body` to /validate; the HTTP status and the answer.
@@ -351,41 +332,18 @@ fn plain_http_gets_no_answer_and_bad_tls_files_are_refused() {
     let plain = hook.url.replace("https://", "http://");
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
     assert!(agent.post(&plain).send("{}").is_err(), "the webhook speaks TLS only");
-    std::fs::write(env.path("empty.pem"), "").unwrap();
-    let out = env.fails(
-        1,
-        &[
-            "admit",
-            "--env",
-            "prod",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &env.path("empty.pem"),
-            "--tls-key",
-            &env.path("webhook.key"),
-        ],
-    );
-    assert!(out.contains("empty.pem") && out.contains("no certificate"), "{out}");
-    let key = std::fs::read_to_string(env.path("webhook.key")).unwrap();
-    let out = env.fails(
-        1,
-        &[
-            "admit",
-            "--env",
-            "prod",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &env.path("webhook.crt"),
-            "--tls-key",
-            &env.path("webhook.crt"),
-        ],
-    );
-    assert!(out.contains("not a PEM private key"), "{out}");
-    assert!(!out.contains(key.lines().nth(1).unwrap()), "no key material in the error");
+    // `admit` that must exit 1 before it listens; what it said.
+    let refused = |env_name: &str, cert: &str, key: &str| {
+        env.fails(1, &["admit", "--env", env_name, "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key])
+    };
     let (cert, key) = (env.path("webhook.crt"), env.path("webhook.key"));
-    let out =
-        env.fails(1, &["admit", "--env", "qa-lab", "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key]);
+    std::fs::write(env.path("empty.pem"), "").unwrap();
+    let out = refused("prod", &env.path("empty.pem"), &key);
+    assert!(out.contains("empty.pem") && out.contains("no certificate"), "{out}");
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let out = refused("prod", &cert, &cert);
+    assert!(out.contains("not a PEM private key"), "{out}");
+    assert!(!out.contains(key_text.lines().nth(1).unwrap()), "no key material in the error");
+    let out = refused("qa-lab", &cert, &key);
     assert!(out.contains("\"qa-lab\": the policy names no such environment"), "{out}");
 }

@@ -14,18 +14,26 @@ impl Served {
     /// Serves the ledger in `dir` with `extra` flags; returns once the
     /// server has printed the address it listens on.
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        let args: Vec<&str> = ["serve", "--listen", "127.0.0.1:0"].into_iter().chain(extra.iter().copied()).collect();
+        Served::spawn(dir, &args, Stdio::null())
+    }
+
+    /// Runs `provledger ARGS` on the ledger in `dir` (a command that listens,
+    /// as `serve` and `admit` do); returns once it has printed the address.
+    pub fn spawn(dir: &Path, args: &[&str], stderr: Stdio) -> Served {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("provledger"))
             .env("PROVLEDGER_DIR", dir)
             .env_remove("PROVLEDGER_SERVER")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .env_remove("PROVLEDGER_STORE")
+            .env_remove("PROVLEDGER_MIRROR")
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("serve printed {line:?}"));
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{args:?} printed {line:?}"));
         Served { url: url.to_string(), child }
     }
 
