@@ -76,6 +76,8 @@ step "an auditor verifies it with no store, from the genesis hash alone, and pro
     "$PL" verify --bundle "$WORK/ledger.bundle" --genesis "$GENESIS" --since "$WORK/seen.checkpoint"
 step "a portable proof that the digest was legitimately promoted to prod" \
     "$PL" prove "$DIGEST" --env prod --out "$WORK/prod.proof.json"
+step "the audit view: verified, then written as a static site (open target/audit-report/index.html)" \
+    "$PL" report --out target/audit-report
 step "an admission controller checks it offline" "$PL" verify --proof "$WORK/prod.proof.json" --genesis "$GENESIS"
 refused 3 "$PL" prove "$REBUILT" --env prod --out "$WORK/never.proof.json"
 echo

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod manifests;
 pub mod proof;
+pub mod site;
 pub mod vsa;
 
 use std::collections::BTreeMap;
@@ -168,7 +169,7 @@ pub struct HistoryReport {
 
 /// Key names from every policy the chain has had (a key keeps its name after
 /// it is rotated out).
-fn key_names<S: Store>(ledger: &Ledger<S>) -> Result<BTreeMap<KeyId, String>, LedgerError> {
+pub(crate) fn key_names<S: Store>(ledger: &Ledger<S>) -> Result<BTreeMap<KeyId, String>, LedgerError> {
     let mut names = BTreeMap::new();
     for index in ledger.store().policy_entries()? {
         if let Predicate::Policy(p) = ledger.read(index)?.statement.predicate {
@@ -180,15 +181,15 @@ fn key_names<S: Store>(ledger: &Ledger<S>) -> Result<BTreeMap<KeyId, String>, Le
     Ok(names)
 }
 
-fn signers(e: &StoredEntry, names: &BTreeMap<KeyId, String>) -> Vec<Signer> {
-    e.entry
-        .envelope
-        .signatures
-        .iter()
-        .map(|s| Signer {
-            key_id: s.keyid.clone(),
-            name: KeyId::parse(&s.keyid).ok().and_then(|id| names.get(&id).cloned()),
-        })
+pub(crate) fn signers(e: &StoredEntry, names: &BTreeMap<KeyId, String>) -> Vec<Signer> {
+    let ids: Vec<String> = e.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+    signers_of(&ids, names)
+}
+
+/// Signers named by key id, with their names from `names`.
+pub(crate) fn signers_of(ids: &[String], names: &BTreeMap<KeyId, String>) -> Vec<Signer> {
+    ids.iter()
+        .map(|id| Signer { key_id: id.clone(), name: KeyId::parse(id).ok().and_then(|k| names.get(&k).cloned()) })
         .collect()
 }
 

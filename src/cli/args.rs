@@ -149,6 +149,21 @@ pub(super) enum Command {
         #[arg(long)]
         strict_signatures: bool,
     },
+    /// Verify the ledger (or a bundle), then write the audit view as a static site in DIR: an
+    /// overview, a page per digest, release and environment, the policy history, each with its
+    /// JSON form; exit 4 if verification fails (the report then says so on every page)
+    Report {
+        /// The directory to write (a report already there is replaced; any other non-empty
+        /// directory is refused)
+        #[arg(long)]
+        out: PathBuf,
+        /// Report on an exported bundle, offline, instead of the ledger (needs --genesis)
+        #[arg(long, requires = "genesis")]
+        bundle: Option<PathBuf>,
+        /// Expected genesis hash (lowercase hex)
+        #[arg(long)]
+        genesis: Option<String>,
+    },
     /// Write every entry and the latest signed checkpoint to one file, for offline audit
     Export {
         #[arg(long)]

@@ -303,6 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Export { out } => export(&ctx, &out),
+        Command::Report { out, bundle, genesis } => offline::report(&ctx, &out, bundle.as_deref(), genesis.as_deref()),
         Command::Prove { digest, env, out } => prove(&ctx, &digest, &env, &out),
         Command::Checkpoint { out } => checkpoint(&ctx, out.as_deref()),
         Command::Attach { digest, vsa } => attach(&ctx, &digest, vsa.as_deref()),

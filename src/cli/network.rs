@@ -187,7 +187,7 @@ pub(super) fn admit(ctx: &Ctx, a: AdmitArgs) -> Result<()> {
 }
 
 /// A directory removed when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

@@ -213,3 +213,108 @@ pub(super) fn checkpoint(ctx: &Ctx, out: Option<&Path>) -> Result<()> {
     ctx.emit(&CheckpointShown { checkpoint: CheckpointReport::from(&cp), out: out.map(Path::to_path_buf) });
     Ok(())
 }
+
+/// Verifies the ledger (or a bundle, loaded into a temporary copy as a
+/// mirror is filled: every entry verified as it is taken in), then writes
+/// the audit view into `out`. A failed verification writes a report that
+/// says so on every page and shows nothing from the ledger, then exits 4.
+pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis: Option<&str>) -> Result<()> {
+    use provledger::audit::site::{self, Catalog, Failure, Trust, Verification};
+    let genesis =
+        genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
+    let mut catalog = Catalog::default();
+    let mut _temporary = None;
+    let (ledger, source) = match bundle_path {
+        Some(b) => {
+            let genesis = genesis.as_ref().expect("clap requires --genesis with --bundle");
+            let bundle = sync::BundleSource::open(b).map_err(|e| match e {
+                sync::SyncError::Invalid(m) => CliError::new(Code::Verification, format!("verification failed: {m}")),
+                other => other.into(),
+            });
+            let t = std::env::temp_dir().join(format!(
+                "provledger-report-{}-{:x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            let dir = LedgerDir::new(&t, ctx.lock_wait);
+            _temporary = Some(network::TempDir(t));
+            let copy = dir.open_or_create()?;
+            let source = format!("bundle {}", b.display());
+            let loaded = bundle.and_then(|mut s| {
+                sync::pull(&copy, &mut s, Some(genesis), &dir.evidence_dir()).map(|_| ()).map_err(CliError::from)
+            });
+            if let Err(e) = loaded {
+                return failed_report(out, &copy, &source, e);
+            }
+            (copy, source)
+        }
+        None => {
+            let source = match &ctx.remote {
+                Some(r) => format!("the mirror of {}", r.client.url()),
+                None => format!("ledger {}", ctx.ledger_dir.display()),
+            };
+            match ctx.open() {
+                Ok(l) => (l, source),
+                Err(e) if e.code == Code::Verification => {
+                    let failure = Trust::Failed(Failure::new(&source, e.message.clone(), e.index, e.rule));
+                    write_report(out, None::<&Ledger<LedgerStore>>, &catalog, &failure)?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let total = ledger.checkpoint().map_or(0, |c| c.checkpoint.size);
+    let bar = progress::bar(ctx.json, total, "verifying");
+    let verified = ledger.verify(genesis.as_ref(), |v| {
+        catalog.take_verified(v);
+        bar.inc(1)
+    });
+    bar.finish_and_clear();
+    let chain = match verified {
+        Ok(c) => c,
+        Err(e) => return failed_report(out, &ledger, &source, CliError::from_verify(e)),
+    };
+    let cp = ledger.checkpoint()?;
+    let trust = Trust::Verified(Verification {
+        source,
+        scope: "the whole chain".into(),
+        genesis: chain.genesis.map(|g| g.to_string()).unwrap_or_default(),
+        entries: chain.entries,
+        head: chain.head.to_string(),
+        checkpoint: (&cp).into(),
+        verified_at: site::now_rfc3339(),
+    });
+    let pages = write_report(out, Some(&ledger), &catalog, &trust)?;
+    ctx.emit(&ReportWritten {
+        ok: true,
+        out: out.to_path_buf(),
+        pages,
+        entries: chain.entries,
+        genesis: chain.genesis.map(|g| g.to_string()).unwrap_or_default(),
+        checkpoint: CheckpointReport::from(&cp),
+    });
+    Ok(())
+}
+
+/// Writes the report of a failed verification, then fails with `e`.
+fn failed_report(out: &Path, ledger: &Ledger<LedgerStore>, source: &str, e: CliError) -> Result<()> {
+    use provledger::audit::site::{Failure, Trust};
+    let trust = Trust::Failed(Failure::new(source, e.message.clone(), e.index, e.rule));
+    write_report(out, Some(ledger), &provledger::audit::site::Catalog::default(), &trust)?;
+    Err(e)
+}
+
+fn write_report(
+    out: &Path,
+    ledger: Option<&Ledger<LedgerStore>>,
+    catalog: &provledger::audit::site::Catalog,
+    trust: &provledger::audit::site::Trust,
+) -> Result<usize> {
+    use provledger::audit::site::{self, WriteError};
+    site::write_static(ledger, catalog, trust, out).map_err(|e| match e {
+        WriteError::NotAReport(_) => CliError::new(Code::Usage, e.to_string()),
+        WriteError::Ledger(l) => l.into(),
+        WriteError::Io { .. } => CliError::operational(e.to_string()),
+    })
+}

@@ -768,6 +768,53 @@ impl<S: Store> Ledger<S> {
         Ok(report)
     }
 
+    /// Verifies the first `size` entries while others may be appended: the
+    /// chain rules from entry 0 (as [`Ledger::verify_with`]), then that the
+    /// stored tree's root at `size` is the verified entries' root, and that
+    /// the latest checkpoint is signed by the log key over the stored tree.
+    /// For a server, which verifies what it serves while it serves.
+    pub fn verify_prefix(
+        &self,
+        size: u64,
+        mut on_entry: impl FnMut(&VerifiedEntry),
+    ) -> Result<(ChainReport, SignedCheckpoint), LedgerError> {
+        let mut frontier = Frontier::default();
+        let entries = self.store.entries_from(0).take(size as usize).map(|r| {
+            r.map_err(|e| match e {
+                StoreError::Log(crate::store::log::LogError::Corrupt { index: Some(i), .. }) => {
+                    VerifyError::new(i, Failure::Invalid, e.to_string())
+                }
+                e => VerifyError::new(0, Failure::Io, e.to_string()),
+            })
+        });
+        let report = verify_chain_with(entries, None, sigcheck::Mode::Batch, |v| {
+            frontier.push(leaf_of(&v.hash()), |_, _, _| {});
+            on_entry(v);
+        })?;
+        let last = report.entries.saturating_sub(1);
+        let bad = |why: String| -> LedgerError { VerifyError::new(last, Failure::Invalid, why).into() };
+        if report.entries != size {
+            return Err(bad(format!("the chain ends after {} entries, not {size}", report.entries)));
+        }
+        if self.root_at(size)? != frontier.root() {
+            return Err(bad(format!("the stored tree's root at size {size} is not the chain's")));
+        }
+        let note = self.store.checkpoint()?.ok_or_else(|| bad("no signed checkpoint is stored".into()))?;
+        let size_signed =
+            provledger_verify::core::note::Checkpoint::parse(note.split_once("\n\n").map_or("", |(t, _)| t))
+                .map_err(|e| bad(format!("stored checkpoint: {e}")))?
+                .size;
+        let policy = self.policy_at(size_signed)?;
+        let signed = SignedCheckpoint::open(&note, policy.log()).map_err(|e| bad(format!("stored checkpoint: {e}")))?;
+        if signed.checkpoint.size < size || self.root_at(signed.checkpoint.size)? != signed.checkpoint.root {
+            return Err(bad(format!(
+                "the stored checkpoint (size {}) does not match the stored tree",
+                signed.checkpoint.size
+            )));
+        }
+        Ok((report, signed))
+    }
+
     /// The stored tree holds exactly the nodes the chain implies, and the
     /// stored checkpoint is signed by the policy's log key over its root.
     fn check_tree(&self, nodes: &[NodeWrite], frontier: &Frontier, report: &ChainReport) -> Result<(), LedgerError> {

@@ -8,6 +8,7 @@ pub mod registry;
 pub mod remote;
 pub mod server;
 pub mod sync;
+pub mod ui;
 
 use std::sync::Arc;
 

@@ -219,12 +219,23 @@ pub fn run(ledger: Ledger<LedgerStore>, listener: std::net::TcpListener, config:
     // timeout, so that the submitter learns to resubmit (503) rather than
     // meeting a bare 408.
     let timeout = config.request_timeout.mul_f64(0.9);
+    // The audit view verifies the chain in the background; its pages say
+    // so until it is done.
+    let ui = crate::net::ui::Ui::new(ledger.clone());
+    {
+        let ui = ui.clone();
+        std::thread::Builder::new().name("ui verifier".into()).spawn(move || ui.verify())?;
+    }
     let state = Arc::new(Shared { ledger, queue: tx, policy, timeout });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let app = router(state, &config);
+        let ui = crate::net::ui::routes(ui).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ));
+        let app = router(state, &config).merge(ui);
         accept_loop(listener, app, &config, None).await
     });
     // The router (and with it the queue's sender) is gone: the committer

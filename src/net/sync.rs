@@ -153,6 +153,54 @@ impl Source for DirSource {
     }
 }
 
+/// An exported bundle: the entries in order, and the checkpoint it carries.
+/// Read once, front to back, as a mirror is filled from it.
+pub struct BundleSource {
+    path: PathBuf,
+    reader: bundle::BundleReader<std::io::BufReader<std::fs::File>>,
+    next: u64,
+}
+
+impl BundleSource {
+    pub fn open(path: &Path) -> Result<BundleSource, SyncError> {
+        let file = std::fs::File::open(path).map_err(|e| SyncError::Source(format!("{}: {e}", path.display())))?;
+        let reader = bundle::BundleReader::open(std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| SyncError::Invalid(format!("{}: {e}", path.display())))?;
+        Ok(BundleSource { path: path.to_path_buf(), reader, next: 0 })
+    }
+}
+
+impl Source for BundleSource {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn checkpoint(&mut self) -> Result<String, SyncError> {
+        Ok(self.reader.checkpoint_note.clone())
+    }
+    fn consistency(&mut self, _from: u64, _to: u64) -> Result<Option<Vec<Hash>>, SyncError> {
+        Ok(None)
+    }
+    fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        if start != self.next {
+            return Err(SyncError::Source(format!(
+                "{}: a bundle is read in order; entry {start} was asked after {}",
+                self.describe(),
+                self.next
+            )));
+        }
+        let mut out = Vec::new();
+        while self.next < end && (out.len() as u64) < PAGE {
+            match self.reader.next_entry() {
+                Some(Ok(e)) => out.push(e),
+                Some(Err(e)) => return Err(SyncError::Invalid(format!("{}: {e}", self.describe()))),
+                None => break,
+            }
+            self.next += 1;
+        }
+        Ok(out)
+    }
+}
+
 impl From<crate::store::StoreError> for SyncError {
     fn from(e: crate::store::StoreError) -> SyncError {
         SyncError::Ledger(e.into())

@@ -261,6 +261,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("reconcile-tags", schema::<TagsReconciled>()),
         ("verify", schema::<VerifyReports>()),
         ("export", schema::<Exported>()),
+        ("report", schema::<ReportWritten>()),
         ("reindex", schema::<Reindexed>()),
         ("migrate", schema::<Migrated>()),
         ("prove", schema::<Proven>()),

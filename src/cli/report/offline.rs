@@ -262,3 +262,31 @@ impl Report for CheckpointShown {
         }
     }
 }
+
+/// `report`: the audit view written as a static site.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ReportWritten {
+    /// Always true (a failed verification is an error report, after the site is written).
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub out: PathBuf,
+    /// Pages written (each as HTML and JSON).
+    pub pages: usize,
+    pub entries: u64,
+    #[schemars(pattern(HASH))]
+    pub genesis: String,
+    pub checkpoint: CheckpointReport,
+}
+
+impl Report for ReportWritten {
+    fn human(&self) {
+        println!("verified {} entries from genesis {}", self.entries, self.genesis);
+        println!(
+            "wrote {} pages to {}; open {}",
+            self.pages,
+            self.out.display(),
+            self.out.join("index.html").display()
+        );
+    }
+}
