@@ -55,6 +55,12 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     fi
 fi
 
+# Chromium, the real browser the audit view's tests open the pages in
+# (headless, a profile of their own per run).
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    apt_install chromium
+fi
+
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
 
 cargo test --locked

@@ -2,6 +2,7 @@
 //! and the real `provledger` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod pg;
 pub mod registry;
 pub mod server;

@@ -57,9 +57,9 @@ pub fn render(data: &PageData) -> String {
                         }
                     }
                 }
-                (banner(&data.verification))
                 main #main {
                     h1 { (title) }
+                    (banner(&data.verification))
                     @match &data.content {
                         None => (untrusted(&data.verification)),
                         Some(c) => (content(page, c)),

@@ -1024,3 +1024,69 @@ pub fn write_static<S: Store>(
     crate::fsutil::sync_parent(out).map_err(io(out))?;
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_has_one_path_and_reads_back_from_it() {
+        let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        for page in [
+            Page::Overview,
+            Page::Digests,
+            Page::Digest(d),
+            Page::Releases,
+            Page::Release("2026.12-rc1".into()),
+            Page::Release("Release/1 ../x".into()),
+            Page::Environment("prod".into()),
+            Page::Policy,
+        ] {
+            for (ext, json) in [("html", false), ("json", true)] {
+                let path = format!("{}.{ext}", page.stem());
+                assert!(!path.contains("..") && !path.contains(' '), "{path}");
+                assert_eq!(Page::parse(&path), Some((page.clone(), json)), "{path}");
+            }
+        }
+        assert_eq!(Page::parse(""), Some((Page::Overview, false)));
+        assert_eq!(Page::parse("digests/"), Some((Page::Digests, false)));
+    }
+
+    #[test]
+    fn a_path_that_is_no_page_is_refused() {
+        for path in [
+            "index.htm",
+            "../index.html",
+            "digests/../index.html",
+            "digests/sha256-zz.html",
+            &format!("digests/sha256-{}.html", "AB".repeat(32)),
+            "releases/Upper.html",
+            "releases/x-zz.html",
+            "releases/x-72.html", // "r" spelled as hex: one path per page
+            "environments/a/b.html",
+            "style.css",
+            "policy",
+        ] {
+            assert_eq!(Page::parse(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn links_between_pages_are_relative_to_where_they_are() {
+        let env = Page::Environment("prod".into());
+        assert_eq!(Page::Overview.link(&env, "html"), "environments/prod.html");
+        assert_eq!(env.link(&Page::Overview, "html"), "../index.html");
+        assert_eq!(env.link(&env, "json"), "../environments/prod.json");
+        assert_eq!(env.root_link("style.css"), "../style.css");
+    }
+
+    #[test]
+    fn a_repository_is_the_reference_without_tag_and_digest() {
+        assert_eq!(
+            repository("registry.example.com:5000/acme/app:1.0@sha256:ab"),
+            "registry.example.com:5000/acme/app"
+        );
+        assert_eq!(repository("registry.example.com:5000/acme/app"), "registry.example.com:5000/acme/app");
+        assert_eq!(repository("acme/app:dev"), "acme/app");
+    }
+}
