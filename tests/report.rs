@@ -46,6 +46,12 @@ fn story() -> (Env, String) {
     // The same revision built again, with another digest: denied everywhere.
     env.build_with(&image("rebuilt"), &["--git-sha", GIT_SHA, "--artifact", "app"]);
     env.build_with("registry.example.com/acme/app:dev", &["--allow-tag"]);
+    // A newer digest in dev: the promoted one becomes dev's rollback target.
+    env.build(&image("second"));
+    env.validate(&image("second"), &["unit=pass"]);
+    env.promote(&image("second"), "dev");
+    // A release whose id is also the name of a list page.
+    env.build_with(&image("tool"), &["--git-sha", GIT_SHA, "--artifact", "tool", "--release", "index"]);
     for (artifact, seed) in [("frontend", "r1-frontend"), ("backend", "r1-backend")] {
         let sha = "89abcdef0123456789abcdef0123456789abcdef";
         env.build_with(&image(seed), &["--git-sha", sha, "--artifact", artifact, "--release", "r1"]);
@@ -182,8 +188,14 @@ fn the_static_report_shows_the_verified_facts_in_a_browser() {
     let reached = check_site(&root);
     assert_eq!(reached.len(), written["pages"].as_u64().unwrap() as usize);
     let d = |s: &str| digest(s);
-    for rel in [page_of(&d("app")), page_of(&d("rebuilt")), "environments/prod.html".into(), "releases/r1.html".into()]
-    {
+    for rel in [
+        page_of(&d("app")),
+        page_of(&d("rebuilt")),
+        "environments/prod.html".into(),
+        "releases/r1.html".into(),
+        "releases/index.html".into(),
+        "releases.html".into(),
+    ] {
         assert!(reached.contains(&root.join(&rel).canonicalize().unwrap()), "{rel} is not linked");
     }
 
@@ -197,6 +209,8 @@ fn the_static_report_shows_the_verified_facts_in_a_browser() {
     assert_eq!(text(&overview, "[data-fact=root]"), written["checkpoint"]["root"].as_str().unwrap());
     assert_eq!(attr(&overview, "#env-prod", "data-current"), Some(d("app")));
     assert!(text(&overview, "#env-prod .rollback").contains("none"));
+    assert_eq!(attr(&overview, "#env-dev", "data-current"), Some(d("second")));
+    assert_eq!(attr(&overview, "#env-dev .rollback a", "title"), Some(d("app")));
     assert_eq!(count(&overview, "#recent tbody tr"), 20.min(entries as usize));
     assert!(text(&overview, "#recent tbody tr").contains("policy"), "the newest entry is the policy change");
 
@@ -220,6 +234,8 @@ fn the_static_report_shows_the_verified_facts_in_a_browser() {
     let app = browser::dom(&file_url(&root.join(page_of(&d("app")))));
     assert_eq!(count(&app, "#timeline > li"), 7, "1 build, 3 validations, 3 promotions");
     assert_eq!(attr(&app, "#gates tr[data-environment=prod]", "data-allowed").as_deref(), Some("false"));
+    assert_eq!(attr(&app, "#gates tr[data-environment=staging]", "data-allowed").as_deref(), Some("true"));
+    assert!(text(&app, "#gates tr[data-environment=staging]").contains("yes, entry 5"));
     assert!(text(&app, "#gates tr[data-environment=prod]").contains("pen-test"));
     let findings = text(&app, "#findings");
     assert!(findings.contains("Check integration : fail in entry 2 was superseded by pass in entry 3"), "{findings}");
@@ -318,7 +334,7 @@ fn a_bundle_is_reported_offline_from_its_genesis_and_a_bad_one_is_not() {
     env.ok(&["export", "--out", &bundle]);
     let from_ledger = PathBuf::from(env.path("from-ledger"));
     let from_bundle = PathBuf::from(env.path("from-bundle"));
-    assert_eq!(report(&env, &from_ledger, &[]).0, 0);
+    assert_eq!(report(&env, &from_ledger, &["--genesis", &genesis]).0, 0);
     let (code, written) = report(&env, &from_bundle, &["--bundle", &bundle, "--genesis", &genesis]);
     assert_eq!(code, 0, "{written}");
     // The same pages, saying the same things (but where and when they were verified).
@@ -517,7 +533,7 @@ fn a_server_whose_chain_fails_verification_shows_the_failure_on_every_page() {
     };
     assert_eq!(index["verification"]["status"], "failed", "{index}");
     assert_eq!(index["verification"]["index"], 2);
-    for page in ["", "digests/index.html", "releases/index.html", "policy.html"] {
+    for page in ["", "digests.html", "releases.html", "policy.html"] {
         let (status, _, body) = get(&format!("{base}/ui/{page}"));
         assert_eq!(status, 200);
         let doc = Html::parse_document(&body);

@@ -284,6 +284,7 @@ pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis:
         head: chain.head.to_string(),
         checkpoint: (&cp).into(),
         verified_at: site::now_rfc3339(),
+        genesis_pinned: genesis.is_some(),
     });
     let pages = write_report(out, Some(&ledger), &catalog, &trust)?;
     ctx.emit(&ReportWritten {

@@ -8,7 +8,7 @@
 //! verified by the committer before they were written; the pages take them
 //! in as they are asked for.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -25,7 +25,10 @@ use crate::store::any::LedgerStore;
 pub struct Ui {
     ledger: Arc<Ledger<LedgerStore>>,
     trust: RwLock<Trust>,
-    catalog: Mutex<Catalog>,
+    catalog: RwLock<Catalog>,
+    /// Pages rendered at once; more wait (each holds a blocking thread and
+    /// store reads the committer also needs).
+    rendering: tokio::sync::Semaphore,
 }
 
 impl Ui {
@@ -35,7 +38,8 @@ impl Ui {
         Arc::new(Ui {
             ledger,
             trust: RwLock::new(Trust::Pending { source, since: site::now_rfc3339() }),
-            catalog: Mutex::new(Catalog::default()),
+            catalog: RwLock::new(Catalog::default()),
+            rendering: tokio::sync::Semaphore::new(RENDERING),
         })
     }
 
@@ -65,11 +69,12 @@ impl Ui {
                 head: chain.head.to_string(),
                 checkpoint: (&cp).into(),
                 verified_at: site::now_rfc3339(),
+                genesis_pinned: false,
             }),
             Err(e) => Trust::Failed(Failure::of(&source, &e)),
         };
         if trust.is_verified() {
-            *self.catalog.lock().expect("catalog lock") = catalog;
+            *self.catalog.write().expect("catalog lock") = catalog;
         }
         *self.trust.write().expect("trust lock") = trust;
     }
@@ -78,25 +83,35 @@ impl Ui {
     fn answer(&self, path: &str) -> Response {
         let Some((page, json)) = Page::parse(path) else { return not_found() };
         let mut trust = self.trust.read().expect("trust lock").clone();
-        let data = {
-            let mut catalog = self.catalog.lock().expect("catalog lock");
-            if let Trust::Verified(v) = &mut trust {
-                // Newer entries were verified on append; the banner names
-                // the checkpoint the pages are read at.
-                let caught_up = catalog.catch_up(&self.ledger).and_then(|_| self.ledger.checkpoint());
-                match caught_up {
-                    Ok(cp) => {
-                        v.entries = catalog.size();
-                        if let Some(h) = catalog.head() {
-                            v.head = h.to_string();
-                        }
-                        v.checkpoint = (&cp).into();
-                    }
-                    Err(e) => return internal(&e),
+        if trust.is_verified() {
+            // Newer entries were verified on append; a store that went back
+            // or forked fails the view for good.
+            let caught_up = self.catalog.write().expect("catalog lock").catch_up(&self.ledger);
+            match caught_up {
+                Ok(()) => {}
+                Err(e @ crate::ledger::LedgerError::Verify(_)) => {
+                    let source = format!("the server's store ({})", self.ledger.store().describe());
+                    trust = Trust::Failed(Failure::of(&source, &e));
+                    *self.trust.write().expect("trust lock") = trust.clone();
                 }
+                Err(e) => return internal(&e),
             }
-            site::page_data(&*self.ledger, &catalog, &trust, &page)
-        };
+        }
+        let catalog = self.catalog.read().expect("catalog lock");
+        if let Trust::Verified(v) = &mut trust {
+            // The banner names the checkpoint the pages are read at.
+            match self.ledger.checkpoint() {
+                Ok(cp) => {
+                    v.entries = catalog.size();
+                    if let Some(h) = catalog.head() {
+                        v.head = h.to_string();
+                    }
+                    v.checkpoint = (&cp).into();
+                }
+                Err(e) => return internal(&e),
+            }
+        }
+        let data = site::page_data(&*self.ledger, &catalog, &trust, &page);
         match data {
             Ok(Some(d)) if json => respond("application/json", d.to_json()),
             Ok(Some(d)) => respond("text/html; charset=utf-8", site::render(&d)),
@@ -138,9 +153,14 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
     r
 }
 
+/// Pages rendered at once.
+const RENDERING: usize = 4;
+
 async fn page(State(ui): State<Arc<Ui>>, path: Option<Path<String>>) -> Response {
     let path = path.map(|Path(p)| p).unwrap_or_default();
-    match tokio::task::spawn_blocking(move || ui.answer(&path)).await {
+    let Ok(_turn) = ui.rendering.acquire().await else { return internal(&"shutting down") };
+    let answering = ui.clone();
+    match tokio::task::spawn_blocking(move || answering.answer(&path)).await {
         Ok(r) => r,
         Err(e) => internal(&e),
     }

@@ -93,7 +93,11 @@ fn banner(trust: &Trust) -> Markup {
                     ": " (v.entries) " entries from the genesis entry, every signature, every policy rule and every promotion gate."
                 }
                 dl.facts {
-                    dt { "Genesis" } dd { code data-fact="genesis" { (v.genesis) } }
+                    dt { "Genesis" } dd {
+                        code data-fact="genesis" { (v.genesis) }
+                        @if v.genesis_pinned { " (the one given)" }
+                        @else { br; span.unpinned { "Not pinned: compare it with the genesis hash you trust (pass --genesis to check it)." } }
+                    }
                     dt { "Tree size" } dd data-fact="size" { (v.checkpoint.size) }
                     dt { "Merkle root" } dd { code data-fact="root" { (v.checkpoint.root) } }
                     dt { "Checkpoint signer" } dd { code data-fact="signer" { (v.checkpoint.signer) } }

@@ -71,6 +71,9 @@ pub struct Verification {
     pub checkpoint: CheckpointView,
     /// When the verification ran (RFC 3339, UTC).
     pub verified_at: String,
+    /// Whether the genesis was checked against one given (`--genesis`);
+    /// otherwise it is the ledger's own, to compare with the one you trust.
+    pub genesis_pinned: bool,
 }
 
 /// A signed checkpoint, as the pages show it.
@@ -294,10 +297,23 @@ impl Catalog {
     /// Takes in the entries `ledger` holds beyond the catalog. Each was
     /// verified when it was appended (a server verifies every statement
     /// before it writes it).
+    /// A store that now holds fewer entries, or entries that do not link to
+    /// the last one taken in, fails verification.
     pub fn catch_up<S: Store>(&mut self, ledger: &Ledger<S>) -> Result<(), LedgerError> {
+        use crate::verify::{Failure, VerifyError};
         let count = ledger.store().head()?.map_or(0, |h| h.count);
+        if count < self.size {
+            let why = format!("the store went back: it holds {count} entries, {} were verified", self.size);
+            return Err(VerifyError::new(count, Failure::Invalid, why).into());
+        }
         while self.size < count {
             let e = ledger.read(self.size)?;
+            if let Some(head) = self.head()
+                && e.entry.prev_hash.to_string() != head
+            {
+                let why = format!("entry {} does not link to the verified entry before it", self.size);
+                return Err(VerifyError::new(self.size, Failure::Invalid, why).into());
+            }
             let ids = e.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
             self.take(self.size, &e.entry, &e.statement, ids);
         }
@@ -338,17 +354,18 @@ pub enum Page {
 }
 
 /// A name as a file name: itself when it is a plain name (what the policy
-/// allows environments), else `x-` and its bytes in hex.
+/// allows environments), else `_` (which no plain name starts with) and
+/// its bytes in hex.
 fn file_name(name: &str) -> String {
     if crate::core::statement::check_name("page", name).is_ok() {
         name.to_string()
     } else {
-        format!("x-{}", hex::encode(name))
+        format!("_{}", hex::encode(name))
     }
 }
 
 fn from_file_name(stem: &str) -> Option<String> {
-    match stem.strip_prefix("x-") {
+    match stem.strip_prefix('_') {
         Some(h) => String::from_utf8(hex::decode(h).ok()?).ok(),
         None => crate::core::statement::check_name("page", stem).is_ok().then(|| stem.to_string()),
     }
@@ -359,9 +376,9 @@ impl Page {
     pub fn stem(&self) -> String {
         match self {
             Page::Overview => "index".into(),
-            Page::Digests => "digests/index".into(),
+            Page::Digests => "digests".into(),
             Page::Digest(d) => format!("digests/sha256-{}", d.hex()),
-            Page::Releases => "releases/index".into(),
+            Page::Releases => "releases".into(),
             Page::Release(r) => format!("releases/{}", file_name(r)),
             Page::Environment(e) => format!("environments/{}", file_name(e)),
             Page::Policy => "policy".into(),
@@ -380,8 +397,8 @@ impl Page {
         let page = match stem.split_once('/') {
             None if stem == "index" => Page::Overview,
             None if stem == "policy" => Page::Policy,
-            Some(("digests", "index")) => Page::Digests,
-            Some(("releases", "index")) => Page::Releases,
+            None if stem == "digests" => Page::Digests,
+            None if stem == "releases" => Page::Releases,
             Some(("digests", d)) => Page::Digest(format!("sha256:{}", d.strip_prefix("sha256-")?).parse().ok()?),
             Some(("releases", r)) => Page::Release(from_file_name(r)?),
             Some(("environments", e)) => Page::Environment(from_file_name(e)?),
@@ -941,10 +958,11 @@ pub enum WriteError {
 }
 
 /// Writes every page (HTML and JSON) and the stylesheet into `out` (with
-/// no ledger, the pages of an unverified one), whole or
-/// not at all: into a new directory beside it, renamed into place. A report
-/// already at `out` is replaced; any other non-empty directory is refused.
-/// Returns the number of pages.
+/// no ledger, the pages of an unverified one), whole or not at all: into a
+/// new directory beside it, flushed to disk, then put in place in one step
+/// (a report already at `out` is exchanged with it atomically, then
+/// removed). Any other non-empty directory at `out` is refused. Returns the
+/// number of pages.
 pub fn write_static<S: Store>(
     ledger: Option<&Ledger<S>>,
     catalog: &Catalog,
@@ -956,33 +974,39 @@ pub fn write_static<S: Store>(
         let path = path.to_path_buf();
         move |source| WriteError::Io { path, source }
     };
-    let replacing = match std::fs::read_dir(out) {
-        Ok(mut entries) => {
-            let empty = entries.next().is_none();
-            if !empty && !out.join(MARKER).is_file() {
-                return Err(WriteError::NotAReport(out.to_path_buf()));
-            }
-            true
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(io(out)(e)),
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Err(io(out)(std::io::Error::new(std::io::ErrorKind::InvalidInput, "--out needs a directory name")));
     };
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // Refused before anything is written; checked again just before the swap.
+    let is_report = |out: &Path| -> Result<bool, WriteError> {
+        match std::fs::read_dir(out) {
+            Ok(mut entries) => {
+                if entries.next().is_some() && !out.join(MARKER).is_file() {
+                    return Err(WriteError::NotAReport(out.to_path_buf()));
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(out)(e)),
+        }
+    };
+    is_report(out)?;
     let tag = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
     let fresh = parent.join(format!(".{name}.new-{tag}"));
-    let result = (|| {
+    let written = (|| {
         std::fs::create_dir(&fresh).map_err(io(&fresh))?;
         for sub in ["digests", "releases", "environments"] {
             std::fs::create_dir(fresh.join(sub)).map_err(io(&fresh))?;
         }
+        // Plain writes, flushed all at once below: the directory is put in
+        // place only after.
         let write = |rel: &str, bytes: &[u8]| -> Result<(), WriteError> {
             let path = fresh.join(rel);
-            crate::fsutil::write_new(&path, crate::fsutil::OUTPUT, |w| std::io::Write::write_all(w, bytes))
-                .map_err(io(&path))
+            std::fs::write(&path, bytes).map_err(io(&path))
         };
         write("style.css", STYLESHEET.as_bytes())?;
         let pages = match ledger {
@@ -999,30 +1023,21 @@ pub fn write_static<S: Store>(
             write(&format!("{}.json", page.stem()), data.to_json().as_bytes())?;
         }
         write(MARKER, b"written by provledger report\n")?;
-        crate::fsutil::sync_parent(&fresh.join(MARKER)).map_err(io(&fresh))?;
+        let dir = std::fs::File::open(&fresh).map_err(io(&fresh))?;
+        rustix::fs::syncfs(&dir).map_err(|e| io(&fresh)(e.into()))?;
+        if is_report(out)? {
+            // Exchanged in one step: `out` is always the old report or the new.
+            rustix::fs::renameat_with(rustix::fs::CWD, &fresh, rustix::fs::CWD, out, rustix::fs::RenameFlags::EXCHANGE)
+                .map_err(|e| io(out)(e.into()))?;
+        } else {
+            std::fs::rename(&fresh, out).map_err(io(out))?;
+        }
+        crate::fsutil::sync_parent(out).map_err(io(out))?;
         Ok(pages.len())
     })();
-    let count = match result {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&fresh);
-            return Err(e);
-        }
-    };
-    if replacing {
-        let old = parent.join(format!(".{name}.old-{tag}"));
-        std::fs::rename(out, &old).map_err(io(out))?;
-        if let Err(e) = std::fs::rename(&fresh, out) {
-            let _ = std::fs::rename(&old, out);
-            let _ = std::fs::remove_dir_all(&fresh);
-            return Err(io(out)(e));
-        }
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&fresh, out).map_err(io(out))?;
-    }
-    crate::fsutil::sync_parent(out).map_err(io(out))?;
-    Ok(count)
+    // `fresh` now holds the old report, or what a failed write left.
+    let _ = std::fs::remove_dir_all(&fresh);
+    written
 }
 
 #[cfg(test)]
@@ -1039,6 +1054,9 @@ mod tests {
             Page::Releases,
             Page::Release("2026.12-rc1".into()),
             Page::Release("Release/1 ../x".into()),
+            Page::Release("index".into()),
+            Page::Release("x-ray".into()),
+            Page::Release("_72".into()),
             Page::Environment("prod".into()),
             Page::Policy,
         ] {
@@ -1049,7 +1067,7 @@ mod tests {
             }
         }
         assert_eq!(Page::parse(""), Some((Page::Overview, false)));
-        assert_eq!(Page::parse("digests/"), Some((Page::Digests, false)));
+        assert_eq!(Page::parse("digests.html"), Some((Page::Digests, false)));
     }
 
     #[test]
@@ -1061,8 +1079,9 @@ mod tests {
             "digests/sha256-zz.html",
             &format!("digests/sha256-{}.html", "AB".repeat(32)),
             "releases/Upper.html",
-            "releases/x-zz.html",
-            "releases/x-72.html", // "r" spelled as hex: one path per page
+            "releases/_zz.html",
+            "releases/_72.html", // "r" spelled as hex: one path per page
+            "digests/index.html",
             "environments/a/b.html",
             "style.css",
             "policy",
