@@ -96,7 +96,7 @@ fn banner(trust: &Trust) -> Markup {
                     dt { "Genesis" } dd {
                         code data-fact="genesis" { (v.genesis) }
                         @if v.genesis_pinned { " (the one given)" }
-                        @else { br; span.unpinned { "Not pinned: compare it with the genesis hash you trust (pass --genesis to check it)." } }
+                        @else { br; span.unpinned { "Not pinned: compare it with the genesis hash you trust (`report --genesis HASH` checks it)." } }
                     }
                     dt { "Tree size" } dd data-fact="size" { (v.checkpoint.size) }
                     dt { "Merkle root" } dd { code data-fact="root" { (v.checkpoint.root) } }
