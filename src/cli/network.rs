@@ -122,8 +122,8 @@ pub(super) fn admit(ctx: &Ctx, a: AdmitArgs) -> Result<()> {
         (Some(r), _) => (ctx.mirror_dir(r), None),
         (None, Some(m)) => (LedgerDir::new(m, ctx.lock_wait), None),
         (None, None) => {
-            let t = std::env::temp_dir().join(format!("provledger-admit-{}", std::process::id()));
-            (LedgerDir::new(&t, ctx.lock_wait), Some(TempDir(t)))
+            let t = TempDir::new("admit");
+            (LedgerDir::new(&t.0, ctx.lock_wait), Some(t))
         }
     };
     let source: Box<dyn Fn() -> std::result::Result<Box<dyn sync::Source>, sync::SyncError> + Send> = match &ctx.remote
@@ -188,6 +188,15 @@ pub(super) fn admit(ctx: &Ctx, a: AdmitArgs) -> Result<()> {
 
 /// A directory removed when dropped.
 pub(super) struct TempDir(pub(super) PathBuf);
+
+impl TempDir {
+    /// A new name under the system's temporary directory, for `what`
+    /// (nothing is created there yet).
+    pub(super) fn new(what: &str) -> TempDir {
+        let name = format!("provledger-{what}-{}-{:x}", std::process::id(), rand::random::<u32>());
+        TempDir(std::env::temp_dir().join(name))
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {

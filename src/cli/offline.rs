@@ -219,7 +219,7 @@ pub(super) fn checkpoint(ctx: &Ctx, out: Option<&Path>) -> Result<()> {
 /// the audit view into `out`. A failed verification writes a report that
 /// says so on every page and shows nothing from the ledger, then exits 4.
 pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis: Option<&str>) -> Result<()> {
-    use provledger::audit::site::{self, Catalog, Failure, Trust, Verification};
+    use provledger::audit::site::{self, Catalog, Trust, Verification};
     let genesis =
         genesis.map(EntryHash::parse).transpose().map_err(|e| CliError::new(Code::Usage, format!("--genesis: {e}")))?;
     let mut catalog = Catalog::default();
@@ -231,20 +231,16 @@ pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis:
                 sync::SyncError::Invalid(m) => CliError::new(Code::Verification, format!("verification failed: {m}")),
                 other => other.into(),
             });
-            let t = std::env::temp_dir().join(format!(
-                "provledger-report-{}-{:x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            let dir = LedgerDir::new(&t, ctx.lock_wait);
-            _temporary = Some(network::TempDir(t));
+            let temporary = network::TempDir::new("report");
+            let dir = LedgerDir::new(&temporary.0, ctx.lock_wait);
+            _temporary = Some(temporary);
             let copy = dir.open_or_create()?;
             let source = format!("bundle {}", b.display());
             let loaded = bundle.and_then(|mut s| {
                 sync::pull(&copy, &mut s, Some(genesis), &dir.evidence_dir()).map(|_| ()).map_err(CliError::from)
             });
             if let Err(e) = loaded {
-                return failed_report(out, &copy, &source, e);
+                return failed_report(out, Some(&copy), &source, e);
             }
             (copy, source)
         }
@@ -255,11 +251,7 @@ pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis:
             };
             match ctx.open() {
                 Ok(l) => (l, source),
-                Err(e) if e.code == Code::Verification => {
-                    let failure = Trust::Failed(Failure::new(&source, e.message.clone(), e.index, e.rule));
-                    write_report(out, None::<&Ledger<LedgerStore>>, &catalog, &failure)?;
-                    return Err(e);
-                }
+                Err(e) if e.code == Code::Verification => return failed_report(out, None, &source, e),
                 Err(e) => return Err(e),
             }
         }
@@ -273,7 +265,7 @@ pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis:
     bar.finish_and_clear();
     let chain = match verified {
         Ok(c) => c,
-        Err(e) => return failed_report(out, &ledger, &source, CliError::from_verify(e)),
+        Err(e) => return failed_report(out, Some(&ledger), &source, CliError::from_verify(e)),
     };
     let cp = ledger.checkpoint()?;
     let trust = Trust::Verified(Verification {
@@ -298,11 +290,12 @@ pub(super) fn report(ctx: &Ctx, out: &Path, bundle_path: Option<&Path>, genesis:
     Ok(())
 }
 
-/// Writes the report of a failed verification, then fails with `e`.
-fn failed_report(out: &Path, ledger: &Ledger<LedgerStore>, source: &str, e: CliError) -> Result<()> {
+/// Writes the report of a failed verification (of `ledger`, or of one that
+/// could not be opened), then fails with `e`.
+fn failed_report(out: &Path, ledger: Option<&Ledger<LedgerStore>>, source: &str, e: CliError) -> Result<()> {
     use provledger::audit::site::{Failure, Trust};
     let trust = Trust::Failed(Failure::new(source, e.message.clone(), e.index, e.rule));
-    write_report(out, Some(ledger), &provledger::audit::site::Catalog::default(), &trust)?;
+    write_report(out, ledger, &provledger::audit::site::Catalog::default(), &trust)?;
     Err(e)
 }
 

@@ -709,18 +709,7 @@ impl<S: Store> Ledger<S> {
         let mut rows: Vec<NewEntry> = Vec::new();
         let mut frontier = Frontier::default();
         let mut nodes = Vec::new();
-        // A stored entry that does not read back as written fails
-        // verification at its index; any other read error is I/O.
-        let entries = self.store.entries_from(0).map(|r| {
-            r.map_err(|e| match e {
-                StoreError::Log(crate::store::log::LogError::Corrupt { index: Some(i), .. }) => {
-                    VerifyError::new(i, Failure::Invalid, e.to_string())
-                }
-                StoreError::Corrupt(_) => VerifyError::new(0, Failure::Invalid, e.to_string()),
-                e => VerifyError::new(0, Failure::Io, e.to_string()),
-            })
-        });
-        let report = verify_chain_with(entries, genesis, mode, |v| {
+        let report = verify_chain_with(self.stored_entries(), genesis, mode, |v| {
             rows.push(index_rows(v));
             frontier.push(leaf_of(&v.hash()), |level, index, hash| nodes.push(NodeWrite { level, index, hash: *hash }));
             on_entry(v);
@@ -768,6 +757,21 @@ impl<S: Store> Ledger<S> {
         Ok(report)
     }
 
+    /// The stored entries from 0, for verification: one that does not read
+    /// back as written fails verification at its index; any other read
+    /// error is I/O.
+    fn stored_entries(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), VerifyError>> + '_ {
+        self.store.entries_from(0).map(|r| {
+            r.map_err(|e| match e {
+                StoreError::Log(crate::store::log::LogError::Corrupt { index: Some(i), .. }) => {
+                    VerifyError::new(i, Failure::Invalid, e.to_string())
+                }
+                StoreError::Corrupt(_) => VerifyError::new(0, Failure::Invalid, e.to_string()),
+                e => VerifyError::new(0, Failure::Io, e.to_string()),
+            })
+        })
+    }
+
     /// Verifies the first `size` entries while others may be appended: the
     /// chain rules from entry 0 (as [`Ledger::verify_with`]), then that the
     /// stored tree's root at `size` is the verified entries' root, and that
@@ -779,14 +783,7 @@ impl<S: Store> Ledger<S> {
         mut on_entry: impl FnMut(&VerifiedEntry),
     ) -> Result<(ChainReport, SignedCheckpoint), LedgerError> {
         let mut frontier = Frontier::default();
-        let entries = self.store.entries_from(0).take(size as usize).map(|r| {
-            r.map_err(|e| match e {
-                StoreError::Log(crate::store::log::LogError::Corrupt { index: Some(i), .. }) => {
-                    VerifyError::new(i, Failure::Invalid, e.to_string())
-                }
-                e => VerifyError::new(0, Failure::Io, e.to_string()),
-            })
-        });
+        let entries = self.stored_entries().take(size as usize);
         let report = verify_chain_with(entries, None, sigcheck::Mode::Batch, |v| {
             frontier.push(leaf_of(&v.hash()), |_, _, _| {});
             on_entry(v);

@@ -161,6 +161,14 @@ fn env_link(from: &Page, env: &str) -> Markup {
     html! { a href=(from.link(&Page::Environment(env.to_string()), "html")) { (env) } }
 }
 
+/// Environments a digest went to, linked, or "nowhere".
+fn env_links(from: &Page, envs: &[String]) -> Markup {
+    html! {
+        @if envs.is_empty() { span.none { "nowhere" } }
+        @else { @for (i, e) in envs.iter().enumerate() { @if i > 0 { ", " } (env_link(from, e)) } }
+    }
+}
+
 /// A link taken from the ledger: only http(s), and it leaves the site.
 fn outside_link(url: &str, label: &str) -> Markup {
     let ok = url.starts_with("https://") || url.starts_with("http://");
@@ -270,8 +278,7 @@ fn digest_list(page: &Page, rows: &[DigestRow]) -> Markup {
                             td { (digest_link(page, &r.digest)) }
                             td { @if let Some(i) = &r.image { code { (i) } } @else { span.none { "no build recorded" } } }
                             td.num { (r.first_entry) }
-                            td { @if r.promoted_to.is_empty() { span.none { "nowhere" } }
-                                 @else { @for (i, e) in r.promoted_to.iter().enumerate() { @if i > 0 { ", " } (env_link(page, e)) } } }
+                            td { (env_links(page, &r.promoted_to)) }
                         }
                     }
                 }
@@ -458,8 +465,7 @@ fn release(page: &Page, r: &ReleasePage) -> Markup {
                     td.num { (b.index) }
                     td { @match &b.digest { Some(d) => (digest_link(page, d)), None => span.none { "tag-only" } } }
                     td { @match &b.revision { Some(g) => code { (g) }, None => span.none { "not recorded" } } }
-                    td { @if b.promoted_to.is_empty() { span.none { "nowhere" } }
-                         @else { @for (i, e) in b.promoted_to.iter().enumerate() { @if i > 0 { ", " } (env_link(page, e)) } } }
+                    td { (env_links(page, &b.promoted_to)) }
                 }
             } }
         }

@@ -180,13 +180,9 @@ pub struct Catalog {
     dev_only: HashMap<String, Vec<DevOnlyRecord>>,
 }
 
+/// An entry's kind: the role its statement needs, by name.
 fn kind_of(s: &Statement) -> &'static str {
-    match s.predicate {
-        Predicate::Build(_) => "build",
-        Predicate::Validation(_) => "validation",
-        Predicate::Promotion(_) => "promotion",
-        Predicate::Policy(_) => "policy",
-    }
+    s.predicate.role().as_str()
 }
 
 /// The repository of an image reference: without `@digest` and `:tag`.
@@ -725,13 +721,15 @@ fn digest_page<S: Store>(ledger: &Ledger<S>, catalog: &Catalog, d: &Digest) -> R
 
     // Where the digest stands with each gate, as a promoter of the policy in force would find it.
     let promoter = policy.keys().find(|(_, k)| k.roles.contains(&Role::Promotion)).map(|(id, _)| *id);
+    let evidence = ledger.evidence_for(d)?;
     let mut gates = Vec::new();
     for env in policy.environments() {
         let promoted = report.promotions.iter().filter(|p| p.to == env.name).map(|p| p.index).next_back();
         let (allowed, reasons) = match promoter {
             None => (false, vec!["no key in the policy in force holds the promotion role".to_string()]),
             Some(promoter) => {
-                match ledger.decide(&gate::Request { digest: Some(*d), to: &env.name, promoter, tag: None })? {
+                let request = gate::Request { digest: Some(*d), to: &env.name, promoter, tag: None };
+                match gate::decide(&policy, &evidence, &request) {
                     Decision::Allow(_) => (true, Vec::new()),
                     Decision::Deny(r) => (false, r),
                 }
@@ -819,10 +817,13 @@ fn policy_predicates<S: Store>(
 
 /// Every policy the chain has had, oldest first, each with what changed.
 pub fn policy_versions<S: Store>(ledger: &Ledger<S>) -> Result<Vec<PolicyVersion>, LedgerError> {
-    let names = key_names(ledger)?;
+    let policies = policy_predicates(ledger)?;
+    // Key names from every policy, as `key_names` reads them, from the entries already read.
+    let names: BTreeMap<KeyId, String> =
+        policies.iter().flat_map(|(_, p)| p.keys.iter().map(|k| (k.id, k.name.clone()))).collect();
     let mut out = Vec::new();
     let mut previous: Option<PolicyPredicate> = None;
-    for (e, p) in policy_predicates(ledger)? {
+    for (e, p) in policies {
         let (changes, touched_checks) = match &previous {
             None => (vec!["the first policy (genesis)".to_string()], BTreeSet::new()),
             Some(prev) => policy_changes(prev, &p),
